@@ -1,0 +1,77 @@
+"""`python -m nemo_core COMMAND`: parses arguments, calls the library, prints.
+
+Each command lives in `nemo_core/commands/<name>.py` with `register(subparsers)` and `run(args) -> int`.
+The library's `NemoError`s become one line on stderr that says what to do, and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .commands import COMMANDS
+from .errors import NemoError, StoreError
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", type=Path, default=None,
+        help="database file (default: $NEMO_DB, else data/nemo.db, else the bundled demo database)",
+    )
+
+
+def resolve_db(path: Path | None, *, write: bool = False) -> Path:
+    """The database a command works on.
+
+    `--db` wins, then `$NEMO_DB`, then `data/nemo.db`. A command that only reads falls back to the demo
+    database (built on first use) when none of those exists, so a fresh checkout works with no setup.
+    """
+    import os
+
+    from .config import DEFAULT_DB
+    from .demo import ensure_demo_db
+
+    if path is not None:
+        if not write and not path.exists():
+            raise StoreError(f"no database at {path}", f"ingest data first: python -m nemo_core ingest FILE --db {path}")
+        return path
+    env = os.environ.get("NEMO_DB")
+    if env:
+        return Path(env)
+    if write or DEFAULT_DB.exists():
+        return DEFAULT_DB
+    print("note: no data/nemo.db yet, using the bundled demo database (data/demo.db)", file=sys.stderr)
+    return ensure_demo_db()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m nemo_core",
+        description="Nemotron-Agentic Workbench: decision points of Nemotron-Agentic-v1 in SQLite, and their grading.",
+        epilog="Run `python -m nemo_core COMMAND --help` for a command's options and an example.",
+        formatter_class=HelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except NemoError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: whole conversations stored so far are kept; re-run to continue", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..config import SPLITS
+
+HELP = """Read raw Nemotron-Agentic-v1 JSONL files into the store.
+
+The split comes from each file's name (tool_calling*.jsonl, interactive_agent*.jsonl) or --split.
+Re-ingesting the same rows adds nothing. Rows that cannot be used are reported with file and line.
+
+example:
+  python -m nemo_core ingest data/raw/tool_calling.jsonl data/raw/interactive_agent.jsonl --report ingest.json
+"""
+
+
+def register(sub) -> None:
+    from ..cli import HelpFormatter, add_db_option
+
+    p = sub.add_parser("ingest", help="read raw JSONL files into the store", description=HELP, formatter_class=HelpFormatter)
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="raw .jsonl files")
+    add_db_option(p)
+    p.add_argument("--split", choices=SPLITS, help="the split of every file (default: from the file name)")
+    p.add_argument("--limit", type=int, metavar="N", help="read at most N rows in all")
+    p.add_argument("--report", type=Path, metavar="FILE", help="also write the report as JSON to FILE")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per core)")
+    p.add_argument("--no-fts", action="store_true", help="skip the full-text index (faster; text search finds nothing new)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..cli import resolve_db
+    from ..ingest import ingest
+    from ..store import Store
+
+    db = resolve_db(args.db, write=True)
+    store = Store.open(db)
+    try:
+        report = ingest(store, args.paths, split=args.split, limit=args.limit, workers=args.workers,
+                        with_fts=not args.no_fts, progress=not args.quiet and sys.stderr.isatty())
+    finally:
+        store.close()
+    print(report.to_text())
+    print(f"database: {db}")
+    if args.report:
+        args.report.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+        print(f"report written to {args.report}")
+    return 0 if report.rows_read > 0 else 1

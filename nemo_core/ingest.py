@@ -1,0 +1,359 @@
+"""Streaming ingest of raw Nemotron-Agentic-v1 JSONL into the store.
+
+Why it is shaped this way:
+- Lines are read one at a time with a size cap, so memory stays flat whatever the file size (and a
+  pathological line cannot blow it up).
+- Parsing, normalising, extracting and compressing run in worker processes (both cores); the main
+  process only reads bytes and writes SQLite, in file order, a batch of whole conversations per
+  transaction. An interrupted ingest loses at most the batch in flight, never half a conversation.
+- Every line that is not stored is accounted for: rejected with file, line and reason, or skipped as
+  already stored (same split + uuid), or a blank line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import time
+import zlib
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .config import ACTION_TYPES, SPLITS
+from .errors import BadRow, InputFileError
+from .extract import extract_conversation
+from .records import validate_row
+from .store import PreparedConversation, Store, compress_json
+
+MAX_LINE_BYTES = 64 * 1024 * 1024
+CHUNK_ROWS = 256
+CHUNK_BYTES = 8 * 1024 * 1024
+MAX_REPORTED_REJECTS = 1000
+
+
+def split_for_file(path: str | Path, override: str | None = None) -> str:
+    """The split of an input file: `--split` when given, else from its name."""
+    if override:
+        if override not in SPLITS:
+            raise InputFileError(f"unknown split {override!r}", f"use --split {' or --split '.join(SPLITS)}")
+        return override
+    name = Path(path).name
+    for split in SPLITS:
+        if name.startswith(split) and name.endswith(".jsonl"):
+            return split
+    raise InputFileError(
+        f"{path}: cannot tell the split from the file name",
+        "name it tool_calling*.jsonl or interactive_agent*.jsonl, or pass --split tool_calling|interactive_agent",
+    )
+
+
+def read_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | None, str | None]]:
+    """(line number, bytes, None) for each line, or (line number, None, reason) for one over the cap.
+
+    Reading is binary: invalid UTF-8 is the parser's to report, with its line number.
+    """
+    with open(path, "rb") as fh:
+        line_no = 0
+        while True:
+            line = fh.readline(max_line_bytes + 1)
+            if not line:
+                return
+            line_no += 1
+            if len(line) > max_line_bytes and not line.endswith(b"\n"):
+                size = len(line)
+                while True:  # skip the rest of the oversized line without holding it
+                    rest = fh.readline(1024 * 1024)
+                    size += len(rest)
+                    if not rest or rest.endswith(b"\n"):
+                        break
+                yield line_no, None, f"line is {size:,} bytes, over the {max_line_bytes:,}-byte limit"
+                continue
+            yield line_no, line, None
+
+
+def parse_line(line: bytes) -> Any:
+    """JSON of one line; invalid UTF-8 and bad JSON raise `BadRow` with the position."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            raise BadRow(f"invalid UTF-8 at byte {uexc.start}") from None
+        try:  # orjson refuses integers over 64 bits and NaN; the standard parser takes them
+            return json.loads(text)
+        except ValueError:
+            raise BadRow(f"malformed JSON: {exc}") from None
+
+
+def prepare_row(obj: Any, split: str, source_file: str, line_no: int, with_fts: bool) -> tuple[PreparedConversation, Counter]:
+    validate_row(obj)
+    extracted = extract_conversation(obj, split, with_fts=with_fts)
+    raw_tools = obj.get("tools") or []
+    body_obj = {k: v for k, v in obj.items() if k != "tools"}
+    try:
+        tools_json = orjson.dumps(raw_tools)
+        body = compress_json(body_obj)
+    except TypeError:  # a huge integer orjson cannot write; the standard encoder can
+        tools_json = json.dumps(raw_tools).encode()
+        body = zlib.compress(json.dumps(body_obj).encode(), 6)
+    prepared = PreparedConversation(
+        split=split,
+        uuid=obj["uuid"],
+        source_file=source_file,
+        source_line=line_no,
+        n_messages=extracted.n_messages,
+        toolset_hash=hashlib.blake2b(tools_json, digest_size=16).digest(),
+        n_tools=len(extracted.toolset.task_tools),
+        toolset_body=zlib.compress(tools_json, 6),
+        body=body,
+        rows=extracted.rows,
+        fts_text=extracted.fts_text,
+    )
+    return prepared, extracted.notes
+
+
+@dataclass
+class ChunkResult:
+    prepared: list[PreparedConversation]
+    rejected: list[tuple[str, int, str]]
+    rows_read: int
+    blank_lines: int
+    nbytes: int
+
+
+def prepare_chunk(split: str, source_file: str, lines: list[tuple[int, bytes | None, str | None]], with_fts: bool) -> ChunkResult:
+    """Worker side: parse, validate, extract and compress a chunk of lines."""
+    prepared: list[PreparedConversation] = []
+    rejected: list[tuple[str, int, str]] = []
+    rows_read = blank = nbytes = 0
+    for line_no, line, reason in lines:
+        if line is None:
+            rows_read += 1
+            rejected.append((source_file, line_no, reason or "unreadable line"))
+            continue
+        nbytes += len(line)
+        if not line.strip():
+            blank += 1
+            continue
+        rows_read += 1
+        try:
+            item, row_notes = prepare_row(parse_line(line), split, source_file, line_no, with_fts)
+        except BadRow as exc:
+            rejected.append((source_file, line_no, str(exc)))
+            continue
+        except RecursionError:
+            rejected.append((source_file, line_no, "JSON nested too deeply"))
+            continue
+        item.notes = row_notes
+        prepared.append(item)
+    return ChunkResult(prepared, rejected, rows_read, blank, nbytes)
+
+
+def reason_kind(reason: str) -> str:
+    """A rejection reason without its specifics, for grouping counts (`messages[3]` -> `messages[i]`)."""
+    kind = re.sub(r"\[\d+\]", "[i]", reason)
+    kind = re.sub(r"'[^']*'|\"[^\"]*\"", "…", kind)
+    kind = re.sub(r"\d[\d,]*", "N", kind)
+    return kind.split(":")[0] if kind.startswith("malformed JSON") else kind
+
+
+@dataclass
+class IngestReport:
+    files: list[dict[str, Any]] = field(default_factory=list)
+    rows_read: int = 0
+    blank_lines: int = 0
+    conversations_stored: int = 0
+    conversations_skipped_existing: int = 0
+    decision_points_stored: dict[str, dict[str, int]] = field(default_factory=dict)
+    rows_rejected: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    rejected_by_reason: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+    status: str = "running"
+    error: str | None = None
+    seconds: float = 0.0
+    bytes_read: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "error": self.error,
+            "files": self.files,
+            "rows_read": self.rows_read,
+            "blank_lines": self.blank_lines,
+            "conversations_stored": self.conversations_stored,
+            "conversations_skipped_existing": self.conversations_skipped_existing,
+            "decision_points_stored": self.decision_points_stored,
+            "rows_rejected": self.rows_rejected,
+            "rejected_by_reason": dict(self.rejected_by_reason.most_common()),
+            "rejected": self.rejected,
+            "notes": dict(sorted(self.notes.items())),
+            "warnings": self.warnings,
+            "seconds": round(self.seconds, 3),
+            "bytes_read": self.bytes_read,
+        }
+
+    def to_text(self) -> str:
+        lines = [
+            f"status: {self.status}" + (f" ({self.error})" if self.error else ""),
+            f"rows read: {self.rows_read:,}" + (f" (and {self.blank_lines:,} blank lines)" if self.blank_lines else ""),
+            f"conversations stored: {self.conversations_stored:,}",
+            f"conversations already stored, skipped: {self.conversations_skipped_existing:,}",
+            "decision points stored:",
+        ]
+        for split, by_type in self.decision_points_stored.items():
+            parts = ", ".join(f"{t} {n:,}" for t, n in by_type.items())
+            lines.append(f"  {split}: {sum(by_type.values()):,} ({parts})")
+        lines.append(f"rows rejected: {self.rows_rejected:,}")
+        for kind, n in self.rejected_by_reason.most_common():
+            lines.append(f"  {n:,} × {kind}")
+        for item in self.rejected[:20]:
+            lines.append(f"  {item['file']}:{item['line']}: {item['reason']}")
+        if self.rows_rejected > 20:
+            lines.append(f"  … {self.rows_rejected - 20:,} more (see --report FILE or the overview page)")
+        if self.notes:
+            lines.append("normalised on the way (not errors):")
+            lines.extend(f"  {n:,} × {k}" for k, n in sorted(self.notes.items()))
+        lines.extend(f"warning: {w}" for w in self.warnings)
+        mb = self.bytes_read / 1e6
+        if self.seconds > 0:
+            lines.append(f"time: {self.seconds:.1f} s ({mb / self.seconds:.1f} MB/s)")
+        return "\n".join(lines)
+
+
+def _chunks(path: Path, max_line_bytes: int, limit: int | None) -> Iterator[list[tuple[int, bytes | None, str | None]]]:
+    chunk: list[tuple[int, bytes | None, str | None]] = []
+    size = 0
+    taken = 0
+    for item in read_lines(path, max_line_bytes):
+        if limit is not None and taken >= limit:
+            break
+        if item[1] is None or item[1].strip():
+            taken += 1
+        chunk.append(item)
+        size += len(item[1] or b"")
+        if len(chunk) >= CHUNK_ROWS or size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def ingest(
+    store: Store,
+    paths: list[str | Path],
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    workers: int | None = None,
+    with_fts: bool = True,
+    progress: bool = False,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> IngestReport:
+    """Ingest raw JSONL files; returns the report (also stored in `ingests`).
+
+    Input problems that concern a whole file (missing, unreadable, unknown split) are raised before
+    anything is written. `limit` caps the rows read over all files.
+    """
+    files: list[tuple[Path, str]] = []
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            raise InputFileError(f"{path}: no such file", "check the path, or download the data: python -m nemo_core download")
+        if not path.is_file():
+            raise InputFileError(f"{path}: not a file", "give the .jsonl files themselves")
+        if not os.access(path, os.R_OK):
+            raise InputFileError(f"{path}: not readable", "check the file's permissions")
+        files.append((path, split_for_file(path, split)))
+
+    report = IngestReport(decision_points_stored={s: dict.fromkeys(ACTION_TYPES, 0) for s in SPLITS})
+    started = time.perf_counter()
+    ingest_id = store.start_ingest([str(p) for p, _ in files], _now())
+    total_bytes = sum(p.stat().st_size for p, _ in files)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", dynamic_ncols=True)
+    n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    pool = multiprocessing.get_context("spawn" if os.name == "nt" else "fork").Pool(n_workers) if n_workers > 1 else None
+    remaining = limit
+    try:
+        for path, file_split in files:
+            file_info = {"path": str(path), "split": file_split, "bytes": path.stat().st_size, "rows_read": 0}
+            report.files.append(file_info)
+            if file_info["bytes"] == 0:
+                report.warnings.append(f"{path}: empty file, no rows read")
+            pending: deque = deque()
+            for chunk in _chunks(path, max_line_bytes, remaining):
+                args = (file_split, str(path), chunk, with_fts)
+                pending.append(pool.apply_async(prepare_chunk, args) if pool else prepare_chunk(*args))
+                while len(pending) > 2 * n_workers:
+                    _absorb(store, pending.popleft(), report, file_info, ingest_id, bar)
+            while pending:
+                _absorb(store, pending.popleft(), report, file_info, ingest_id, bar)
+            if remaining is not None:
+                remaining -= file_info["rows_read"]
+                if remaining <= 0:
+                    break
+        report.status = "completed"
+    except KeyboardInterrupt:
+        report.status = "interrupted"
+        report.error = "stopped by the user; whole conversations stored so far are kept"
+        raise
+    except BaseException as exc:
+        report.status = "failed"
+        report.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if pool is not None:
+            pool.terminate() if report.status != "completed" else pool.close()
+            pool.join()
+        if bar is not None:
+            bar.close()
+        report.seconds = time.perf_counter() - started
+        if report.rows_read == 0 and report.status == "completed":
+            report.warnings.append("no rows were read from the input")
+        try:
+            store.finish_ingest(ingest_id, report.status, _now(), report.to_json())
+        except Exception:  # the database itself may be the problem; the report is still returned/raised
+            pass
+    return report
+
+
+def _absorb(store: Store, pending: Any, report: IngestReport, file_info: dict, ingest_id: int, bar: Any) -> None:
+    result: ChunkResult = pending.get() if hasattr(pending, "get") else pending
+    stored_items = store.insert_conversations(result.prepared, ingest_id)
+    report.conversations_stored += len(stored_items)
+    report.conversations_skipped_existing += len(result.prepared) - len(stored_items)
+    for item in stored_items:
+        report.notes.update(item.notes)
+        for row in item.rows:
+            report.decision_points_stored[row[1]][row[5]] += 1
+    store.add_rejected(ingest_id, result.rejected)
+    report.rows_rejected += len(result.rejected)
+    for f, line, reason in result.rejected:
+        report.rejected_by_reason[reason_kind(reason)] += 1
+        if len(report.rejected) < MAX_REPORTED_REJECTS:
+            report.rejected.append({"file": f, "line": line, "reason": reason})
+    report.rows_read += result.rows_read
+    report.blank_lines += result.blank_lines
+    report.bytes_read += result.nbytes
+    file_info["rows_read"] += result.rows_read
+    if bar is not None:
+        bar.update(result.nbytes)

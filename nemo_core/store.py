@@ -1,0 +1,523 @@
+"""The SQLite store: conversations stored once (compressed, raw), decision points as indexed rows.
+
+Layout (schema version in `meta`):
+- `conversations`: one row per (split, uuid); `body` is the raw row without its tools, zlib-compressed
+  JSON, exactly as read. `toolsets` holds each distinct tool list once (many conversations share one).
+- `decision_points`: one row per assistant message, pointing at its conversation, with the columns people
+  filter and sort on (see `extract.DP_COLUMNS`) and one 0/1 column per flag.
+- `conversation_fts`: contentless FTS5 over user/assistant/tool text (not the system prompt, not
+  reasoning), rowid = conversation id.
+- `ingests`, `rejected_rows`: what each ingest read and what it could not use, with file and line.
+
+Functions return plain data (dicts, dataclasses), never cursors. Other features add their own tables
+through `register_schema`, so one `Store.open` brings a database up to date.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlite_utils
+
+from .config import ACTION_TYPES, SPLITS
+from .errors import StoreError, UnknownDecisionPoint
+from .extract import DP_COLUMNS, FLAGS
+from .filters import DecisionPointFilter, order_by
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+_CORE_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS toolsets (
+    id INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    n_tools INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    id INTEGER PRIMARY KEY,
+    split TEXT NOT NULL,
+    uuid TEXT NOT NULL,
+    toolset_id INTEGER NOT NULL REFERENCES toolsets(id),
+    n_messages INTEGER NOT NULL,
+    n_decision_points INTEGER NOT NULL,
+    source_file TEXT,
+    source_line INTEGER,
+    ingest_id INTEGER,
+    body BLOB NOT NULL,
+    UNIQUE (split, uuid)
+);
+CREATE TABLE IF NOT EXISTS decision_points (
+    rowid INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+    id TEXT NOT NULL UNIQUE,
+    split TEXT NOT NULL,
+    conversation_uuid TEXT NOT NULL,
+    turn_index INTEGER NOT NULL,
+    assistant_turn INTEGER NOT NULL,
+    action_type TEXT NOT NULL,
+    expected_tool TEXT,
+    expected_tools TEXT,
+    n_expected_calls INTEGER NOT NULL,
+    n_tools INTEGER NOT NULL,
+    context_chars INTEGER NOT NULL,
+    expected_chars INTEGER NOT NULL,
+    preview TEXT,
+    ungradeable_reason TEXT,
+    {", ".join(f"flag_{name} INTEGER NOT NULL DEFAULT 0" for name in FLAGS)}
+);
+CREATE INDEX IF NOT EXISTS dp_split_type_tool ON decision_points(split, action_type, expected_tool);
+CREATE INDEX IF NOT EXISTS dp_type_tool ON decision_points(action_type, expected_tool);
+CREATE INDEX IF NOT EXISTS dp_tool ON decision_points(expected_tool);
+CREATE INDEX IF NOT EXISTS dp_conversation ON decision_points(conversation_id, turn_index);
+CREATE INDEX IF NOT EXISTS dp_n_tools ON decision_points(n_tools);
+CREATE INDEX IF NOT EXISTS dp_turn_index ON decision_points(turn_index);
+CREATE INDEX IF NOT EXISTS dp_context_chars ON decision_points(context_chars);
+{"".join(f"CREATE INDEX IF NOT EXISTS dp_flag_{name} ON decision_points(split, action_type) WHERE flag_{name} = 1;" for name in FLAGS)}
+CREATE VIRTUAL TABLE IF NOT EXISTS conversation_fts USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2');
+CREATE TABLE IF NOT EXISTS ingests (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    files TEXT NOT NULL,
+    report TEXT
+);
+CREATE TABLE IF NOT EXISTS rejected_rows (
+    id INTEGER PRIMARY KEY,
+    ingest_id INTEGER,
+    file TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+"""
+
+# Other features (grading runs, attempts, campaigns, audits) register their DDL here at import time.
+_EXTRA_SCHEMAS: list[str] = []
+
+
+def register_schema(ddl: str) -> None:
+    """Add `CREATE ... IF NOT EXISTS` statements that every `Store.open` applies."""
+    if ddl not in _EXTRA_SCHEMAS:
+        _EXTRA_SCHEMAS.append(ddl)
+
+
+def compress_json(value: Any) -> bytes:
+    return zlib.compress(orjson.dumps(value), 6)
+
+
+def decompress_json(blob: bytes) -> Any:
+    return orjson.loads(zlib.decompress(blob))
+
+
+@dataclass
+class PreparedConversation:
+    """Everything the store needs to insert one conversation, computed off the main process."""
+
+    split: str
+    uuid: str
+    source_file: str
+    source_line: int
+    n_messages: int
+    toolset_hash: bytes
+    n_tools: int
+    toolset_body: bytes
+    body: bytes
+    rows: list[tuple]
+    fts_text: str
+    notes: Counter = field(default_factory=Counter)
+
+
+class Store:
+    """An open workbench database. Cheap to open: pages open one per script run."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection):
+        self.path = path
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        self._toolset_ids: dict[bytes, int] = {}
+
+    # ---- opening -------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True, readonly: bool = False) -> "Store":
+        path = Path(path)
+        if not create and not path.exists():
+            raise StoreError(f"no database at {path}", "ingest data first: python -m nemo_core ingest FILE --db " + str(path))
+        if not readonly:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder for {path}: {exc.strerror}", "choose a writable --db path") from None
+        try:
+            if readonly:
+                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+            else:
+                conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            store = cls(path, conn)
+            if not readonly:
+                store._ensure_schema()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open {path} as a database: {exc}", "check the path is a writable SQLite file, or choose another --db") from None
+        return store
+
+    def _ensure_schema(self) -> None:
+        with self._lock:
+            version = None
+            try:
+                row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                version = int(row[0]) if row else None
+            except sqlite3.OperationalError:
+                pass
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this code ({SCHEMA_VERSION})",
+                    "update the workbench, or open another --db",
+                )
+            self.conn.executescript(_CORE_SCHEMA + "".join(_EXTRA_SCHEMAS))
+            if version != SCHEMA_VERSION:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back whole on any error (or Ctrl-C)."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+
+    # ---- small query helpers -------------------------------------------------------------------
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self.conn.execute(sql, tuple(params))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        with self._lock:
+            row = self.conn.execute(sql, tuple(params)).fetchone()
+        return row[0] if row else None
+
+    def meta(self, key: str) -> str | None:
+        return self.scalar("SELECT value FROM meta WHERE key = ?", (key,))
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # ---- writing conversations -----------------------------------------------------------------
+    def existing_uuids(self, split: str, uuids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(uuids), 500):
+            chunk = uuids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT uuid FROM conversations WHERE split = ? AND uuid IN ({marks})", (split, *chunk)
+            ).fetchall()
+            found.update(r[0] for r in rows)
+        return found
+
+    def _toolset_id(self, conn: sqlite3.Connection, item: PreparedConversation) -> int:
+        cached = self._toolset_ids.get(item.toolset_hash)
+        if cached is not None:
+            return cached
+        row = conn.execute("SELECT id FROM toolsets WHERE hash = ?", (item.toolset_hash,)).fetchone()
+        if row:
+            toolset_id = row[0]
+        else:
+            toolset_id = conn.execute(
+                "INSERT INTO toolsets(hash, n_tools, body) VALUES (?, ?, ?)",
+                (item.toolset_hash, item.n_tools, item.toolset_body),
+            ).lastrowid
+        if len(self._toolset_ids) > 20_000:  # bounded: memory must not grow with the input
+            self._toolset_ids.clear()
+        self._toolset_ids[item.toolset_hash] = toolset_id
+        return toolset_id
+
+    def insert_conversations(self, items: list[PreparedConversation], ingest_id: int | None = None) -> list[PreparedConversation]:
+        """Insert whole conversations in one transaction; those already stored (same split + uuid) are
+        skipped. Returns the ones stored."""
+        if not items:
+            return []
+        dp_sql = (
+            f"INSERT INTO decision_points(conversation_id, {', '.join(DP_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * (len(DP_COLUMNS) + 1))})"
+        )
+        stored: list[PreparedConversation] = []
+        with self.transaction() as conn:
+            known: set[tuple[str, str]] = set()
+            for split in {i.split for i in items}:
+                known.update((split, u) for u in self.existing_uuids(split, [i.uuid for i in items if i.split == split]))
+            toolset_cache_before = dict(self._toolset_ids)
+            try:
+                dp_rows: list[tuple] = []
+                for item in items:
+                    key = (item.split, item.uuid)
+                    if key in known:
+                        continue
+                    known.add(key)
+                    toolset_id = self._toolset_id(conn, item)
+                    conv_id = conn.execute(
+                        "INSERT INTO conversations(split, uuid, toolset_id, n_messages, n_decision_points, "
+                        "source_file, source_line, ingest_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (item.split, item.uuid, toolset_id, item.n_messages, len(item.rows), item.source_file,
+                         item.source_line, ingest_id, item.body),
+                    ).lastrowid
+                    dp_rows.extend((conv_id, *row) for row in item.rows)
+                    if item.fts_text:
+                        conn.execute("INSERT INTO conversation_fts(rowid, text) VALUES (?, ?)", (conv_id, item.fts_text))
+                    stored.append(item)
+                conn.executemany(dp_sql, dp_rows)
+            except BaseException:
+                self._toolset_ids = toolset_cache_before  # ids minted in a rolled-back transaction are gone
+                raise
+        return stored
+
+    def start_ingest(self, files: list[str], started_at: str) -> int:
+        with self._lock:
+            return self.conn.execute(
+                "INSERT INTO ingests(started_at, status, files) VALUES (?, 'running', ?)",
+                (started_at, orjson.dumps(files).decode()),
+            ).lastrowid
+
+    def finish_ingest(self, ingest_id: int, status: str, finished_at: str, report: dict) -> None:
+        with self._lock:
+            self.conn.execute(
+                "UPDATE ingests SET status = ?, finished_at = ?, report = ? WHERE id = ?",
+                (status, finished_at, orjson.dumps(report).decode(), ingest_id),
+            )
+
+    def add_rejected(self, ingest_id: int, rejected: list[tuple[str, int, str]]) -> None:
+        if not rejected:
+            return
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO rejected_rows(ingest_id, file, line, reason) VALUES (?, ?, ?, ?)",
+                [(ingest_id, f, line, reason) for f, line, reason in rejected],
+            )
+
+    # ---- reading ---------------------------------------------------------------------------------
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Decision points by split × action type (every split and type present, zeros included)."""
+        out = {s: dict.fromkeys(ACTION_TYPES, 0) for s in SPLITS}
+        for row in self.query(
+            "SELECT split, action_type, count(*) AS n FROM decision_points GROUP BY split, action_type"
+        ):
+            out.setdefault(row["split"], dict.fromkeys(ACTION_TYPES, 0))[row["action_type"]] = row["n"]
+        return out
+
+    def n_decision_points(self) -> int:
+        return self.scalar("SELECT count(*) FROM decision_points") or 0
+
+    def n_conversations(self) -> int:
+        return self.scalar("SELECT count(*) FROM conversations") or 0
+
+    def flag_counts(self) -> dict[str, int]:
+        sums = ", ".join(f"coalesce(sum(flag_{name}), 0) AS {name}" for name in FLAGS)
+        row = self.query(f"SELECT {sums} FROM decision_points")[0]
+        return {name: int(row[name]) for name in FLAGS}
+
+    def rejected(self, limit: int = 1000) -> list[dict[str, Any]]:
+        return self.query(
+            "SELECT ingest_id, file, line, reason FROM rejected_rows ORDER BY id LIMIT ?", (limit,)
+        )
+
+    def n_rejected(self) -> int:
+        return self.scalar("SELECT count(*) FROM rejected_rows") or 0
+
+    def ingests(self) -> list[dict[str, Any]]:
+        rows = self.query("SELECT id, started_at, finished_at, status, files, report FROM ingests ORDER BY id")
+        for row in rows:
+            row["files"] = orjson.loads(row["files"])
+            row["report"] = orjson.loads(row["report"]) if row["report"] else None
+        return rows
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "database": str(self.path),
+            "schema_version": SCHEMA_VERSION,
+            "conversations": self.n_conversations(),
+            "decision_points": self.counts(),
+            "total_decision_points": self.n_decision_points(),
+            "flags": self.flag_counts(),
+            "rejected_rows": self.n_rejected(),
+        }
+
+    def count(self, flt: DecisionPointFilter | None = None) -> int:
+        where, params = (flt or DecisionPointFilter()).where()
+        return self.scalar(f"SELECT count(*) FROM decision_points AS dp WHERE {where}", params) or 0
+
+    SUMMARY_COLUMNS = (
+        "id", "split", "conversation_uuid", "turn_index", "action_type", "expected_tool", "n_expected_calls",
+        "n_tools", "context_chars", "preview",
+    )
+
+    def page(
+        self,
+        flt: DecisionPointFilter | None = None,
+        *,
+        sort: str = "id",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """One page of decision point summaries; never loads more than `limit` rows."""
+        where, params = (flt or DecisionPointFilter()).where()
+        cols = ", ".join(f"dp.{c}" for c in self.SUMMARY_COLUMNS)
+        flag_cols = ", ".join(f"dp.flag_{n}" for n in FLAGS)
+        rows = self.query(
+            f"SELECT {cols}, {flag_cols} FROM decision_points AS dp WHERE {where} "
+            f"ORDER BY {order_by(sort, descending)} LIMIT ? OFFSET ?",
+            [*params, int(limit), int(offset)],
+        )
+        return [_with_flag_list(r) for r in rows]
+
+    def ids(self, flt: DecisionPointFilter | None = None, *, sort: str = "id", descending: bool = False,
+            limit: int | None = None) -> list[str]:
+        where, params = (flt or DecisionPointFilter()).where()
+        sql = f"SELECT dp.id FROM decision_points AS dp WHERE {where} ORDER BY {order_by(sort, descending)}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = [*params, int(limit)]
+        with self._lock:
+            return [r[0] for r in self.conn.execute(sql, params).fetchall()]
+
+    def neighbour_in_filter(self, dp_id: str, flt: DecisionPointFilter | None, *, sort: str = "id",
+                            descending: bool = False) -> tuple[str | None, str | None]:
+        """The previous and next decision point around `dp_id` in a filtered, sorted list."""
+        rowid = self.scalar("SELECT rowid FROM decision_points WHERE id = ?", (dp_id,))
+        if rowid is None:
+            return None, None
+        where, params = (flt or DecisionPointFilter()).where()
+        column = order_by(sort, descending).split(",")[0].split()[0]
+        value = self.scalar(f"SELECT {column} FROM decision_points AS dp WHERE dp.rowid = ?", (rowid,))
+        out: list[str | None] = []
+        for forward in (False, True):
+            after = forward != descending
+            cmp = ">" if after else "<"
+            direction = "ASC" if after else "DESC"
+            if column == "dp.rowid":
+                cond, cparams = f"dp.rowid {cmp} ?", [rowid]
+            else:
+                cond = f"({column} {cmp} ? OR ({column} = ? AND dp.rowid {cmp} ?))"
+                cparams = [value, value, rowid]
+            sql = (
+                f"SELECT dp.id FROM decision_points AS dp WHERE {where} AND {cond} "
+                f"ORDER BY {column} {direction}, dp.rowid {direction} LIMIT 1"
+            )
+            out.append(self.scalar(sql, [*params, *cparams]))
+        return out[0], out[1]
+
+    def expected_tool_counts(self, limit: int = 50, prefix: str | None = None) -> list[dict[str, Any]]:
+        """The most expected tools (for the overview and a searchable tool picker)."""
+        if prefix:
+            return self.query(
+                "SELECT expected_tool AS tool, count(*) AS n FROM decision_points WHERE expected_tool >= ? "
+                "AND expected_tool < ? GROUP BY expected_tool ORDER BY n DESC LIMIT ?",
+                (prefix, prefix + "\uffff", limit),
+            )
+        return self.query(
+            "SELECT expected_tool AS tool, count(*) AS n FROM decision_points WHERE expected_tool IS NOT NULL "
+            "GROUP BY expected_tool ORDER BY n DESC LIMIT ?",
+            (limit,),
+        )
+
+    def histogram(self, column: str, bins: list[int]) -> list[dict[str, Any]]:
+        """Counts of decision points by split within bins of a numeric column (computed in SQL)."""
+        if column not in ("context_chars", "n_tools", "turn_index", "expected_chars"):
+            raise ValueError(f"no histogram over {column!r}")
+        cases = " ".join(f"WHEN {column} < {int(b)} THEN {i}" for i, b in enumerate(bins[1:]))
+        rows = self.query(
+            f"SELECT split, CASE {cases} ELSE {len(bins) - 1} END AS bin, count(*) AS n "
+            f"FROM decision_points GROUP BY split, bin ORDER BY bin"
+        )
+        return rows
+
+    def conversation_row(self, split: str, uuid: str) -> dict[str, Any] | None:
+        rows = self.query(
+            "SELECT c.id, c.split, c.uuid, c.n_messages, c.source_file, c.source_line, c.body, t.body AS tools "
+            "FROM conversations c JOIN toolsets t ON t.id = c.toolset_id WHERE c.split = ? AND c.uuid = ?",
+            (split, uuid),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        raw = decompress_json(row.pop("body"))
+        raw["tools"] = decompress_json(row.pop("tools"))
+        row["raw"] = raw
+        return row
+
+    def decision_point_row(self, dp_id: str) -> dict[str, Any]:
+        if not isinstance(dp_id, str) or dp_id.count("/") != 2:
+            raise UnknownDecisionPoint(f"{str(dp_id)[:200]!r} is not a decision point id")
+        rows = self.query("SELECT * FROM decision_points WHERE id = ?", (dp_id,))
+        if not rows:
+            raise UnknownDecisionPoint(f"no decision point {dp_id!r} in {self.path}")
+        return _with_flag_list(rows[0])
+
+    def conversation_decision_ids(self, split: str, uuid: str) -> list[str]:
+        with self._lock:
+            return [
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT id FROM decision_points WHERE split = ? AND conversation_uuid = ? ORDER BY turn_index",
+                    (split, uuid),
+                ).fetchall()
+            ]
+
+    def get(self, dp_id: str):
+        """The full decision point: context, offered tools, expected action (see `decision_point.py`)."""
+        from .decision_point import DecisionPoint
+
+        row = self.decision_point_row(dp_id)
+        conv = self.conversation_row(row["split"], row["conversation_uuid"])
+        if conv is None:  # cannot happen with a consistent store, but say so rather than crash
+            raise UnknownDecisionPoint(f"the conversation of {dp_id!r} is missing from {self.path}")
+        return DecisionPoint.from_raw(row, conv)
+
+    def exists(self, dp_id: str) -> bool:
+        return self.scalar("SELECT 1 FROM decision_points WHERE id = ?", (dp_id,)) is not None
+
+
+def _with_flag_list(row: dict[str, Any]) -> dict[str, Any]:
+    """Replace the flag_* columns of a row by a `flags` list of the names that are set."""
+    flags = [name for name in FLAGS if row.pop(f"flag_{name}", 0)]
+    row["flags"] = flags
+    return row
+
+
+def open_store(path: str | Path | None = None, **kwargs: Any) -> Store:
+    from .config import default_db_path
+
+    return Store.open(path or default_db_path(), **kwargs)
+
