@@ -41,8 +41,10 @@ def content_text(value: Any) -> str:
         return value
     if value is None:
         return ""
-    if isinstance(value, list) and value and all(isinstance(p, dict) and "text" in p for p in value):
-        return "".join(str(p.get("text", "")) for p in value)
+    if isinstance(value, list) and value and all(
+        isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in value
+    ):  # OpenAI content parts; a tool's JSON list that merely has "text" keys stays JSON (nothing hidden)
+        return "".join(p["text"] for p in value)
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -245,7 +247,7 @@ def validate_row(obj: Any) -> None:
         role = msg.get("role")
         if role is None:
             raise BadRow(f"messages[{i}] has no 'role'")
-        if role not in VALID_ROLES:
+        if not isinstance(role, str) or role not in VALID_ROLES:  # a list or object role is unhashable
             raise BadRow(f"messages[{i}] has unknown role {str(role)[:40]!r} (expected system, user, assistant or tool)")
         tool_calls = msg.get("tool_calls")
         if tool_calls is not None and not isinstance(tool_calls, list):
