@@ -8,13 +8,12 @@ conversation by `decision_point.py`, with the same helpers, when one is opened.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .records import ToolSet, content_text, link_tool_results, normalise_tools, parse_tool_calls
+from .records import ToolSet, content_text, dumps, link_tool_results, normalise_tools, parse_tool_calls
 
 # name -> what it means; the store has one 0/1 column `flag_<name>` for each, users filter on them.
 FLAGS: dict[str, str] = {
@@ -64,7 +63,7 @@ def message_chars(msg: dict) -> int:
             if isinstance(call, dict):
                 fn = call.get("function") if isinstance(call.get("function"), dict) else call
                 args = fn.get("arguments")
-                n += len(args) if isinstance(args, str) else len(json.dumps(args, ensure_ascii=False))
+                n += len(args) if isinstance(args, str) else len(dumps(args))
     return n
 
 
@@ -130,7 +129,7 @@ def extract_conversation(obj: dict[str, Any], split: str, *, with_fts: bool = Tr
                     flags["expected_tool_not_offered"] = 1
                 raw_args = [c.arguments if c.arguments is not None else c.arguments_raw for c in calls]
                 expected_text = " ".join(
-                    f"{c.name}({json.dumps(a, ensure_ascii=False)})" for c, a in zip(calls, raw_args)
+                    f"{c.name}({dumps(a)})" for c, a in zip(calls, raw_args)
                 )
                 preview = preview_text(expected_text)
                 expected_chars = len(expected_text)
@@ -178,7 +177,7 @@ def extract_conversation(obj: dict[str, Any], split: str, *, with_fts: bool = Tr
             if role == "assistant" and msg.get("tool_calls"):
                 for call in parse_tool_calls(msg.get("tool_calls")):
                     raw = call.arguments if call.arguments is not None else call.arguments_raw
-                    fts_parts.append(f"{call.name or ''} {raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)}")
+                    fts_parts.append(f"{call.name or ''} {raw if isinstance(raw, str) else dumps(raw)}")
     if with_fts:
         text = "\n".join(fts_parts)
         out.fts_text = text[:FTS_MAX_CHARS]

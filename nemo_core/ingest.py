@@ -12,13 +12,10 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import multiprocessing
 import os
 import re
 import time
-import zlib
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,13 +23,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import orjson
 
 from .config import ACTION_TYPES, SPLITS
 from .errors import BadRow, InputFileError
 from .extract import extract_conversation
-from .records import validate_row
-from .store import PreparedConversation, Store, compress_json
+from .records import loads_json, validate_row
+from .store import PreparedConversation, Store, compress
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 CHUNK_ROWS = 256
@@ -83,43 +79,29 @@ def read_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tup
 def parse_line(line: bytes) -> Any:
     """JSON of one line; invalid UTF-8 and bad JSON raise `BadRow` with the position."""
     try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as uexc:
-            raise BadRow(f"invalid UTF-8 at byte {uexc.start}") from None
-        try:  # orjson refuses integers over 64 bits and NaN; the standard parser takes them
-            return json.loads(text)
-        except ValueError:
-            raise BadRow(f"malformed JSON: {exc}") from None
+        return loads_json(line)
+    except UnicodeDecodeError as exc:
+        raise BadRow(f"invalid UTF-8 at byte {exc.start}") from None
+    except ValueError as exc:
+        raise BadRow(f"malformed JSON: {exc}") from None
 
 
-def prepare_row(obj: Any, split: str, source_file: str, line_no: int, with_fts: bool) -> tuple[PreparedConversation, Counter]:
+def prepare_row(line: bytes, split: str, source_file: str, line_no: int, with_fts: bool) -> PreparedConversation:
+    """Parse, validate and extract one line; the line itself is what gets stored (compressed)."""
+    obj = parse_line(line)
     validate_row(obj)
     extracted = extract_conversation(obj, split, with_fts=with_fts)
-    raw_tools = obj.get("tools") or []
-    body_obj = {k: v for k, v in obj.items() if k != "tools"}
-    try:
-        tools_json = orjson.dumps(raw_tools)
-        body = compress_json(body_obj)
-    except TypeError:  # a huge integer orjson cannot write; the standard encoder can
-        tools_json = json.dumps(raw_tools).encode()
-        body = zlib.compress(json.dumps(body_obj).encode(), 6)
-    prepared = PreparedConversation(
+    return PreparedConversation(
         split=split,
         uuid=obj["uuid"],
         source_file=source_file,
         source_line=line_no,
         n_messages=extracted.n_messages,
-        toolset_hash=hashlib.blake2b(tools_json, digest_size=16).digest(),
-        n_tools=len(extracted.toolset.task_tools),
-        toolset_body=zlib.compress(tools_json, 6),
-        body=body,
+        body=compress(line.rstrip(b"\r\n")),
         rows=extracted.rows,
         fts_text=extracted.fts_text,
+        notes=extracted.notes,
     )
-    return prepared, extracted.notes
 
 
 @dataclass
@@ -147,14 +129,13 @@ def prepare_chunk(split: str, source_file: str, lines: list[tuple[int, bytes | N
             continue
         rows_read += 1
         try:
-            item, row_notes = prepare_row(parse_line(line), split, source_file, line_no, with_fts)
+            item = prepare_row(line, split, source_file, line_no, with_fts)
         except BadRow as exc:
             rejected.append((source_file, line_no, str(exc)))
             continue
         except RecursionError:
             rejected.append((source_file, line_no, "JSON nested too deeply"))
             continue
-        item.notes = row_notes
         prepared.append(item)
     return ChunkResult(prepared, rejected, rows_read, blank, nbytes)
 

@@ -7,10 +7,11 @@ the columns people filter on can never disagree with what a page shows.
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from .config import SUBMIT_MESSAGE
 from .errors import BadRow
@@ -45,7 +46,28 @@ def content_text(value: Any) -> str:
         isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in value
     ):  # OpenAI content parts; a tool's JSON list that merely has "text" keys stays JSON (nothing hidden)
         return "".join(p["text"] for p in value)
-    return json.dumps(value, ensure_ascii=False)
+    return dumps(value)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text; orjson because this runs for every call of every conversation at ingest."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers beyond 64 bits, which orjson refuses
+        return json.dumps(value, ensure_ascii=False)
+
+
+def loads_json(data: bytes | str) -> Any:
+    """Parse JSON with orjson, falling back to the standard parser for what orjson refuses (integers
+    over 64 bits, NaN). Invalid UTF-8 raises UnicodeDecodeError, bad JSON ValueError."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError(str(exc)) from None
 
 
 def parse_arguments(raw: Any) -> tuple[dict | None, str | None]:
@@ -169,7 +191,7 @@ def normalise_tool(raw: Any, index: int) -> tuple[dict | None, str | None]:
         note = f"tool {name!r}: parameters are a JSON {json_kind(params)}; offered with no parameters"
         params = {"type": "object", "properties": {}}
     else:
-        params = copy.deepcopy(params)
+        params = dict(params)  # only top-level keys change; nested schemas are shared, never mutated
         root_type = params.get("type")
         if root_type is None:
             params["type"] = "object"
