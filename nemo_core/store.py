@@ -412,8 +412,12 @@ class Store:
             direction = "ASC" if after else "DESC"
             if column == "dp.rowid":
                 cond, cparams = f"dp.rowid {cmp} ?", [rowid]
+            elif value is None:  # SQLite sorts NULL first, and `col < NULL` is never true
+                cond = f"({column} IS NOT NULL OR dp.rowid > ?)" if after else f"({column} IS NULL AND dp.rowid < ?)"
+                cparams = [rowid]
             else:
-                cond = f"({column} {cmp} ? OR ({column} = ? AND dp.rowid {cmp} ?))"
+                nulls = "" if after else f" OR {column} IS NULL"
+                cond = f"({column} {cmp} ? OR ({column} = ? AND dp.rowid {cmp} ?){nulls})"
                 cparams = [value, value, rowid]
             sql = (
                 f"SELECT dp.id FROM decision_points AS dp WHERE {where} AND {cond} "
