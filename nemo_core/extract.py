@@ -46,25 +46,13 @@ DP_COLUMNS: tuple[str, ...] = (
 
 PREVIEW_CHARS = 120
 FTS_MAX_CHARS = 32_000
+FTS_TOOL_REPLY_CHARS = 2_000  # tool replies can be huge JSON; their start is what people search for
 _SPACES = re.compile(r"\s+")
 
 
 def preview_text(text: str, limit: int = PREVIEW_CHARS) -> str:
     text = _SPACES.sub(" ", text).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def message_chars(msg: dict) -> int:
-    """Characters a message contributes to a context: its content and its calls' arguments."""
-    n = len(content_text(msg.get("content")))
-    calls = msg.get("tool_calls")
-    if calls:
-        for call in calls:
-            if isinstance(call, dict):
-                fn = call.get("function") if isinstance(call.get("function"), dict) else call
-                args = fn.get("arguments")
-                n += len(args) if isinstance(args, str) else len(dumps(args))
-    return n
 
 
 @dataclass
@@ -98,26 +86,31 @@ def extract_conversation(obj: dict[str, Any], split: str, *, with_fts: bool = Tr
     if toolset.name_clash:
         notes["task tools named submit_message"] += 1
 
-    links = link_tool_results(messages)
+    calls_by_message = [parse_tool_calls(m.get("tool_calls")) if m["role"] == "assistant" else None for m in messages]
+    links = link_tool_results(messages, calls_by_message)
+    answered = Counter(link[0] for link in links if link is not None)
+    flag_base = dict.fromkeys(FLAGS, 0)
+    flag_base["no_task_tools"] = int(not toolset.task_tools)
+    flag_base["duplicate_tool_names"] = int(bool(toolset.duplicate_names))
+    flag_base["tool_name_clash"] = int(toolset.name_clash)
     fts_parts: list[str] = []
     context_chars = 0
     assistant_turn = 0
     for i, msg in enumerate(messages):
         role = msg["role"]
+        text = content_text(msg.get("content"))
+        calls = calls_by_message[i] or []
+        # each call's arguments as text, once: for the context length, the preview and the search index
+        args_texts = [c.arguments_raw if isinstance(c.arguments_raw, str) else dumps(c.arguments_raw) for c in calls]
         if role == "tool" and links[i] is None:
             notes["tool replies not linked to a call"] += 1
         if role == "assistant":
-            calls = parse_tool_calls(msg.get("tool_calls"))
             if "reasoning_content" not in msg:
                 notes["assistant messages without reasoning_content"] += 1
-            flags = dict.fromkeys(FLAGS, 0)
-            flags["no_task_tools"] = int(not toolset.task_tools)
-            flags["duplicate_tool_names"] = int(bool(toolset.duplicate_names))
-            flags["tool_name_clash"] = int(toolset.name_clash)
+            flags = dict(flag_base)
             ungradeable_reason = None
             if calls:
                 action_type = "function_call"
-                names = [c.name or "" for c in calls]
                 expected_tool = calls[0].name
                 flags["parallel"] = int(len(calls) > 1)
                 errors = [f"call {c.position}: {c.error}" for c in calls if c.error]
@@ -127,21 +120,16 @@ def extract_conversation(obj: dict[str, Any], split: str, *, with_fts: bool = Tr
                     notes["ungradeable decision points"] += 1
                 if any(c.name and c.name not in task_names for c in calls):
                     flags["expected_tool_not_offered"] = 1
-                raw_args = [c.arguments if c.arguments is not None else c.arguments_raw for c in calls]
-                expected_text = " ".join(
-                    f"{c.name}({dumps(a)})" for c, a in zip(calls, raw_args)
-                )
+                expected_text = " ".join(f"{c.name}({a})" for c, a in zip(calls, args_texts))
                 preview = preview_text(expected_text)
                 expected_chars = len(expected_text)
-                expected_tools = " ".join(names)
+                expected_tools = " ".join(c.name or "" for c in calls)
                 if len(calls) > 1:
                     notes["parallel turns"] += 1
-                answered = sum(1 for link in links if link is not None and link[0] == i)
-                if answered < len(calls):
-                    notes["expected calls without a tool reply"] += len(calls) - answered
+                if answered[i] < len(calls):
+                    notes["expected calls without a tool reply"] += len(calls) - answered[i]
             else:
                 action_type = "message"
-                text = content_text(msg.get("content"))
                 expected_tool = None
                 expected_tools = None
                 preview = preview_text(text)
@@ -169,15 +157,11 @@ def extract_conversation(obj: dict[str, Any], split: str, *, with_fts: bool = Tr
                 )
             )
             assistant_turn += 1
-        context_chars += message_chars(msg)
+        context_chars += len(text) + sum(map(len, args_texts))
         if with_fts and role != "system":
-            text = content_text(msg.get("content"))
             if text:
-                fts_parts.append(text)
-            if role == "assistant" and msg.get("tool_calls"):
-                for call in parse_tool_calls(msg.get("tool_calls")):
-                    raw = call.arguments if call.arguments is not None else call.arguments_raw
-                    fts_parts.append(f"{call.name or ''} {raw if isinstance(raw, str) else dumps(raw)}")
+                fts_parts.append(text if role != "tool" else text[:FTS_TOOL_REPLY_CHARS])
+            fts_parts.extend(f"{c.name or ''} {a}" for c, a in zip(calls, args_texts))
     if with_fts:
         text = "\n".join(fts_parts)
         out.fts_text = text[:FTS_MAX_CHARS]

@@ -3,9 +3,10 @@
 Why it is shaped this way:
 - Lines are read one at a time with a size cap, so memory stays flat whatever the file size (and a
   pathological line cannot blow it up).
-- Parsing, normalising, extracting and compressing run in worker processes (both cores); the main
-  process only reads bytes and writes SQLite, in file order, a batch of whole conversations per
-  transaction. An interrupted ingest loses at most the batch in flight, never half a conversation.
+- Files are cut into byte ranges that end at line ends. Worker processes (both cores) read their own
+  range and parse, normalise, extract and compress it; the main process only writes SQLite, in file
+  order, one batch of whole conversations per transaction, and turns chunk-local line numbers into file
+  line numbers. An interrupted ingest loses at most the batch in flight, never half a conversation.
 - Every line that is not stored is accounted for: rejected with file, line and reason, or skipped as
   already stored (same split + uuid), or a blank line.
 """
@@ -31,8 +32,7 @@ from .records import loads_json, validate_row
 from .store import PreparedConversation, Store, compress
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
-CHUNK_ROWS = 256
-CHUNK_BYTES = 8 * 1024 * 1024
+CHUNK_BYTES = 4 * 1024 * 1024  # ~250 real rows: big enough to amortise a transaction, small for memory
 MAX_REPORTED_REJECTS = 1000
 
 
@@ -52,28 +52,58 @@ def split_for_file(path: str | Path, override: str | None = None) -> str:
     )
 
 
-def read_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | None, str | None]]:
-    """(line number, bytes, None) for each line, or (line number, None, reason) for one over the cap.
+def read_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES, start: int = 0,
+               end: int | None = None) -> Iterator[tuple[int, bytes | None, str | None]]:
+    """(line number, bytes, None) for each line starting in [start, end), or (line number, None, reason)
+    for one over the cap. Numbers count from 1 at `start`.
 
     Reading is binary: invalid UTF-8 is the parser's to report, with its line number.
     """
     with open(path, "rb") as fh:
+        fh.seek(start)
+        pos = start
         line_no = 0
-        while True:
+        while end is None or pos < end:
             line = fh.readline(max_line_bytes + 1)
             if not line:
                 return
             line_no += 1
+            pos += len(line)
             if len(line) > max_line_bytes and not line.endswith(b"\n"):
                 size = len(line)
                 while True:  # skip the rest of the oversized line without holding it
                     rest = fh.readline(1024 * 1024)
                     size += len(rest)
+                    pos += len(rest)
                     if not rest or rest.endswith(b"\n"):
                         break
                 yield line_no, None, f"line is {size:,} bytes, over the {max_line_bytes:,}-byte limit"
                 continue
             yield line_no, line, None
+
+
+def plan_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, int]]:
+    """Byte ranges of about `chunk_bytes` that each end just after a newline (or at the end of file)."""
+    size = path.stat().st_size
+    start = 0
+    with open(path, "rb") as fh:
+        while start < size:
+            target = start + chunk_bytes
+            if target >= size:
+                yield start, size
+                return
+            fh.seek(target - 1)
+            end = size
+            while True:  # find the end of the line that straddles `target`, in small reads
+                buf = fh.read(1 << 16)
+                if not buf:
+                    break
+                i = buf.find(b"\n")
+                if i >= 0:
+                    end = fh.tell() - len(buf) + i + 1
+                    break
+            yield start, end
+            start = end
 
 
 def parse_line(line: bytes) -> Any:
@@ -106,38 +136,42 @@ def prepare_row(line: bytes, split: str, source_file: str, line_no: int, with_ft
 
 @dataclass
 class ChunkResult:
+    """What a worker made of one byte range; line numbers are local to the range (from 1)."""
+
     prepared: list[PreparedConversation]
-    rejected: list[tuple[str, int, str]]
+    prepared_rows: list[int]  # each prepared item's row ordinal in the range (for --limit)
+    rejected: list[tuple[int, int, str]]  # (local line, row ordinal, reason)
     rows_read: int
     blank_lines: int
+    n_lines: int
     nbytes: int
 
 
-def prepare_chunk(split: str, source_file: str, lines: list[tuple[int, bytes | None, str | None]], with_fts: bool) -> ChunkResult:
-    """Worker side: parse, validate, extract and compress a chunk of lines."""
-    prepared: list[PreparedConversation] = []
-    rejected: list[tuple[str, int, str]] = []
-    rows_read = blank = nbytes = 0
-    for line_no, line, reason in lines:
+def prepare_range(split: str, source_file: str, start: int, end: int, with_fts: bool,
+                  max_line_bytes: int = MAX_LINE_BYTES) -> ChunkResult:
+    """Worker side: read, parse, validate, extract and compress the lines in [start, end)."""
+    result = ChunkResult([], [], [], 0, 0, 0, end - start)
+    for line_no, line, reason in read_lines(Path(source_file), max_line_bytes, start, end):
+        result.n_lines = line_no
+        if line is not None and not line.strip():
+            result.blank_lines += 1
+            continue
+        row = result.rows_read
+        result.rows_read += 1
         if line is None:
-            rows_read += 1
-            rejected.append((source_file, line_no, reason or "unreadable line"))
+            result.rejected.append((line_no, row, reason or "unreadable line"))
             continue
-        nbytes += len(line)
-        if not line.strip():
-            blank += 1
-            continue
-        rows_read += 1
         try:
             item = prepare_row(line, split, source_file, line_no, with_fts)
         except BadRow as exc:
-            rejected.append((source_file, line_no, str(exc)))
+            result.rejected.append((line_no, row, str(exc)))
             continue
         except RecursionError:
-            rejected.append((source_file, line_no, "JSON nested too deeply"))
+            result.rejected.append((line_no, row, "JSON nested too deeply"))
             continue
-        prepared.append(item)
-    return ChunkResult(prepared, rejected, rows_read, blank, nbytes)
+        result.prepared.append(item)
+        result.prepared_rows.append(row)
+    return result
 
 
 def reason_kind(reason: str) -> str:
@@ -213,24 +247,6 @@ class IngestReport:
         return "\n".join(lines)
 
 
-def _chunks(path: Path, max_line_bytes: int, limit: int | None) -> Iterator[list[tuple[int, bytes | None, str | None]]]:
-    chunk: list[tuple[int, bytes | None, str | None]] = []
-    size = 0
-    taken = 0
-    for item in read_lines(path, max_line_bytes):
-        if limit is not None and taken >= limit:
-            break
-        if item[1] is None or item[1].strip():
-            taken += 1
-        chunk.append(item)
-        size += len(item[1] or b"")
-        if len(chunk) >= CHUNK_ROWS or size >= CHUNK_BYTES:
-            yield chunk
-            chunk, size = [], 0
-    if chunk:
-        yield chunk
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -280,18 +296,20 @@ def ingest(
             report.files.append(file_info)
             if file_info["bytes"] == 0:
                 report.warnings.append(f"{path}: empty file, no rows read")
+            state = {"line_base": 0, "remaining": remaining}
             pending: deque = deque()
-            for chunk in _chunks(path, max_line_bytes, remaining):
-                args = (file_split, str(path), chunk, with_fts)
-                pending.append(pool.apply_async(prepare_chunk, args) if pool else prepare_chunk(*args))
-                while len(pending) > 2 * n_workers:
-                    _absorb(store, pending.popleft(), report, file_info, ingest_id, bar)
-            while pending:
-                _absorb(store, pending.popleft(), report, file_info, ingest_id, bar)
-            if remaining is not None:
-                remaining -= file_info["rows_read"]
-                if remaining <= 0:
+            for start, end in plan_chunks(path):
+                args = (file_split, str(path), start, end, with_fts, max_line_bytes)
+                pending.append(pool.apply_async(prepare_range, args) if pool else prepare_range(*args))
+                while len(pending) > 2 * n_workers or (pending and not pool):
+                    _absorb(store, pending.popleft(), report, file_info, ingest_id, bar, state)
+                if state["remaining"] is not None and state["remaining"] <= 0:
                     break
+            while pending and (state["remaining"] is None or state["remaining"] > 0):
+                _absorb(store, pending.popleft(), report, file_info, ingest_id, bar, state)
+            remaining = state["remaining"]
+            if remaining is not None and remaining <= 0:
+                break
         report.status = "completed"
     except KeyboardInterrupt:
         report.status = "interrupted"
@@ -302,8 +320,8 @@ def ingest(
         report.error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        if pool is not None:
-            pool.terminate() if report.status != "completed" else pool.close()
+        if pool is not None:  # everything needed was absorbed; chunks past --limit are discarded
+            pool.terminate()
             pool.join()
         if bar is not None:
             bar.close()
@@ -317,24 +335,39 @@ def ingest(
     return report
 
 
-def _absorb(store: Store, pending: Any, report: IngestReport, file_info: dict, ingest_id: int, bar: Any) -> None:
+def _absorb(store: Store, pending: Any, report: IngestReport, file_info: dict, ingest_id: int, bar: Any,
+            state: dict) -> None:
+    """Main side: store one chunk's conversations (whole, in one transaction) and account for its lines."""
     result: ChunkResult = pending.get() if hasattr(pending, "get") else pending
-    stored_items = store.insert_conversations(result.prepared, ingest_id)
+    base = state["line_base"]
+    state["line_base"] += result.n_lines
+    prepared, rejected, rows_read = result.prepared, result.rejected, result.rows_read
+    remaining = state["remaining"]
+    if remaining is not None and rows_read > remaining:  # --limit ends inside this chunk
+        prepared = [p for p, row in zip(result.prepared, result.prepared_rows) if row < remaining]
+        rejected = [r for r in rejected if r[1] < remaining]
+        rows_read = remaining
+    if remaining is not None:
+        state["remaining"] = remaining - rows_read
+    for item in prepared:
+        item.source_line += base
+    stored_items = store.insert_conversations(prepared, ingest_id)
     report.conversations_stored += len(stored_items)
-    report.conversations_skipped_existing += len(result.prepared) - len(stored_items)
+    report.conversations_skipped_existing += len(prepared) - len(stored_items)
     for item in stored_items:
         report.notes.update(item.notes)
         for row in item.rows:
             report.decision_points_stored[row[1]][row[5]] += 1
-    store.add_rejected(ingest_id, result.rejected)
-    report.rows_rejected += len(result.rejected)
-    for f, line, reason in result.rejected:
+    source = file_info["path"]
+    store.add_rejected(ingest_id, [(source, base + line, reason) for line, _row, reason in rejected])
+    report.rows_rejected += len(rejected)
+    for line, _row, reason in rejected:
         report.rejected_by_reason[reason_kind(reason)] += 1
         if len(report.rejected) < MAX_REPORTED_REJECTS:
-            report.rejected.append({"file": f, "line": line, "reason": reason})
-    report.rows_read += result.rows_read
+            report.rejected.append({"file": source, "line": base + line, "reason": reason})
+    report.rows_read += rows_read
     report.blank_lines += result.blank_lines
     report.bytes_read += result.nbytes
-    file_info["rows_read"] += result.rows_read
+    file_info["rows_read"] += rows_read
     if bar is not None:
         bar.update(result.nbytes)

@@ -276,12 +276,13 @@ def validate_row(obj: Any) -> None:
             raise BadRow(f"messages[{i}].tool_calls is a JSON {json_kind(tool_calls)}, not an array or null")
 
 
-def link_tool_results(messages: list[dict]) -> list[tuple[int, int] | None]:
+def link_tool_results(messages: list[dict], calls_by_message: list[list[ToolCall] | None] | None = None) -> list[tuple[int, int] | None]:
     """For each message, the (assistant message index, call position) a tool reply answers, else None.
 
     By `tool_call_id` when it names a call; otherwise by position: tool messages answer the calls of the
     latest assistant message in order (`tool_calling` has no ids). A reply with nothing left to answer stays
-    unlinked, and calls can stay unanswered; both happen in the real data.
+    unlinked, and calls can stay unanswered; both happen in the real data. `calls_by_message` passes calls
+    already parsed (extraction has them) so they are not parsed twice.
     """
     links: list[tuple[int, int] | None] = [None] * len(messages)
     by_id: dict[str, tuple[int, int]] = {}
@@ -290,7 +291,8 @@ def link_tool_results(messages: list[dict]) -> list[tuple[int, int] | None]:
     for i, msg in enumerate(messages):
         role = msg.get("role")
         if role == "assistant":
-            calls = parse_tool_calls(msg.get("tool_calls"))
+            calls = calls_by_message[i] if calls_by_message is not None else parse_tool_calls(msg.get("tool_calls"))
+            calls = calls or []
             pending = [(i, c.position) for c in calls]
             for c in calls:
                 if c.call_id:
