@@ -1,0 +1,254 @@
+"""SPEC §4, rule by rule: one row of the table per rule, graded through the public `grade_action`."""
+
+from __future__ import annotations
+
+import pytest
+
+from nemo_core.grading import GradingTarget, grade_action
+from nemo_core.records import normalise_tools, parse_tool_calls
+from nemo_core.reward import check_schema, tolerant_schema, values_equal
+
+
+def call_target(*calls: tuple[str, object], tools: list | None = None, flags: tuple[str, ...] = ()) -> GradingTarget:
+    return GradingTarget(
+        id="tool_calling/test/2", split="tool_calling", action_type="function_call", flags=list(flags),
+        expected_calls=parse_tool_calls([{"name": n, "arguments": a} for n, a in calls]), expected_content=None,
+        toolset=normalise_tools(tools or []), context=[{"role": "user", "content": "hi"}],
+    )
+
+
+def message_target(text: str = "Your order ships tomorrow.") -> GradingTarget:
+    return GradingTarget(id="tool_calling/test/4", split="tool_calling", action_type="message", flags=[],
+                         expected_calls=[], expected_content=text, toolset=normalise_tools([]), context=[])
+
+
+def fc(name: str, arguments: object) -> dict:
+    return {"type": "function_call", "name": name, "arguments": arguments}
+
+
+# (case id, expected calls, submitted action, reward, name_match, arg_match, reason prefix, {key: status})
+CASES = [
+    ("int equals float", [("f", {"n": 1})], fc("f", {"n": 1.0}), 1.0, 1, 1.0, "exact_match", {"n": "match"}),
+    ("string is not number", [("f", {"n": 1})], fc("f", {"n": "1"}), 0.5, 1, 0.0, "argument_mismatch", {"n": "mismatch"}),
+    ("number is not string", [("f", {"n": "5"})], fc("f", {"n": 5}), 0.5, 1, 0.0, "argument_mismatch", {"n": "mismatch"}),
+    ("bool is not number", [("f", {"b": True})], fc("f", {"b": 1}), 0.5, 1, 0.0, "argument_mismatch", {"b": "mismatch"}),
+    ("nested objects, any key order", [("f", {"o": {"a": 1, "b": [1, {"c": "x"}]}})],
+     fc("f", {"o": {"b": [1.0, {"c": " x "}], "a": 1}}), 1.0, 1, 1.0, "exact_match", {"o": "match"}),
+    ("nested object differs", [("f", {"o": {"a": 1, "b": 2}})], fc("f", {"o": {"a": 1, "b": 3}}), 0.5, 1, 0.0,
+     "argument_mismatch", {"o": "mismatch"}),
+    ("nested object extra key", [("f", {"o": {"a": 1}})], fc("f", {"o": {"a": 1, "z": 0}}), 0.5, 1, 0.0,
+     "argument_mismatch", {"o": "mismatch"}),
+    ("arrays in order", [("f", {"xs": ["a", "b", 3]})], fc("f", {"xs": ["a", "b", 3.0]}), 1.0, 1, 1.0, "exact_match",
+     {"xs": "match"}),
+    ("arrays out of order", [("f", {"xs": ["a", "b"]})], fc("f", {"xs": ["b", "a"]}), 0.5, 1, 0.0, "argument_mismatch",
+     {"xs": "mismatch"}),
+    ("arrays of different length", [("f", {"xs": [1]})], fc("f", {"xs": [1, 1]}), 0.5, 1, 0.0, "argument_mismatch",
+     {"xs": "mismatch"}),
+    ("null equals null", [("f", {"v": None})], fc("f", {"v": None}), 1.0, 1, 1.0, "exact_match", {"v": "match"}),
+    ("null is not empty string", [("f", {"v": None})], fc("f", {"v": ""}), 0.5, 1, 0.0, "argument_mismatch",
+     {"v": "mismatch"}),
+    ("null is not zero", [("f", {"v": 0})], fc("f", {"v": None}), 0.5, 1, 0.0, "argument_mismatch", {"v": "mismatch"}),
+    ("outer whitespace trimmed", [("f", {"city": "Paris"})], fc("f", {"city": "  Paris\n"}), 1.0, 1, 1.0,
+     "exact_match", {"city": "match"}),
+    ("inner whitespace counts", [("f", {"city": "New York"})], fc("f", {"city": "New  York"}), 0.5, 1, 0.0,
+     "argument_mismatch", {"city": "mismatch"}),
+    ("case counts", [("f", {"city": "Paris"})], fc("f", {"city": "paris"}), 0.5, 1, 0.0, "argument_mismatch",
+     {"city": "mismatch"}),
+    ("an extra key", [("f", {"a": 1})], fc("f", {"a": 1, "b": 2}), 0.75, 1, 0.5, "argument_mismatch",
+     {"a": "match", "b": "extra"}),
+    ("a missing key", [("f", {"a": 1, "b": 2})], fc("f", {"a": 1}), 0.75, 1, 0.5, "argument_mismatch",
+     {"a": "match", "b": "missing"}),
+    ("missing and extra and mismatch", [("f", {"a": 1, "b": 2, "c": 3})], fc("f", {"a": 1, "b": 0, "d": 4}),
+     0.5 + 0.5 * 1 / 4, 1, 0.25, "argument_mismatch", {"a": "match", "b": "mismatch", "c": "missing", "d": "extra"}),
+    ("both argument sets empty", [("f", {})], fc("f", {}), 1.0, 1, 1.0, "exact_match", {}),
+    ("both empty, as strings", [("f", "{}")], fc("f", "{}"), 1.0, 1, 1.0, "exact_match", {}),
+    ("submitted empty, expected not", [("f", {"a": 1})], fc("f", {}), 0.5, 1, 0.0, "argument_mismatch",
+     {"a": "missing"}),
+    ("expected as JSON string", [("f", '{"q": "x"}')], fc("f", {"q": "x"}), 1.0, 1, 1.0, "exact_match",
+     {"q": "match"}),
+    ("submitted as JSON string", [("f", {"q": "x"})], fc("f", '{"q": "x"}'), 1.0, 1, 1.0, "exact_match",
+     {"q": "match"}),
+    ("invalid JSON string", [("f", {"a": 1})], fc("f", '{"a": 1'), 0.5, 1, 0.0, "invalid_arguments",
+     {"a": "missing"}),
+    ("arguments as a list", [("f", {"a": 1})], fc("f", [{"a": 1}]), 0.5, 1, 0.0, "invalid_arguments",
+     {"a": "missing"}),
+    ("arguments a JSON string of a list", [("f", {"a": 1})], fc("f", "[1]"), 0.5, 1, 0.0, "invalid_arguments",
+     {"a": "missing"}),
+    ("invalid arguments and wrong name", [("f", {"a": 1})], fc("g", "nope"), 0.0, 0, 0.0, "invalid_arguments",
+     {"a": "missing"}),
+    ("wrong name, right arguments", [("get_weather", {"city": "Paris"})], fc("get_forecast", {"city": "Paris"}),
+     0.5, 0, 1.0, "wrong_name", {"city": "match"}),
+    ("name is case-sensitive", [("get_weather", {})], fc("Get_Weather", {}), 0.5, 0, 1.0, "wrong_name", {}),
+    ("wrong name, wrong arguments", [("f", {"a": 1})], fc("g", {"a": 2}), 0.0, 0, 0.0, "wrong_name",
+     {"a": "mismatch"}),
+    ("parallel turn: matches the second call", [("f", {"a": 1}), ("g", {"b": 2})], fc("g", {"b": 2}), 1.0, 1, 1.0,
+     "exact_match", {"b": "match"}),
+    ("parallel turn: best partial", [("f", {"a": 1, "x": 0}), ("g", {"b": 2})], fc("f", {"a": 1}), 0.75, 1, 0.5,
+     "argument_mismatch", {"a": "match", "x": "missing"}),
+    ("message where a call was expected", [("f", {"a": 1})], {"type": "message", "content": "Sure"}, 0.0, 0, 0.0,
+     "wrong_action_type", {}),
+    ("submit_message where a call was expected", [("f", {})], fc("submit_message", {"message": "hi"}), 0.0, 0, 0.0,
+     "wrong_action_type", {}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_function_call_rules(case):
+    _, expected, submitted, reward, name_match, arg_match, reason, statuses = case
+    b = grade_action(None, call_target(*expected), submitted, grader="keyword")
+    assert b.reward == pytest.approx(reward)
+    assert (b.name_match, b.arg_match) == (name_match, pytest.approx(arg_match))
+    assert b.reason.startswith(reason)
+    assert {k.key: k.status for k in b.keys} == statuses
+    assert b.grader in ("function_call", "rule") and b.rule_version
+
+
+def test_reward_is_the_card_formula_everywhere():
+    for case in CASES:
+        b = grade_action(None, call_target(*case[1]), case[2], grader="keyword")
+        assert b.reward == pytest.approx(0.5 * b.name_match + 0.5 * b.arg_match)
+
+
+def test_parallel_turn_names_the_matched_call():
+    b = grade_action(None, call_target(("f", {"a": 1}), ("g", {"b": 2}), ("h", {})), fc("g", {"b": 2}))
+    assert b.matched_call == 1 and b.expected_name == "g"
+    assert any("expected call 2 of 3" in n for n in b.notes)
+
+
+def test_ties_go_to_the_first_expected_call():
+    b = grade_action(None, call_target(("f", {"a": 1}), ("f", {"a": 2})), fc("f", {"a": 3}))
+    assert b.matched_call == 0 and b.reward == 0.5
+
+
+def test_call_where_message_expected_is_wrong_type_and_has_no_name_match():
+    b = grade_action(None, message_target(), fc("f", {}), grader="keyword")
+    assert (b.reward, b.reason, b.action_type_match, b.name_match, b.arg_match) == (0.0, "wrong_action_type", 0, None, None)
+    assert b.keys == []
+
+
+def test_ungradeable_reference_is_none_never_zero():
+    target = call_target(("f", [1, 2]), flags=("ungradeable",))
+    b = grade_action(None, target, fc("f", {"a": 1}))
+    assert b.reward is None and b.reason == "ungradeable_reference" and b.name_match is None
+    assert b.to_json("x")["reward"] is None
+
+
+def test_expected_call_with_bad_arguments_is_ungradeable_even_unflagged():
+    b = grade_action(None, call_target(("f", "{oops")), fc("f", {}))
+    assert b.reward is None and b.reason == "ungradeable_reference"
+
+
+def test_extra_tool_calls_are_ignored_and_said():
+    action = {"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}},
+        {"type": "function", "function": {"name": "g", "arguments": "{}"}},
+        {"type": "function", "function": {"name": "h", "arguments": "{}"}}]}
+    b = grade_action(None, call_target(("f", {"a": 1})), action)
+    assert b.reward == 1.0 and "2 extra tool calls ignored" in b.notes[0]
+
+
+# ---- hints: shown, never scored ------------------------------------------------------------------------
+def hint_of(expected_args: dict, submitted_args: dict, key: str, tools: list | None = None) -> str:
+    b = grade_action(None, call_target(("f", expected_args), tools=tools), fc("f", submitted_args))
+    return next(k.hint or "" for k in b.keys if k.key == key)
+
+
+@pytest.mark.parametrize(
+    "expected, submitted, hint_part",
+    [
+        ("Paris", "paris", "differs only in case"),
+        ("New York", "New   York", "differs only in whitespace"),
+        ("New York", "new  york", "differs only in case and whitespace"),
+        (5, "5", "submitted value is a string, the other a number (same value as text: '5' vs 5)"),
+        ("5", 5, "expected value is a string, the other a number"),
+        (1, True, "boolean vs number"),
+        (["a", "b"], ["b", "a"], "same items in a different order"),
+        ({"a": 1, "b": 2}, {"a": 1, "b": 3}, "nested object differs at 'b'"),
+        ([1], {"x": 1}, "expected a JSON array, got a JSON object"),
+    ],
+)
+def test_value_hints(expected, submitted, hint_part):
+    assert hint_part in hint_of({"k": expected}, {"k": submitted}, "k")
+
+
+WEATHER_TOOL_QUIRKY = {  # no "type": "object", enum-only property, array without items, Python type names
+    "type": "function",
+    "function": {
+        "name": "f",
+        "parameters": {
+            "properties": {
+                "unit": {"enum": ["c", "f"]},
+                "days": {"type": "int"},
+                "tags": {"type": "array"},
+                "city": {"type": "string", "required": True, "pattern": "[unclosed"},
+            },
+            "required": ["unit"],
+        },
+    },
+}
+
+
+def test_schema_validity_hints_with_quirky_schema():
+    b = grade_action(None, call_target(("f", {"unit": "c", "days": 3, "tags": ["x"], "city": "Oslo"}), tools=[WEATHER_TOOL_QUIRKY]),
+                     fc("f", {"unit": "k", "days": "3", "tags": "x", "city": "Oslo", "zip": "0150"}))
+    hints = {k.key: k.hint or "" for k in b.keys}
+    assert b.schema_valid is False and b.schema_errors
+    assert "not valid under the tool's schema" in hints["unit"]
+    assert "not valid under the tool's schema" in hints["days"] and "string, the other a number" in hints["days"]
+    assert "not valid under the tool's schema" in hints["tags"]
+    assert "not a parameter in the tool's schema" in hints["zip"]
+    assert hints["city"] == ""  # a match on a valid value: nothing to say
+
+
+def test_schema_valid_call_and_required_missing_hint():
+    good = grade_action(None, call_target(("f", {"unit": "c"}), tools=[WEATHER_TOOL_QUIRKY]), fc("f", {"unit": "c", "days": 2}))
+    assert good.schema_valid is True
+    assert "submitted value valid under the tool's schema" in next(k.hint for k in good.keys if k.key == "days")
+    missing = grade_action(None, call_target(("f", {"unit": "c"}), tools=[WEATHER_TOOL_QUIRKY]), fc("f", {}))
+    assert missing.schema_valid is False and "required by the tool's schema" in missing.keys[0].hint
+
+
+def test_hints_never_change_the_score():
+    for tools in (None, [WEATHER_TOOL_QUIRKY]):
+        b = grade_action(None, call_target(("f", {"unit": "c", "days": 3}), tools=tools), fc("f", {"unit": "C", "days": "3"}))
+        assert b.reward == 0.5 and b.arg_match == 0.0
+
+
+def test_unknown_tool_has_no_schema_verdict():
+    b = grade_action(None, call_target(("f", {"a": 1}), tools=[WEATHER_TOOL_QUIRKY]), fc("not_offered", {"a": 1}))
+    assert b.schema_valid is None and b.reward == 0.5
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {},
+        {"type": "object"},
+        {"type": "object", "properties": {}},
+        {"type": "object", "properties": "oops"},
+        {"type": "object", "properties": {"a": {"type": ["int", "null"]}}, "required": "a"},
+        {"type": "object", "properties": {"a": {"$ref": "#/definitions/missing"}}},
+        {"type": "object", "properties": {"a": {"type": "any", "items": "x", "enum": "nope", "minimum": "3"}}},
+        {"type": "object", "properties": {"a": {"anyOf": [{"type": "integer"}, "bad"]}}},
+    ],
+)
+def test_tolerant_schema_never_raises(schema):
+    check = check_schema(schema, {"a": 1})
+    assert check.valid is True
+
+
+def test_tolerant_schema_maps_type_names():
+    assert tolerant_schema({"type": "dict", "properties": {"n": {"type": "float"}}}) == {
+        "type": "object", "properties": {"n": {"type": "number"}}}
+    assert check_schema({"type": "object", "properties": {"n": {"type": "float"}}}, {"n": "x"}).valid is False
+
+
+@pytest.mark.parametrize(
+    "a, b, equal",
+    [(1, 1.0, True), (0, -0.0, True), ("1", 1, False), (True, 1, False), (False, 0, False), (None, None, True),
+     (None, "null", False), (" a ", "a", True), ("A", "a", False), ([1, [2]], [1.0, [2]], True), ([1, 2], [2, 1], False),
+     ({"a": [1]}, {"a": [1]}, True), ({"a": 1}, {"a": 1, "b": None}, False), ({}, [], False), ("", None, False)],
+)
+def test_values_equal(a, b, equal):
+    assert values_equal(a, b) is equal
+    assert values_equal(b, a) is equal
