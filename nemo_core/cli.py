@@ -36,13 +36,13 @@ def resolve_db(path: Path | None, *, write: bool = False) -> Path:
     from .config import DEFAULT_DB
     from .demo import ensure_demo_db
 
+    env = os.environ.get("NEMO_DB")
+    if path is None and env:  # like --db: a typo in NEMO_DB must not silently create an empty database
+        path = Path(env)
     if path is not None:
         if not write and not path.exists():
             raise StoreError(f"no database at {path}", f"ingest data first: python -m nemo_core ingest FILE --db {path}")
         return path
-    env = os.environ.get("NEMO_DB")
-    if env:
-        return Path(env)
     if write or DEFAULT_DB.exists():
         return DEFAULT_DB
     print("note: no data/nemo.db yet, using the bundled demo database (data/demo.db)", file=sys.stderr)
