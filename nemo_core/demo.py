@@ -57,11 +57,11 @@ def quirk_rows_tool_calling() -> list[dict]:
             {"role": "tool", "content": 9},
             {"role": "assistant", "content": "The sum is 9.", "tool_calls": None, "reasoning_content": "Done."},
         ], [_tool("add_numbers", {"numbers": {"type": "array", "items": {"type": "number"}}}, ["numbers"])]),
-        _tc("demo-no-tools", [
+        {**_tc("demo-no-tools", [
             {"role": "user", "content": "Tell me a fun fact about octopuses."},
             {"role": "assistant", "content": "Octopuses have three hearts and blue blood.", "tool_calls": None,
              "reasoning_content": "No tools needed."},
-        ], []),
+        ], []), "x_demo_note": {"shape": "an unknown top-level key, kept (SPEC §1)"}},
         _tc("demo-duplicate-tools", [
             {"role": "user", "content": "Look up the ISBN 978-0140449136."},
             {"role": "assistant", "content": "", "reasoning_content": "Use lookup_book.", "tool_calls": [
@@ -210,6 +210,7 @@ def ensure_demo_db(path: Path = DEMO_DB, src: Path = DEMO_DIR, *, rebuild: bool 
     from .ingest import ingest
     from .store import Store
 
+    path, src = Path(path), Path(src)
     files = demo_files(src)
     if path.exists() and not rebuild:
         newest = max((f.stat().st_mtime for f in files), default=0)
