@@ -1,10 +1,15 @@
-"""The workbench's entry point: only builds the navigation (pages live in pages/)."""
+"""The workbench's entry point: only builds the navigation (pages live in pages/, helpers in ui/).
+
+Page icons are emoji: a `:material/...:` icon would make the browser fetch a favicon from the internet.
+"""
 
 import streamlit as st
 
 st.set_page_config(page_title="Nemotron-Agentic Workbench", page_icon="🧭", layout="wide")
 
 pages = [
-    st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
+    st.Page("pages/overview.py", title="Overview", icon="📊", url_path="overview", default=True),
+    st.Page("pages/browse.py", title="Browse", icon="🔎", url_path="browse"),
+    st.Page("pages/decision_point.py", title="Decision point", icon="🧩", url_path="decision_point"),
 ]
 st.navigation(pages).run()

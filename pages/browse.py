@@ -1,0 +1,176 @@
+"""Browse: filter, sort and page through every decision point; the whole state lives in the URL.
+
+Only one page of rows (50) is ever read (`store.page`), and the total for a filter is one cached
+`store.count`, so this stays fast at 1.2 M decision points.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from nemo_core.config import ACTION_TYPES, SPLITS
+from nemo_core.extract import FLAGS
+from nemo_core.filters import SORTS, BadFilter, DecisionPointFilter
+from ui.db import require_store, signature
+from ui.listing import PAGE_SIZE, ListState, expected_label, n_pages
+from ui.overview_data import filtered_count, tool_options
+
+ANY = "(any)"
+DECISION_PAGE = "pages/decision_point.py"
+
+store = require_store()
+path = str(store.path.resolve())
+sig = signature(store)
+st.title("Browse decision points")
+
+try:
+    state = ListState.from_query(st.query_params.to_dict())
+except BadFilter as exc:
+    st.error(f"The filter in this link is not valid: {exc.one_line()}")
+    if st.button("Clear the filter", key="clear_bad_filter"):
+        st.query_params.clear()
+        st.rerun()
+    st.stop()
+
+# The widgets mirror the URL: whenever the URL's filter differs from what the widgets last showed
+# (first visit, a shared link, Clear), copy it into the widgets' state before drawing them.
+url_key = tuple(sorted(state.to_query(with_page=False).items()))
+if st.session_state.get("_browse_url") != url_key:
+    f = state.filter
+    st.session_state.update({
+        "f_split": f.split or ANY,
+        "f_action_type": f.action_type or ANY,
+        "f_tool": f.tool or ANY,
+        "f_text": f.text or "",
+        "f_flags": list(f.flags),
+        "f_exclude_flags": list(f.exclude_flags),
+        "f_min_tools": f.min_tools,
+        "f_max_tools": f.max_tools,
+        "f_min_turn": f.min_turn,
+        "f_max_turn": f.max_turn,
+        "f_sort": state.sort,
+        "f_desc": state.descending,
+    })
+    st.session_state["_browse_url"] = url_key
+
+tools = tool_options(path, sig)
+tool_choices = [ANY, *tools]
+if state.filter.tool and state.filter.tool not in tools:
+    tool_choices.append(state.filter.tool)
+
+with st.form("browse_filters"):
+    c1, c2, c3, c4 = st.columns([1, 1, 2, 2])
+    c1.selectbox("Split", [ANY, *SPLITS], key="f_split")
+    c2.selectbox("Action type", [ANY, *ACTION_TYPES], key="f_action_type")
+    c3.selectbox("Expected tool (type to search)", tool_choices, key="f_tool", accept_new_options=True,
+                 format_func=lambda t: t if t == ANY or t not in tools else f"{t}  ·  {tools[t]:,}")
+    c4.text_input("Full-text search (all words must occur in the conversation)", key="f_text")
+    c1, c2 = st.columns(2)
+    c1.multiselect("Has all of these flags", list(FLAGS), key="f_flags")
+    c2.multiselect("Has none of these flags", list(FLAGS), key="f_exclude_flags")
+    c1, c2, c3, c4, c5, c6 = st.columns(6)
+    c1.number_input("Tools offered ≥", min_value=0, step=1, value=None, key="f_min_tools")
+    c2.number_input("Tools offered ≤", min_value=0, step=1, value=None, key="f_max_tools")
+    c3.number_input("Turn index ≥", min_value=0, step=1, value=None, key="f_min_turn")
+    c4.number_input("Turn index ≤", min_value=0, step=1, value=None, key="f_max_turn")
+    c5.selectbox("Sort by", list(SORTS), key="f_sort")
+    c6.toggle("Descending", key="f_desc")
+    applied = st.form_submit_button("Apply filters", type="primary")
+
+if applied:
+    ss = st.session_state
+
+    def num(key: str) -> int | None:
+        return None if ss[key] is None else int(ss[key])
+
+    new_state = ListState(
+        DecisionPointFilter(
+            split=None if ss.f_split == ANY else ss.f_split,
+            action_type=None if ss.f_action_type == ANY else ss.f_action_type,
+            tool=None if ss.f_tool in (ANY, None, "") else str(ss.f_tool).strip(),
+            text=(ss.f_text or "").strip() or None,
+            flags=tuple(ss.f_flags),
+            exclude_flags=tuple(ss.f_exclude_flags),
+            min_tools=num("f_min_tools"),
+            max_tools=num("f_max_tools"),
+            min_turn=num("f_min_turn"),
+            max_turn=num("f_max_turn"),
+        ),
+        sort=ss.f_sort,
+        descending=bool(ss.f_desc),
+        page=1,
+    )
+    st.query_params.from_dict(new_state.to_query())
+    st.session_state["_browse_url"] = tuple(sorted(new_state.to_query(with_page=False).items()))
+    state = new_state
+
+if state.is_filtered() and st.button("Clear filters", key="clear_filters"):
+    st.query_params.clear()
+    st.rerun()
+
+total = filtered_count(path, sig, tuple(sorted(state.filter.to_query().items())))
+last_page = n_pages(total)
+if state.page > last_page:
+    st.warning(f"Page {state.page} is past the end of this list ({last_page} pages); showing the last page.")
+    state.page = last_page
+
+rows = store.page(state.filter, sort=state.sort, descending=state.descending, offset=state.offset, limit=PAGE_SIZE)
+first = state.offset + 1 if rows else 0
+st.caption(f"{total:,} decision points match · showing {first:,}–{state.offset + len(rows):,} · "
+           f"page {state.page:,} of {last_page:,}")
+
+if not rows:
+    st.info("No decision point matches this filter.")
+else:
+    table = pd.DataFrame([
+        {
+            "id": r["id"],
+            "split": r["split"],
+            "action type": r["action_type"],
+            "expected": expected_label(r),
+            "context chars": r["context_chars"],
+            "tools": r["n_tools"],
+            "turn": r["turn_index"],
+            "flags": ", ".join(r["flags"]),
+        }
+        for r in rows
+    ])
+    nonce = st.session_state.setdefault("_browse_table_nonce", 0)
+    event = st.dataframe(
+        table, key=f"browse_table_{nonce}", on_select="rerun", selection_mode="single-row", hide_index=True,
+        width="stretch", height=min(35 * (len(rows) + 1) + 3, 700),
+        column_config={"expected": st.column_config.TextColumn("expected (tool, or the message's first words)",
+                                                               width="large")},
+    )
+    selected = event.selection.rows if event is not None else []
+
+    def open_decision_point(dp_id: str) -> None:
+        st.session_state["_browse_table_nonce"] = nonce + 1  # a fresh table (no selection) on return
+        st.switch_page(DECISION_PAGE, query_params={"id": dp_id, **state.to_query()})
+
+    if selected:
+        open_decision_point(rows[selected[0]]["id"])
+
+    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    chosen = c1.selectbox("Open a decision point from this page (or tick a row above)",
+                          [r["id"] for r in rows])
+    if c2.button("Open decision point", key="open_button", type="primary", width="stretch"):
+        open_decision_point(chosen)
+
+c1, c2, c3, c4 = st.columns(4)
+
+
+def go_to(page: int) -> None:
+    st.query_params.from_dict({**state.to_query(with_page=False), **({"page": str(page)} if page > 1 else {})})
+    st.rerun()
+
+
+if c1.button("⏮ First page", disabled=state.page <= 1, key="page_first", width="stretch"):
+    go_to(1)
+if c2.button("◀ Previous page", disabled=state.page <= 1, key="page_prev", width="stretch"):
+    go_to(state.page - 1)
+if c3.button("Next page ▶", disabled=state.page >= last_page, key="page_next", width="stretch"):
+    go_to(state.page + 1)
+if c4.button("Last page ⏭", disabled=state.page >= last_page, key="page_last", width="stretch"):
+    go_to(last_page)

@@ -1,0 +1,152 @@
+"""One decision point (deep link `?id=split/uuid/message index`): the conversation so far, the tools
+offered, the expected action behind a reveal toggle, previous / next, and the exact model request.
+
+The list filter travels in the URL beside `id` (see `ui.listing`), so previous / next walk the list the
+user came from in Browse.
+"""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from nemo_core.errors import UnknownDecisionPoint
+from nemo_core.extract import FLAGS
+from nemo_core.filters import BadFilter
+from nemo_core.request import build_request
+from ui.chat import render_call, render_conversation, render_reasoning
+from ui.db import require_store
+from ui.decision_hooks import render_prediction_panel, render_try_panel
+from ui.listing import ListState
+from ui.safe import show_text
+from ui.tools_panel import render_tools
+
+BROWSE_PAGE = "pages/browse.py"
+
+store = require_store()
+st.title("Decision point")
+query = st.query_params.to_dict()
+
+
+def open_by_id_form() -> None:
+    with st.form("open_by_id"):
+        typed = st.text_input("Open a decision point by id", placeholder="tool_calling/<uuid>/<message index>")
+        if st.form_submit_button("Open"):
+            st.query_params["id"] = typed.strip()
+            st.rerun()
+
+
+try:
+    list_state: ListState | None = ListState.from_query(query)
+except BadFilter as exc:
+    list_state = None
+    st.warning(f"The list filter in this link is not valid ({exc.one_line()}); previous / next in the list are off.")
+
+dp_id = query.get("id", "").strip()
+if not dp_id:
+    st.info("No decision point chosen. Open one from Browse, or enter its id "
+            "(`split/uuid/message index`, e.g. `tool_calling/<uuid>/2`).")
+    st.page_link(BROWSE_PAGE, label="Browse decision points", icon="🔎")
+    open_by_id_form()
+    st.stop()
+
+try:
+    dp = store.get(dp_id)
+except UnknownDecisionPoint as exc:
+    st.error(f"Cannot open this decision point: {exc.one_line()}")
+    open_by_id_form()
+    st.stop()
+
+
+def go(target: str) -> None:
+    st.query_params["id"] = target
+    st.rerun()
+
+
+# ---- where we are, and previous / next ------------------------------------------------------------
+st.code(dp.id, language=None)
+conversation_ids = store.conversation_decision_ids(dp.split, dp.conversation_uuid)
+position = conversation_ids.index(dp.id) if dp.id in conversation_ids else 0
+st.caption(
+    f"{dp.split} · message #{dp.turn_index} of {dp.n_messages} · assistant turn {position + 1} of "
+    f"{len(conversation_ids)} in this conversation · {len(dp.toolset.task_tools)} task tools offered"
+    + (f" · source line {dp.source_line:,}" if dp.source_line else "")
+)
+prev_conv = conversation_ids[position - 1] if position > 0 else None
+next_conv = conversation_ids[position + 1] if position + 1 < len(conversation_ids) else None
+if list_state is not None:
+    prev_list, next_list = store.neighbour_in_filter(dp.id, list_state.filter, sort=list_state.sort,
+                                                     descending=list_state.descending)
+else:
+    prev_list = next_list = None
+scope = "filtered list" if list_state is not None and list_state.is_filtered() else "list"
+c1, c2, c3, c4, c5 = st.columns(5)
+if c1.button("◀ Previous turn", disabled=prev_conv is None, key="prev_conv", width="stretch",
+             help="The previous decision point in this conversation"):
+    go(prev_conv)
+if c2.button("Next turn ▶", disabled=next_conv is None, key="next_conv", width="stretch",
+             help="The next decision point in this conversation"):
+    go(next_conv)
+if c3.button(f"◀ Previous in {scope}", disabled=prev_list is None, key="prev_list", width="stretch"):
+    go(prev_list)
+if c4.button(f"Next in {scope} ▶", disabled=next_list is None, key="next_list", width="stretch"):
+    go(next_list)
+c5.page_link(BROWSE_PAGE, label=f"Back to the {scope}", icon="🔎",
+             query_params=list_state.to_query() if list_state is not None else None)
+
+left, right = st.columns([3, 2], gap="large")
+
+# ---- the conversation so far ----------------------------------------------------------------------
+with left:
+    st.subheader("Conversation so far")
+    render_conversation(dp.context)
+    st.caption("The model answers here: the next assistant message is the decision point.")
+
+with right:
+    # ---- the expected action, hidden until revealed ------------------------------------------------
+    st.subheader("Expected action")
+    revealed = st.toggle("Reveal the expected action", value=False, key=f"reveal::{dp.id}",
+                         help="Hidden by default so the page can be used blind.")
+    if revealed:
+        with st.container(border=True):
+            st.markdown(f"**Action type:** `{dp.action_type}`")
+            for flag in dp.flags:
+                st.caption(f"Flag `{flag}`: {FLAGS.get(flag, '')}")
+            if dp.ungradeable_reason:
+                st.warning(f"Ungradeable: {dp.ungradeable_reason}")
+            if dp.action_type == "function_call":
+                if len(dp.expected_calls) > 1:
+                    st.caption(f"A parallel turn: {len(dp.expected_calls)} calls; a submission is graded "
+                               "against the best-matching one.")
+                for call in dp.expected_calls:
+                    render_call(call, answered=True)
+            else:
+                if dp.expected_content and dp.expected_content.strip():
+                    show_text(dp.expected_content)
+                else:
+                    st.caption("(the expected message is empty)")
+            if dp.expected_reasoning and dp.expected_reasoning.strip():
+                render_reasoning(dp.expected_reasoning, "Reasoning recorded with the expected action")
+    else:
+        st.caption("Hidden. Toggle to see the expected call or message.")
+
+    # ---- extension point: issue 7, a prediction beside the expected action ------------------------
+    render_prediction_panel(store, dp, revealed)
+
+    # ---- the tools offered -------------------------------------------------------------------------
+    st.subheader("Tools offered")
+    render_tools(dp)
+
+# ---- the exact request a model receives --------------------------------------------------------------
+st.subheader("The request a model receives")
+include_reasoning = st.checkbox("Include earlier assistant reasoning (reasoning_content)", value=False,
+                                key="include_reasoning")
+request = build_request(dp, include_reasoning=include_reasoning)
+st.caption(f"OpenAI chat format: {len(request['messages'])} messages and {len(request['tools'])} tools "
+           "(ids synthesised where the data has none; see nemo_core/request.py for every conversion rule).")
+with st.expander("Request JSON (copy with the button at the top right of the code)", expanded=False):
+    st.code(json.dumps(request, indent=2, ensure_ascii=False), language="json", wrap_lines=True)
+
+# ---- extension point: issue 5, the "Try" panel (run a model on this request) -----------------------------
+render_try_panel(store, dp, request)

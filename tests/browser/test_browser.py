@@ -1,0 +1,110 @@
+"""The main flows in a real browser (headless Chromium), on the demo database, offline.
+
+Screenshots of every page land in artifacts/screenshots/ (look at them: a pass on a blank page proves
+nothing). Every test asserts that no request left 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from browser_helpers import screenshot, wait_idle
+
+pytestmark = pytest.mark.browser
+
+UNTRUSTED = "tool_calling/demo-untrusted-markup/4"
+
+
+def test_overview(page, app_url, outside_requests):
+    page.goto(app_url)
+    wait_idle(page)
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=20_000)
+    metrics = page.get_by_test_id("stMetricValue").all_inner_texts()
+    assert "180" in metrics  # decision points in the demo database
+    assert page.get_by_text("Rejected rows (4)").is_visible()
+    assert page.get_by_test_id("stSidebarNavLink").count() == 3
+    screenshot(page, "overview")
+    assert outside_requests == []
+
+
+def test_browse_filter_then_open_a_decision_point(page, app_url, outside_requests):
+    page.goto(app_url + "/browse")
+    wait_idle(page)
+    page.wait_for_selector('[data-testid="stDataFrame"] canvas', timeout=20_000)
+    assert page.get_by_text("180 decision points match").is_visible()
+
+    page.get_by_test_id("stSelectbox").filter(has_text="Split").click()
+    page.get_by_role("option", name="interactive_agent").click()
+    page.get_by_role("button", name="Apply filters").click()
+    wait_idle(page)
+    page.wait_for_selector('[data-testid="stDataFrame"] canvas')
+    assert "split=interactive_agent" in page.url
+    assert page.get_by_text("68 decision points match").is_visible()
+    screenshot(page, "browse_filtered")
+
+    # the URL alone restores the view
+    page.reload()
+    wait_idle(page)
+    assert page.get_by_text("68 decision points match").is_visible()
+
+    page.get_by_role("button", name="Open decision point").click()
+    wait_idle(page)
+    page.wait_for_selector('[data-testid="stChatMessage"]', timeout=20_000)
+    assert "/decision_point?" in page.url and "id=interactive_agent" in page.url
+    assert "split=interactive_agent" in page.url, "the list filter travels with the decision point"
+    screenshot(page, "decision_point_from_browse")
+
+    page.get_by_role("button", name="Next in filtered list ▶").click()
+    wait_idle(page)
+    assert re.search(r"id=interactive_agent%2F", page.url) or "id=interactive_agent/" in page.url
+    assert outside_requests == []
+
+
+def test_decision_point_reveal(page, app_url, outside_requests):
+    page.goto(app_url + "/decision_point?id=tool_calling/demo-parallel-calls/2")
+    wait_idle(page)
+    page.wait_for_selector('[data-testid="stChatMessage"]', timeout=20_000)
+    assert page.get_by_text("Hidden. Toggle to see").is_visible()
+    assert page.get_by_text("Action type:").count() == 0
+    screenshot(page, "decision_point_hidden")
+
+    page.get_by_text("Reveal the expected action").click()
+    wait_idle(page)
+    assert page.get_by_text("Action type:").is_visible()
+    assert page.get_by_text("A parallel turn: 3 calls").is_visible()
+    page.get_by_text("Request JSON").click()
+    page.wait_for_selector('[data-testid="stCode"]')
+    screenshot(page, "decision_point_revealed")
+    assert outside_requests == []
+
+
+def test_untrusted_markup_stays_inert(page, app_url, outside_requests):
+    page.goto(app_url + f"/decision_point?id={UNTRUSTED}")
+    wait_idle(page)
+    page.wait_for_selector('[data-testid="stChatMessage"]', timeout=20_000)
+    page.get_by_text("Reveal the expected action").click()
+    wait_idle(page)
+    page.get_by_text("Request JSON").click()
+    wait_idle(page)
+    page.wait_for_timeout(1_000)  # give any image a chance to be requested
+
+    # the markup is shown as text ...
+    assert page.get_by_text("![tracker](http://203.0.113.7/pixel.png)", exact=False).count() >= 1
+    assert page.get_by_text("<img src='http://203.0.113.7/x.png'>", exact=False).count() >= 1
+    # ... and became no element that could load or link anything
+    assert page.locator('img[src*="203.0.113.7"]').count() == 0
+    assert page.locator('a[href*="203.0.113.7"]').count() == 0
+    assert page.locator("script:has-text('alert(1)')").count() == 0
+    screenshot(page, "decision_point_untrusted_markup")
+    assert outside_requests == [], f"the page tried to fetch: {outside_requests}"
+
+
+def test_bad_id_gives_a_clear_message(page, app_url, outside_requests):
+    page.goto(app_url + "/decision_point?id=not-an-id")
+    wait_idle(page)
+    error = page.get_by_test_id("stAlertContentError")
+    assert "is not a decision point id" in error.inner_text()
+    screenshot(page, "decision_point_bad_id")
+    assert outside_requests == []

@@ -1,0 +1,159 @@
+"""The database a session works on: chosen in the sidebar, opened once per process, cached aggregates.
+
+Default: `$NEMO_DB` when set, else `data/nemo.db` when it exists, else the demo database (built from
+`data/demo/` on first use). Another file can be opened from the sidebar by path; the choice lives in the
+session (not in the URL, so a shared link cannot make the server open an arbitrary file).
+
+Aggregates over the whole table (counts, histograms, top tools) cost about a second at 1.2 M decision
+points, so they are `st.cache_data`-cached under a *signature* of the database (path, file identity and
+the last ingest / last row), which changes exactly when an ingest adds rows or the file is replaced. A
+plain mtime would also change on every checkpoint after unrelated writes (scores, runs).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from nemo_core.config import DEFAULT_DB
+from nemo_core.errors import NemoError, StoreError
+from nemo_core.store import Store
+
+DB_KEY = "nemo_db_path"
+
+
+def default_db_path() -> Path:
+    env = os.environ.get("NEMO_DB")
+    if env:
+        return Path(env)
+    if DEFAULT_DB.exists():
+        return DEFAULT_DB
+    from nemo_core.demo import ensure_demo_db
+
+    return ensure_demo_db()
+
+
+def current_db_path() -> Path:
+    chosen = st.session_state.get(DB_KEY)
+    return Path(chosen) if chosen else default_db_path()
+
+
+def check_workbench_db(path: str | Path) -> str | None:
+    """Why `path` cannot be opened as a workbench database, or None when it can. Read-only: a wrong
+    path must never create a file or add tables to someone else's SQLite database."""
+    path = Path(path).expanduser()
+    if not str(path).strip():
+        return "enter a path"
+    if not path.exists():
+        return f"no file at {path}"
+    if not path.is_file():
+        return f"{path} is not a file"
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decision_points'"
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return f"{path} is not a SQLite database ({exc})"
+    if not found:
+        return f"{path} is not a workbench database (no decision_points table); create one with `python -m nemo_core ingest`"
+    return None
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(path: str, identity: tuple) -> Store:
+    """One connection per database file per process (the Store serialises queries with its lock)."""
+    return Store.open(path, create=False)
+
+
+def _identity(path: Path) -> tuple:
+    st_ = path.stat()
+    return (st_.st_dev, st_.st_ino)
+
+
+def get_store(path: str | Path) -> Store:
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"no database at {path}", "set NEMO_DB, or open another database from the sidebar")
+    return _open_store(str(path.resolve()), _identity(path))
+
+
+def signature(store: Store) -> tuple:
+    """What the cached aggregates depend on: changes when rows are added or the file is replaced."""
+    last_ingest = store.query("SELECT id, status, finished_at FROM ingests ORDER BY id DESC LIMIT 1")
+    return (
+        str(store.path),
+        _identity(Path(store.path)),
+        store.scalar("SELECT max(rowid) FROM decision_points"),
+        tuple(last_ingest[0].values()) if last_ingest else None,
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def summary(path: str, sig: tuple) -> dict[str, Any]:
+    """Counts for the sidebar."""
+    store = get_store(path)
+    counts = store.counts()
+    return {
+        "counts": counts,
+        "total": sum(sum(v.values()) for v in counts.values()),
+        "conversations": store.n_conversations(),
+    }
+
+
+def sidebar() -> Store | None:
+    """Draw the database panel in the sidebar and return the open store (None after showing why not)."""
+    path = current_db_path()
+    store: Store | None = None
+    with st.sidebar:
+        st.subheader("Database")
+        st.text(str(path))
+        try:
+            store = get_store(path)
+            info = summary(str(Path(path).resolve()), signature(store))
+        except (NemoError, sqlite3.DatabaseError) as exc:
+            message = exc.one_line() if isinstance(exc, NemoError) else str(exc)
+            st.error(f"Cannot open this database: {message}")
+            store = None
+        else:
+            c1, c2 = st.columns(2)
+            c1.metric("Decision points", f"{info['total']:,}")
+            c2.metric("Conversations", f"{info['conversations']:,}")
+            for split, by_type in info["counts"].items():
+                st.caption(
+                    f"{split}: {sum(by_type.values()):,} ("
+                    + ", ".join(f"{n:,} {t}" for t, n in by_type.items())
+                    + ")"
+                )
+        with st.expander("Open another database", expanded=store is None):
+            with st.form("open_db_form", border=False):
+                new_path = st.text_input("Path to a workbench database file", key="open_db_input",
+                                         placeholder="/path/to/nemo.db")
+                submitted = st.form_submit_button("Open")
+            if submitted:
+                problem = check_workbench_db(new_path)
+                if problem:
+                    st.error(problem)
+                else:
+                    st.session_state[DB_KEY] = str(Path(new_path).expanduser().resolve())
+                    st.rerun()
+            if st.session_state.get(DB_KEY) and st.button("Back to the default database", key="db_default"):
+                del st.session_state[DB_KEY]
+                st.rerun()
+    return store
+
+
+def require_store() -> Store:
+    """The sidebar's store, or stop the page after the sidebar has said what is wrong."""
+    store = sidebar()
+    if store is None:
+        st.info("Open a workbench database from the sidebar to continue.")
+        st.stop()
+    return store
