@@ -4,5 +4,7 @@ from .decision_point import DecisionPoint
 from .errors import NemoError, UnknownDecisionPoint
 from .filters import DecisionPointFilter
 from .store import Store, open_store
+from . import llm_grader as _llm_grader, runs as _runs  # noqa: F401  (register their tables)
+from . import attempts as _attempts  # noqa: F401  (registers its table)
 
 __all__ = ["DecisionPoint", "DecisionPointFilter", "NemoError", "Store", "UnknownDecisionPoint", "open_store"]

@@ -1,0 +1,185 @@
+"""Statistics over scores: pure functions on lists (or value counts), one place for every page and command.
+
+`None` means "not graded" and is never counted as 0: every function here drops it and the callers show
+how many were dropped. Bootstrap intervals are seeded, so the same data always gives the same interval.
+
+For large samples the bootstrap works on *value counts* (`bootstrap_ci_counts`): resampling n items from
+k distinct values is a multinomial draw, so a million rewards that take a few hundred distinct values
+resample in milliseconds, with exactly the same distribution as resampling the items one by one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_RESAMPLES = 2000
+DEFAULT_SEED = 20251126
+# Above this many distinct values, the CI uses the normal approximation (which the bootstrap
+# converges to at the sample sizes where that many distinct values occur).
+MAX_DISTINCT_FOR_BOOTSTRAP = 50_000
+
+
+def graded(values: Iterable[float | None]) -> list[float]:
+    return [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
+def mean(values: Iterable[float | None]) -> float | None:
+    """The mean of the graded values; None when there are none."""
+    xs = graded(values)
+    return sum(xs) / len(xs) if xs else None
+
+
+@dataclass(frozen=True)
+class MeanCI:
+    """A mean with its 95% bootstrap interval, over `n` graded items; `n_ungraded` were left out."""
+
+    mean: float | None
+    low: float | None
+    high: float | None
+    n: int
+    n_ungraded: int = 0
+
+    def to_json(self) -> dict:
+        return {"mean": self.mean, "ci_low": self.low, "ci_high": self.high, "n": self.n, "n_ungraded": self.n_ungraded}
+
+    def fmt(self, digits: int = 3) -> str:
+        if self.mean is None:
+            return f"n/a (0 graded, {self.n_ungraded} ungraded)"
+        ci = f" [{self.low:.{digits}f}, {self.high:.{digits}f}]" if self.low is not None else ""
+        extra = f", {self.n_ungraded:,} ungraded" if self.n_ungraded else ""
+        return f"{self.mean:.{digits}f}{ci} (n={self.n:,}{extra})"
+
+
+def bootstrap_ci_counts(counts: dict[float, int], *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                        confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of the mean, from {value: how many items have it}."""
+    items = [(float(v), int(c)) for v, c in counts.items() if v is not None and c > 0]
+    n = sum(c for _, c in items)
+    if n == 0:
+        return None, None
+    values = np.array([v for v, _ in items])
+    weights = np.array([c for _, c in items], dtype=float)
+    if len(items) == 1:
+        return float(values[0]), float(values[0])
+    alpha = (1 - confidence) / 2
+    if len(items) > MAX_DISTINCT_FOR_BOOTSTRAP:
+        m = float((values * weights).sum() / n)
+        sd = math.sqrt(float((weights * (values - m) ** 2).sum()) / max(n - 1, 1))
+        z = 1.959963984540054 if confidence == 0.95 else _z(confidence)
+        return m - z * sd / math.sqrt(n), m + z * sd / math.sqrt(n)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n, weights / n, size=n_resamples)
+    means = draws @ values / n
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def _z(confidence: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def bootstrap_ci(values: Sequence[float | None], *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                 confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of the mean of the graded values."""
+    return bootstrap_ci_counts(Counter(graded(values)), n_resamples=n_resamples, seed=seed, confidence=confidence)
+
+
+def mean_ci(values: Sequence[float | None], **kwargs) -> MeanCI:
+    xs = graded(values)
+    low, high = bootstrap_ci_counts(Counter(xs), **kwargs)
+    return MeanCI(sum(xs) / len(xs) if xs else None, low, high, len(xs), len(values) - len(xs))
+
+
+def mean_ci_counts(counts: dict[float | None, int], **kwargs) -> MeanCI:
+    """`mean_ci` from {value: count}; the count under None is the ungraded number."""
+    n_ungraded = int(counts.get(None, 0))
+    graded_counts = {float(v): int(c) for v, c in counts.items() if v is not None}
+    n = sum(graded_counts.values())
+    m = sum(v * c for v, c in graded_counts.items()) / n if n else None
+    low, high = bootstrap_ci_counts(graded_counts, **kwargs)
+    return MeanCI(m, low, high, n, n_ungraded)
+
+
+def paired_difference_ci(a: Sequence[float | None], b: Sequence[float | None], *, n_resamples: int = DEFAULT_RESAMPLES,
+                         seed: int = DEFAULT_SEED, confidence: float = 0.95) -> MeanCI:
+    """Mean of a[i] - b[i] over the pairs where both are graded, with a bootstrap interval (comparing two
+    runs on the same decision points)."""
+    if len(a) != len(b):
+        raise ValueError("paired samples must have the same length")
+    diffs = [x - y for x, y in zip(a, b) if x is not None and y is not None]
+    ci = mean_ci(diffs, n_resamples=n_resamples, seed=seed, confidence=confidence)
+    return MeanCI(ci.mean, ci.low, ci.high, ci.n, len(a) - len(diffs))
+
+
+def cohen_kappa(a: Sequence, b: Sequence) -> float | None:
+    """Cohen's kappa between two raters' labels over the items both labelled (None = not labelled)."""
+    if len(a) != len(b):
+        raise ValueError("the two label lists must have the same length")
+    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    n = len(pairs)
+    if n == 0:
+        return None
+    observed = sum(1 for x, y in pairs if x == y) / n
+    ca, cb = Counter(x for x, _ in pairs), Counter(y for _, y in pairs)
+    expected = sum(ca[k] * cb.get(k, 0) for k in ca) / (n * n)
+    if expected == 1.0:
+        return 1.0 if observed == 1.0 else 0.0
+    return (observed - expected) / (1 - expected)
+
+
+def pearson(x: Sequence[float | None], y: Sequence[float | None]) -> float | None:
+    """Pearson correlation over the pairs where both are present; None when undefined."""
+    pairs = [(float(a), float(b)) for a, b in zip(x, y) if a is not None and b is not None]
+    if len(pairs) < 2:
+        return None
+    xs, ys = zip(*pairs)
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxy = sum((a - mx) * (b - my) for a, b in pairs)
+    sxx = sum((a - mx) ** 2 for a in xs)
+    syy = sum((b - my) ** 2 for b in ys)
+    if sxx == 0 or syy == 0:
+        return None
+    return sxy / math.sqrt(sxx * syy)
+
+
+def ranks(values: Sequence[float]) -> list[float]:
+    """Ranks from 1, ties sharing their average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(x: Sequence[float | None], y: Sequence[float | None]) -> float | None:
+    """Spearman rank correlation (Pearson on average ranks) over the pairs where both are present."""
+    pairs = [(a, b) for a, b in zip(x, y) if a is not None and b is not None]
+    if len(pairs) < 2:
+        return None
+    xs, ys = zip(*pairs)
+    return pearson(ranks(list(xs)), ranks(list(ys)))
+
+
+def histogram(values: Iterable[float | None], bins: Sequence[float]) -> list[int]:
+    """Counts of graded values in [bins[i], bins[i+1]) — the last bin includes its upper edge."""
+    counts = [0] * (len(bins) - 1)
+    for v in graded(values):
+        for i in range(len(bins) - 1):
+            last = i == len(bins) - 2
+            if bins[i] <= v < bins[i + 1] or (last and v == bins[-1]):
+                counts[i] += 1
+                break
+    return counts

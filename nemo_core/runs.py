@@ -1,0 +1,274 @@
+"""Runs and their scored predictions, in the store.
+
+A *run* is one set of predictions graded together: a `grade` of a prediction file, a model run (issue 5),
+an upload, or a human's answers. It records what it was graded with (grader, grader model, rule version),
+so its scores stay explainable. Every prediction keeps the submitted action, the input's extra keys, the
+score columns people filter on, and the whole breakdown as JSON.
+
+Summaries are computed in SQL as value counts, and the confidence intervals from those counts
+(`metrics.mean_ci_counts`), so summarising a million predictions never loads a million rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from .errors import NemoError
+from .metrics import MeanCI, mean_ci_counts
+from .store import Store, register_schema
+
+RUN_KINDS = ("grade", "run-model", "upload", "human")
+
+DDL = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL DEFAULT 'running',
+    kind TEXT NOT NULL CHECK (kind IN ('grade', 'run-model', 'upload', 'human')),
+    source_file TEXT,
+    grader TEXT NOT NULL,
+    grader_model TEXT,
+    rule_version TEXT NOT NULL,
+    model TEXT,
+    n_lines INTEGER NOT NULL DEFAULT 0,
+    n_predictions INTEGER NOT NULL DEFAULT 0,
+    n_graded INTEGER NOT NULL DEFAULT 0,
+    n_problems INTEGER NOT NULL DEFAULT 0,
+    problems TEXT,
+    settings TEXT
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    dp_id TEXT NOT NULL,
+    line INTEGER,
+    split TEXT,
+    action_type TEXT,
+    submitted_type TEXT,
+    action TEXT,
+    extra TEXT,
+    reward REAL,
+    action_type_match INTEGER,
+    name_match INTEGER,
+    arg_match REAL,
+    grader TEXT,
+    grader_model TEXT,
+    reason TEXT,
+    breakdown TEXT,
+    error TEXT,
+    latency_ms REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS predictions_run_dp ON predictions(run_id, dp_id);
+CREATE INDEX IF NOT EXISTS predictions_run_reward ON predictions(run_id, reward);
+"""
+register_schema(DDL)
+
+MAX_STORED_PROBLEMS = 1000
+
+PREDICTION_COLUMNS = (
+    "run_id", "dp_id", "line", "split", "action_type", "submitted_type", "action", "extra", "reward",
+    "action_type_match", "name_match", "arg_match", "grader", "grader_model", "reason", "breakdown", "error",
+    "latency_ms",
+)
+_INSERT_SQL = (f"INSERT INTO predictions({', '.join(PREDICTION_COLUMNS)}) "
+               f"VALUES ({', '.join('?' * len(PREDICTION_COLUMNS))})")
+
+
+class RunError(NemoError):
+    """A run that cannot be created or found."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _dumps(value: Any) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+@dataclass
+class Run:
+    id: int
+    name: str
+    created_at: str
+    finished_at: str | None
+    status: str
+    kind: str
+    source_file: str | None
+    grader: str
+    grader_model: str | None
+    rule_version: str
+    model: str | None
+    n_lines: int
+    n_predictions: int
+    n_graded: int
+    n_problems: int
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Run":
+        row = dict(row)
+        row["problems"] = orjson.loads(row["problems"]) if row.get("problems") else []
+        row["settings"] = orjson.loads(row["settings"]) if row.get("settings") else {}
+        return cls(**row)
+
+
+def create_run(store: Store, name: str, *, kind: str, grader: str, rule_version: str, source_file: str | None = None,
+               grader_model: str | None = None, model: str | None = None, settings: dict | None = None) -> int:
+    """A new run; its id. A name already used raises `RunError` (names are how people refer to runs)."""
+    if kind not in RUN_KINDS:
+        raise RunError(f"unknown run kind {kind!r}", f"one of {', '.join(RUN_KINDS)}")
+    if not name or not name.strip():
+        raise RunError("a run needs a name", "pass --run NAME")
+    if store.scalar("SELECT 1 FROM runs WHERE name = ?", (name,)):
+        raise RunError(f"a run named {name!r} already exists", "choose another --run name")
+    with store.transaction() as conn:
+        return conn.execute(
+            "INSERT INTO runs(name, created_at, kind, source_file, grader, grader_model, rule_version, model, settings) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, _now(), kind, source_file, grader, grader_model, rule_version, model, _dumps(settings or {})),
+        ).lastrowid
+
+
+def unique_run_name(store: Store, base: str) -> str:
+    """`base`, or `base-2`, `base-3`, ... — the first not yet used."""
+    name, n = base, 1
+    while store.scalar("SELECT 1 FROM runs WHERE name = ?", (name,)):
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def prediction_row(run_id: int, dp_id: str, breakdown: Any | None, *, action: dict | None = None,
+                   extra: dict | None = None, split: str | None = None, action_type: str | None = None,
+                   error: str | None = None, latency_ms: float | None = None, line: int | None = None) -> tuple:
+    """One `predictions` row (in `PREDICTION_COLUMNS` order) from a `grading.Breakdown` (or None when the
+    action could not be graded, with `error` saying why)."""
+    if breakdown is None:
+        return (run_id, dp_id, line, split, action_type, (action or {}).get("type") if isinstance(action, dict) else None,
+                _dumps(action), _dumps(extra or None), None, None, None, None, None, None, None, None, error, latency_ms)
+    return (
+        run_id, dp_id, line, split, action_type or breakdown.expected_type, breakdown.submitted_type, _dumps(action),
+        _dumps(extra or None), breakdown.reward, breakdown.action_type_match, breakdown.name_match,
+        breakdown.arg_match, breakdown.grader, breakdown.grader_model, breakdown.reason,
+        _dumps(breakdown.to_json()), error, latency_ms,
+    )
+
+
+def insert_predictions(store: Store, rows: Iterable[tuple]) -> int:
+    """Insert prediction rows (from `prediction_row`) in one transaction; returns how many."""
+    rows = list(rows)
+    if rows:
+        with store.transaction() as conn:
+            conn.executemany(_INSERT_SQL, rows)
+    return len(rows)
+
+
+def finish_run(store: Store, run_id: int, *, status: str = "completed", n_lines: int | None = None,
+               problems: list[dict[str, Any]] | None = None, n_problems: int | None = None) -> None:
+    """Record the counts (computed from the stored predictions) and the problems met."""
+    counts = store.query(
+        "SELECT count(*) AS n, count(reward) AS graded FROM predictions WHERE run_id = ?", (run_id,)
+    )[0]
+    with store.transaction() as conn:
+        conn.execute(
+            "UPDATE runs SET finished_at = ?, status = ?, n_lines = coalesce(?, n_lines), n_predictions = ?, "
+            "n_graded = ?, n_problems = coalesce(?, n_problems), problems = coalesce(?, problems) WHERE id = ?",
+            (_now(), status, n_lines, counts["n"], counts["graded"],
+             n_problems if n_problems is not None else (len(problems) if problems is not None else None),
+             _dumps(problems[:MAX_STORED_PROBLEMS]) if problems is not None else None, run_id),
+        )
+
+
+def get_run(store: Store, run: int | str) -> Run:
+    column = "id" if isinstance(run, int) else "name"
+    rows = store.query(f"SELECT * FROM runs WHERE {column} = ?", (run,))
+    if not rows:
+        raise RunError(f"no run {run!r}", "list the runs on the Runs page, or grade a file first")
+    return Run.from_row(rows[0])
+
+
+def list_runs(store: Store, kind: str | None = None) -> list[Run]:
+    if kind:
+        rows = store.query("SELECT * FROM runs WHERE kind = ? ORDER BY id DESC", (kind,))
+    else:
+        rows = store.query("SELECT * FROM runs ORDER BY id DESC")
+    return [Run.from_row(r) for r in rows]
+
+
+def delete_run(store: Store, run_id: int) -> None:
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM predictions WHERE run_id = ?", (run_id,))
+        conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+
+def predictions(store: Store, run_id: int, *, offset: int = 0, limit: int = 100,
+                order: str = "id") -> list[dict[str, Any]]:
+    """A page of a run's predictions, JSON columns decoded."""
+    orders = {"id": "id", "reward": "reward IS NULL, reward, id", "-reward": "reward IS NULL, reward DESC, id"}
+    rows = store.query(
+        f"SELECT * FROM predictions WHERE run_id = ? ORDER BY {orders.get(order, 'id')} LIMIT ? OFFSET ?",
+        (run_id, int(limit), int(offset)),
+    )
+    for row in rows:
+        for key in ("action", "extra", "breakdown"):
+            row[key] = orjson.loads(row[key]) if row[key] else None
+    return rows
+
+
+@dataclass
+class RunSummary:
+    """Mean reward overall, by split and by action type (each with its CI and ungraded count)."""
+
+    run_id: int
+    overall: MeanCI
+    by_split: dict[str, MeanCI]
+    by_action_type: dict[str, MeanCI]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "overall": self.overall.to_json(),
+            "by_split": {k: v.to_json() for k, v in self.by_split.items()},
+            "by_action_type": {k: v.to_json() for k, v in self.by_action_type.items()},
+        }
+
+    def to_text(self) -> str:
+        lines = [f"mean reward: {self.overall.fmt()}"]
+        for title, groups in (("by split", self.by_split), ("by action type", self.by_action_type)):
+            lines.append(f"{title}:")
+            lines.extend(f"  {name}: {ci.fmt()}" for name, ci in groups.items())
+        return "\n".join(lines)
+
+
+def summarise_run(store: Store, run_id: int, *, seed: int | None = None) -> RunSummary:
+    """Means with 95% bootstrap CIs over graded predictions; ungraded ones are counted beside them."""
+    kwargs = {"seed": seed} if seed is not None else {}
+    rows = store.query(
+        "SELECT split, action_type, reward, count(*) AS n FROM predictions WHERE run_id = ? "
+        "GROUP BY split, action_type, reward", (run_id,),
+    )
+    overall: dict[Any, int] = {}
+    by_split: dict[str, dict[Any, int]] = {}
+    by_type: dict[str, dict[Any, int]] = {}
+    for row in rows:
+        value, n = row["reward"], row["n"]
+        for bucket in (overall, by_split.setdefault(row["split"] or "unknown", {}),
+                       by_type.setdefault(row["action_type"] or "unknown", {})):
+            bucket[value] = bucket.get(value, 0) + n
+    return RunSummary(
+        run_id,
+        mean_ci_counts(overall, **kwargs),
+        {k: mean_ci_counts(v, **kwargs) for k, v in sorted(by_split.items())},
+        {k: mean_ci_counts(v, **kwargs) for k, v in sorted(by_type.items())},
+    )
