@@ -1,0 +1,354 @@
+"""Aggregations over stored runs for the Runs, Failures and Compare pages and the `report` command.
+
+Everything is SQL over `prediction_taxonomy` (one row per prediction, with the columns people group and
+filter on, and an index for each question asked here), so a run of 1.2 M predictions is summarised from
+index scans and value counts, never by loading its rows into Python. Means and intervals come from
+`metrics` (bootstrap on value counts); a run's summary is cached in `run_summary_cache` once computed,
+keyed by the taxonomy state it was computed from, because a finished run's predictions do not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .metrics import MeanCI, mean_ci_counts
+from .runs import Run, get_run, list_runs
+from .store import Store, register_schema
+from .taxonomy import CATEGORIES, CORRECT, FAILURE_CATEGORIES, ensure_taxonomy
+
+DDL = """
+CREATE TABLE IF NOT EXISTS run_summary_cache (
+    run_id INTEGER PRIMARY KEY,
+    state TEXT NOT NULL,
+    summary TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS run_summary_cache_delete_run AFTER DELETE ON runs BEGIN
+    DELETE FROM run_summary_cache WHERE run_id = OLD.id;
+END;
+"""
+register_schema(DDL)
+
+FAILURE_SORTS = {
+    "reward": "t.reward IS NULL, t.reward, t.prediction_id",
+    "-reward": "t.reward IS NULL, t.reward DESC, t.prediction_id",
+    "id": "t.prediction_id",
+}
+
+
+def _ci_json(ci: MeanCI) -> dict[str, Any]:
+    return ci.to_json()
+
+
+@dataclass
+class RunOverview:
+    """One row of the runs table: the run and its mean reward with CI overall, by split, by action type."""
+
+    run: Run
+    n: int
+    overall: dict[str, Any]
+    by_split: dict[str, dict[str, Any]]
+    by_action_type: dict[str, dict[str, Any]]
+    taxonomy: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run": self.run.name, "run_id": self.run.id, "kind": self.run.kind, "model": self.run.model,
+                "n": self.n, "mean_reward": self.overall, "by_split": self.by_split,
+                "by_action_type": self.by_action_type, "taxonomy": self.taxonomy}
+
+
+def _state(store: Store, run_id: int) -> str:
+    row = store.query("SELECT version, n_predictions, computed_at FROM run_taxonomy_state WHERE run_id = ?", (run_id,))
+    return orjson.dumps(row[0] if row else None).decode()
+
+
+def taxonomy_counts(store: Store, run_id: int) -> dict[str, int]:
+    """Category -> count, every category listed (0 when absent), in `CATEGORIES` order."""
+    ensure_taxonomy(store, run_id)
+    found = {r["category"]: r["n"] for r in store.query(
+        "SELECT category, count(*) AS n FROM prediction_taxonomy WHERE run_id = ? GROUP BY category", (run_id,))}
+    return {c: int(found.get(c, 0)) for c in CATEGORIES}
+
+
+def sub_kind_counts(store: Store, run_id: int) -> list[dict[str, Any]]:
+    """(category, sub_kind, n) for the categories that have sub-kinds."""
+    ensure_taxonomy(store, run_id)
+    return store.query(
+        "SELECT category, sub_kind, count(*) AS n FROM prediction_taxonomy WHERE run_id = ? AND sub_kind IS NOT NULL "
+        "GROUP BY category, sub_kind ORDER BY category, n DESC", (run_id,))
+
+
+def argument_error_totals(store: Store, run_id: int) -> dict[str, int]:
+    """Total missing / extra / wrong-value / wrong-type keys over the run's `argument_errors` predictions."""
+    ensure_taxonomy(store, run_id)
+    row = store.query(
+        "SELECT coalesce(sum(n_missing), 0) AS missing_key, coalesce(sum(n_extra), 0) AS extra_key, "
+        "coalesce(sum(n_wrong_value), 0) AS wrong_value, coalesce(sum(n_wrong_type), 0) AS wrong_type "
+        "FROM prediction_taxonomy WHERE run_id = ? AND category = 'argument_errors'", (run_id,))[0]
+    return {k: int(v) for k, v in row.items()}
+
+
+def run_summary(store: Store, run: Run | int | str, *, use_cache: bool = True) -> RunOverview:
+    """Mean reward with 95% bootstrap CI overall / by split / by action type, and the taxonomy counts."""
+    if not isinstance(run, Run):
+        run = get_run(store, run)
+    ensure_taxonomy(store, run.id)
+    state = _state(store, run.id)
+    if use_cache:
+        cached = store.query("SELECT state, summary FROM run_summary_cache WHERE run_id = ?", (run.id,))
+        if cached and cached[0]["state"] == state:
+            data = orjson.loads(cached[0]["summary"])
+            return RunOverview(run, data["n"], data["overall"], data["by_split"], data["by_action_type"],
+                               data["taxonomy"])
+    rows = store.query(
+        "SELECT split, action_type, reward, count(*) AS n FROM prediction_taxonomy WHERE run_id = ? "
+        "GROUP BY split, action_type, reward", (run.id,))
+    overall: dict[Any, int] = {}
+    by_split: dict[str, dict[Any, int]] = {}
+    by_type: dict[str, dict[Any, int]] = {}
+    for row in rows:
+        for bucket in (overall, by_split.setdefault(row["split"] or "unknown", {}),
+                       by_type.setdefault(row["action_type"] or "unknown", {})):
+            bucket[row["reward"]] = bucket.get(row["reward"], 0) + row["n"]
+    n = sum(overall.values())
+    summary = RunOverview(
+        run, n, _ci_json(mean_ci_counts(overall)),
+        {k: _ci_json(mean_ci_counts(v)) for k, v in sorted(by_split.items())},
+        {k: _ci_json(mean_ci_counts(v)) for k, v in sorted(by_type.items())},
+        taxonomy_counts(store, run.id),
+    )
+    data = {"n": n, "overall": summary.overall, "by_split": summary.by_split,
+            "by_action_type": summary.by_action_type, "taxonomy": summary.taxonomy}
+    with store.transaction() as conn:
+        conn.execute("INSERT OR REPLACE INTO run_summary_cache(run_id, state, summary) VALUES (?, ?, ?)",
+                     (run.id, state, orjson.dumps(data).decode()))
+    return summary
+
+
+def runs_table(store: Store) -> list[dict[str, Any]]:
+    """Every run, newest first, flat for a table: name, kind, model, source, time, size, means with CIs."""
+    out = []
+    for run in list_runs(store):
+        s = run_summary(store, run)
+        row: dict[str, Any] = {
+            "run": run.name, "id": run.id, "kind": run.kind, "model": run.model, "grader": run.grader,
+            "source": run.source_file, "created_at": run.created_at, "status": run.status, "n": s.n,
+            "n_graded": s.overall["n"], "mean_reward": s.overall["mean"], "ci_low": s.overall["ci_low"],
+            "ci_high": s.overall["ci_high"],
+        }
+        for prefix, groups in (("split", s.by_split), ("type", s.by_action_type)):
+            for name, ci in groups.items():
+                row[f"{prefix}:{name}"] = ci["mean"]
+                row[f"{prefix}:{name}:ci"] = _fmt_ci(ci)
+        out.append(row)
+    return out
+
+
+def _fmt_ci(ci: dict[str, Any]) -> str:
+    if ci["mean"] is None:
+        return "n/a"
+    return f"{ci['mean']:.3f} [{ci['ci_low']:.3f}, {ci['ci_high']:.3f}] n={ci['n']:,}"
+
+
+def confusion(store: Store, run_id: int, *, top: int = 20, errors_only: bool = True) -> list[dict[str, Any]]:
+    """The most frequent (expected tool, predicted tool) pairs among function-call predictions.
+
+    `errors_only` keeps the off-diagonal pairs (wrong and hallucinated tools), which is what a person
+    debugging a run looks for; otherwise matching pairs are included too."""
+    ensure_taxonomy(store, run_id)
+    if errors_only:
+        return store.query(
+            "SELECT expected_tool, predicted_tool, category, count(*) AS n FROM prediction_taxonomy "
+            "WHERE run_id = ? AND category IN ('wrong_tool', 'hallucinated_tool') "
+            "GROUP BY expected_tool, predicted_tool, category ORDER BY n DESC, expected_tool, predicted_tool LIMIT ?",
+            (run_id, int(top)))
+    return store.query(
+        "SELECT expected_tool, predicted_tool, count(*) AS n FROM prediction_taxonomy "
+        "WHERE run_id = ? AND predicted_tool IS NOT NULL AND expected_tool IS NOT NULL "
+        "GROUP BY expected_tool, predicted_tool ORDER BY n DESC, expected_tool, predicted_tool LIMIT ?",
+        (run_id, int(top)))
+
+
+def reward_histogram(store: Store, run_id: int, *, bins: int = 10) -> list[dict[str, Any]]:
+    """Counts of graded rewards in `bins` equal bins over [0, 1] (the last includes 1.0)."""
+    ensure_taxonomy(store, run_id)
+    rows = store.query(
+        "SELECT min(CAST(reward * ? AS INTEGER), ? - 1) AS b, count(*) AS n FROM prediction_taxonomy "
+        "WHERE run_id = ? AND reward IS NOT NULL GROUP BY b", (bins, bins, run_id))
+    found = {r["b"]: r["n"] for r in rows}
+    return [{"low": i / bins, "high": (i + 1) / bins, "n": int(found.get(i, 0))} for i in range(bins)]
+
+
+@dataclass
+class FailureFilter:
+    """What the failure list shows. Empty `categories` means every failure category (not `correct`)."""
+
+    categories: list[str] = field(default_factory=list)
+    split: str | None = None
+    expected_tool: str | None = None
+    predicted_tool: str | None = None
+    reward_min: float | None = None
+    reward_max: float | None = None
+
+    def where(self, run_id: int) -> tuple[str, list[Any]]:
+        """The WHERE clause (over `prediction_taxonomy t`) and its parameters."""
+        clauses, params = ["t.run_id = ?"], [run_id]
+        cats = [c for c in self.categories if c in CATEGORIES] or list(FAILURE_CATEGORIES)
+        clauses.append(f"t.category IN ({', '.join('?' * len(cats))})")
+        params += cats
+        if self.split:
+            clauses.append("t.split = ?")
+            params.append(self.split)
+        if self.expected_tool:
+            clauses.append("t.expected_tool = ?")
+            params.append(self.expected_tool)
+        if self.predicted_tool:
+            clauses.append("t.predicted_tool = ?")
+            params.append(self.predicted_tool)
+        if self.reward_min is not None:
+            clauses.append("t.reward >= ?")
+            params.append(float(self.reward_min))
+        if self.reward_max is not None:
+            clauses.append("t.reward <= ?")
+            params.append(float(self.reward_max))
+        return " AND ".join(clauses), params
+
+
+@dataclass
+class FailurePage:
+    rows: list[dict[str, Any]]
+    total: int
+    offset: int
+    limit: int
+
+
+def failures(store: Store, run_id: int, flt: FailureFilter | None = None, *, offset: int = 0, limit: int = 50,
+             sort: str = "reward") -> FailurePage:
+    """A page of a run's predictions matching `flt`, lowest reward first, with the total count."""
+    ensure_taxonomy(store, run_id)
+    flt = flt or FailureFilter()
+    where, params = flt.where(run_id)
+    order = FAILURE_SORTS.get(sort, FAILURE_SORTS["reward"])
+    total = store.scalar(f"SELECT count(*) FROM prediction_taxonomy t WHERE {where}", params)
+    rows = store.query(
+        f"SELECT t.prediction_id, t.dp_id, t.category, t.sub_kind, t.split, t.action_type, t.expected_tool, "
+        f"t.predicted_tool, t.reward, t.n_missing, t.n_extra, t.n_wrong_value, t.n_wrong_type, p.reason, p.error "
+        f"FROM prediction_taxonomy t JOIN predictions p ON p.id = t.prediction_id "
+        f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", [*params, int(limit), int(offset)])
+    return FailurePage(rows, int(total or 0), int(offset), int(limit))
+
+
+def tool_names(store: Store, run_id: int, *, limit: int = 500) -> list[str]:
+    """The expected tools that occur in a run, most frequent first (for the tool filter)."""
+    ensure_taxonomy(store, run_id)
+    return [r["expected_tool"] for r in store.query(
+        "SELECT expected_tool, count(*) AS n FROM prediction_taxonomy WHERE run_id = ? AND expected_tool IS NOT NULL "
+        "GROUP BY expected_tool ORDER BY n DESC LIMIT ?", (run_id, int(limit)))]
+
+
+def prediction_for(store: Store, run: int | str, dp_id: str) -> dict[str, Any] | None:
+    """One run's prediction for one decision point, JSON decoded, with its taxonomy; None when there is none."""
+    run_obj = get_run(store, run)
+    rows = store.query("SELECT * FROM predictions WHERE run_id = ? AND dp_id = ?", (run_obj.id, dp_id))
+    if not rows:
+        return None
+    row = rows[0]
+    for key in ("action", "extra", "breakdown"):
+        row[key] = orjson.loads(row[key]) if row[key] else None
+    tax = store.query("SELECT category, sub_kind, n_missing, n_extra, n_wrong_value, n_wrong_type "
+                      "FROM prediction_taxonomy WHERE prediction_id = ?", (row["id"],))
+    row["taxonomy"] = tax[0] if tax else None
+    row["run_name"] = run_obj.name
+    return row
+
+
+def runs_with_prediction(store: Store, dp_id: str) -> list[str]:
+    """Names of the runs holding a prediction for this decision point (uses the (run_id, dp_id) index)."""
+    return [r["name"] for r in store.query(
+        "SELECT r.name FROM runs r WHERE EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id AND p.dp_id = ?) "
+        "ORDER BY r.id DESC", (dp_id,))]
+
+
+# ---- comparing two runs -------------------------------------------------------------------------------------
+@dataclass
+class Comparison:
+    """Run A against run B on the decision points both graded: A wins when its reward is higher."""
+
+    run_a: str
+    run_b: str
+    n_shared: int
+    n_only_a: int
+    n_only_b: int
+    n_ungraded: int
+    wins: int
+    losses: int
+    ties: int
+    mean_difference: dict[str, Any]
+    mean_a: float | None
+    mean_b: float | None
+    biggest: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def compare_runs(store: Store, run_a: int | str, run_b: int | str, *, top: int = 50) -> Comparison:
+    """Wins / losses / ties, the mean difference (A - B) with a paired bootstrap CI, and the decision points
+    where the two differ most.
+
+    The bootstrap resamples *pairs* (decision points), which is resampling the per-pair differences:
+    done on their value counts by `metrics.mean_ci_counts`, so it is exact and fast at any size.
+    """
+    a, b = get_run(store, run_a), get_run(store, run_b)
+    shared_join = ("FROM predictions pa JOIN predictions pb ON pb.run_id = ? AND pb.dp_id = pa.dp_id "
+                   "WHERE pa.run_id = ?")
+    counts = store.query(
+        f"SELECT round(pa.reward - pb.reward, 9) AS d, count(*) AS n, sum(pa.reward) AS sa, sum(pb.reward) AS sb "
+        f"{shared_join} GROUP BY d", (b.id, a.id))
+    diffs: dict[Any, int] = {}
+    wins = losses = ties = n_ungraded = n_shared = 0
+    sum_a = sum_b = 0.0
+    for r in counts:
+        n_shared += r["n"]
+        if r["d"] is None:
+            n_ungraded += r["n"]
+            continue
+        diffs[r["d"]] = r["n"]
+        sum_a += r["sa"] or 0.0
+        sum_b += r["sb"] or 0.0
+        if r["d"] > 0:
+            wins += r["n"]
+        elif r["d"] < 0:
+            losses += r["n"]
+        else:
+            ties += r["n"]
+    n_graded = wins + losses + ties
+    ci = mean_ci_counts(diffs)
+    n_a = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (a.id,)) or 0
+    n_b = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (b.id,)) or 0
+    biggest = store.query(
+        f"SELECT pa.dp_id, pa.split, pa.action_type, pa.reward AS reward_a, pb.reward AS reward_b, "
+        f"pa.reward - pb.reward AS difference, pa.reason AS reason_a, pb.reason AS reason_b "
+        f"{shared_join} AND pa.reward IS NOT NULL AND pb.reward IS NOT NULL AND pa.reward != pb.reward "
+        f"ORDER BY abs(pa.reward - pb.reward) DESC, pa.dp_id LIMIT ?", (b.id, a.id, int(top)))
+    return Comparison(
+        a.name, b.name, n_shared, n_a - n_shared, n_b - n_shared, n_ungraded, wins, losses, ties,
+        {**ci.to_json(), "n_ungraded": n_ungraded},
+        sum_a / n_graded if n_graded else None, sum_b / n_graded if n_graded else None, biggest,
+    )
+
+
+def report(store: Store, run: int | str) -> dict[str, Any]:
+    """What `report --json` prints: run, n, mean_reward, by_split, by_action_type, taxonomy (and details)."""
+    s = run_summary(store, run)
+    out = s.to_json()
+    out["argument_errors"] = argument_error_totals(store, s.run.id)
+    out["sub_kinds"] = sub_kind_counts(store, s.run.id)
+    return out
+
+
+__all__ = ["CATEGORIES", "CORRECT", "Comparison", "FailureFilter", "FailurePage", "RunOverview", "compare_runs",
+           "confusion", "failures", "prediction_for", "report", "reward_histogram", "run_summary", "runs_table",
+           "runs_with_prediction", "taxonomy_counts", "tool_names"]

@@ -1,0 +1,324 @@
+"""The failure taxonomy: one category for every stored prediction, computed here and stored beside it.
+
+Categories (`CATEGORIES`, in the order pages list them), decided in this order so each prediction gets
+exactly one:
+
+1. `runner_error` — no action was graded because the run failed to produce or read one: a timeout, an
+   API error, or an action in none of the accepted forms (sub-kinds `timeout`, `api_error`,
+   `invalid_action`, `other`). Read from the prediction's `error` column (set by `run-model` and `grade`).
+2. `ungradeable_reference` — the reference itself cannot be graded (SPEC §4: `reward` is None). Not a
+   model failure and not a silent 0; it is counted apart so the numbers add up to the run's size.
+3. `wrong_action_type` — a call where a message was expected (`call_for_message`) or a message where a
+   call was expected (`message_for_call`).
+4. `hallucinated_tool` — a call whose name is not among the task's tools.
+5. `wrong_tool` — a call of a tool the task offers, but not the expected one.
+6. `invalid_arguments_json` — the expected tool, with arguments that are not a JSON object.
+7. `argument_errors` — the expected tool, with argument errors counted per kind: missing key, extra key,
+   wrong value, wrong type (a mismatched value whose JSON type differs, e.g. `"5"` vs `5`; numbers are one
+   type, as in SPEC §4).
+8. `low_message_score` — a message whose score is below `LOW_MESSAGE_SCORE` (0.5: below half marks from
+   the keyword or LLM grader is treated as a failed reply).
+9. `correct` — a call with reward 1.0, or a message scoring at least `LOW_MESSAGE_SCORE`.
+
+For wrong and hallucinated tools the argument error counts are stored too (against the expected call's
+arguments), as a secondary detail; only the category counts in the tallies.
+
+`classify` is pure. `compute_taxonomy(store, run_id)` (re)computes and stores the categories of a whole
+run in batches; it reads each conversation's tool list only for calls whose name is not the expected one
+(the only case where "is it among the task's tools" matters), once per conversation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .records import json_kind, normalise_tools
+from .store import Store, decompress_json, register_schema
+
+TAXONOMY_VERSION = "1"
+LOW_MESSAGE_SCORE = 0.5
+
+CORRECT = "correct"
+WRONG_ACTION_TYPE = "wrong_action_type"
+HALLUCINATED_TOOL = "hallucinated_tool"
+WRONG_TOOL = "wrong_tool"
+ARGUMENT_ERRORS = "argument_errors"
+INVALID_ARGUMENTS_JSON = "invalid_arguments_json"
+LOW_MESSAGE_SCORE_CATEGORY = "low_message_score"
+RUNNER_ERROR = "runner_error"
+UNGRADEABLE = "ungradeable_reference"
+
+CATEGORIES: dict[str, str] = {
+    CORRECT: "Correct (a call with reward 1.0, or a message scoring at least 0.5)",
+    WRONG_ACTION_TYPE: "Wrong action type: a call where a message was expected, or the reverse",
+    HALLUCINATED_TOOL: "Hallucinated tool: the name is not among the task's tools",
+    WRONG_TOOL: "Wrong tool: a tool the task offers, but not the expected one",
+    ARGUMENT_ERRORS: "Right tool with argument errors (missing / extra key, wrong value, wrong type)",
+    INVALID_ARGUMENTS_JSON: "Invalid arguments JSON: the arguments are not a JSON object",
+    LOW_MESSAGE_SCORE_CATEGORY: f"Low message score: below {LOW_MESSAGE_SCORE}",
+    RUNNER_ERROR: "Runner error: timeout, API error, or an action that could not be read",
+    UNGRADEABLE: "Not graded: the reference itself cannot be graded (not a model failure)",
+}
+FAILURE_CATEGORIES = tuple(c for c in CATEGORIES if c not in (CORRECT, UNGRADEABLE))
+SUB_KINDS = {
+    WRONG_ACTION_TYPE: ("call_for_message", "message_for_call"),
+    RUNNER_ERROR: ("timeout", "api_error", "invalid_action", "other"),
+}
+
+DDL = """
+CREATE TABLE IF NOT EXISTS prediction_taxonomy (
+    prediction_id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    dp_id TEXT NOT NULL,
+    category TEXT NOT NULL,
+    sub_kind TEXT,
+    split TEXT,
+    action_type TEXT,
+    expected_tool TEXT,
+    predicted_tool TEXT,
+    reward REAL,
+    n_missing INTEGER NOT NULL DEFAULT 0,
+    n_extra INTEGER NOT NULL DEFAULT 0,
+    n_wrong_value INTEGER NOT NULL DEFAULT 0,
+    n_wrong_type INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS taxonomy_run_category ON prediction_taxonomy(run_id, category, reward);
+CREATE INDEX IF NOT EXISTS taxonomy_run_summary ON prediction_taxonomy(run_id, split, action_type, reward);
+CREATE INDEX IF NOT EXISTS taxonomy_run_tools ON prediction_taxonomy(run_id, expected_tool, predicted_tool);
+CREATE INDEX IF NOT EXISTS taxonomy_run_reward ON prediction_taxonomy(run_id, reward);
+CREATE TABLE IF NOT EXISTS run_taxonomy_state (
+    run_id INTEGER PRIMARY KEY,
+    version TEXT NOT NULL,
+    n_predictions INTEGER NOT NULL,
+    computed_at TEXT NOT NULL,
+    seconds REAL
+);
+CREATE TRIGGER IF NOT EXISTS taxonomy_delete_run AFTER DELETE ON runs BEGIN
+    DELETE FROM prediction_taxonomy WHERE run_id = OLD.id;
+    DELETE FROM run_taxonomy_state WHERE run_id = OLD.id;
+END;
+"""
+# The trigger needs the `runs` table: `runs` registers its DDL first because `nemo_core/__init__` imports it first.
+from . import runs as _runs  # noqa: E402,F401  (the runs table must exist before the trigger)
+
+register_schema(DDL)
+
+_COLUMNS = ("prediction_id", "run_id", "dp_id", "category", "sub_kind", "split", "action_type", "expected_tool",
+            "predicted_tool", "reward", "n_missing", "n_extra", "n_wrong_value", "n_wrong_type")
+_INSERT = (f"INSERT OR REPLACE INTO prediction_taxonomy({', '.join(_COLUMNS)}) "
+           f"VALUES ({', '.join('?' * len(_COLUMNS))})")
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """One prediction's place in the taxonomy."""
+
+    category: str
+    sub_kind: str | None = None
+    expected_tool: str | None = None
+    predicted_tool: str | None = None
+    n_missing: int = 0
+    n_extra: int = 0
+    n_wrong_value: int = 0
+    n_wrong_type: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"category": self.category, "sub_kind": self.sub_kind, "expected_tool": self.expected_tool,
+                "predicted_tool": self.predicted_tool, "n_missing": self.n_missing, "n_extra": self.n_extra,
+                "n_wrong_value": self.n_wrong_value, "n_wrong_type": self.n_wrong_type}
+
+
+def runner_error_kind(error: str) -> str:
+    """timeout / api_error / invalid_action / other, from the error text a runner or `grade` stored."""
+    text = error.lower()
+    if "timeout" in text or "timed out" in text:
+        return "timeout"
+    if text.startswith("invalid action") or "not a json object" in text or "malformed" in text:
+        return "invalid_action"
+    if any(word in text for word in ("api", "http", "connection", "rate limit", "status", "server", "openai")):
+        return "api_error"
+    return "other"
+
+
+def argument_error_counts(keys: list[dict[str, Any]]) -> tuple[int, int, int, int]:
+    """(missing, extra, wrong value, wrong type) from a breakdown's per-key list."""
+    missing = extra = wrong_value = wrong_type = 0
+    for key in keys:
+        status = key.get("status")
+        if status == "missing":
+            missing += 1
+        elif status == "extra":
+            extra += 1
+        elif status == "mismatch":
+            if json_kind(key.get("expected")) != json_kind(key.get("submitted")):
+                wrong_type += 1
+            else:
+                wrong_value += 1
+    return missing, extra, wrong_value, wrong_type
+
+
+def _as_dict(breakdown: Any) -> dict[str, Any] | None:
+    if breakdown is None or isinstance(breakdown, dict):
+        return breakdown
+    return breakdown.to_json()
+
+
+def needs_tool_names(breakdown: Any) -> bool:
+    """Whether classifying this breakdown needs the task's tool names (a call of another tool than expected)."""
+    b = _as_dict(breakdown)
+    return bool(b) and b.get("submitted_type") == "function_call" and b.get("expected_type") == "function_call" \
+        and b.get("reward") is not None and not b.get("name_match")
+
+
+def classify(breakdown: Any, task_tool_names: Collection[str] | None = None, *, error: str | None = None,
+             low_message_score: float = LOW_MESSAGE_SCORE) -> Classification:
+    """The category of one prediction from its breakdown (`grading.Breakdown` or its JSON).
+
+    `task_tool_names`: the names of the decision point's task tools; needed only when the submitted call
+    names another tool than the expected one (`needs_tool_names`). When it is None there, the breakdown's
+    schema note ("not in the task's tool list") decides, and without one the call counts as a wrong tool.
+    `error`: the prediction's stored error (a runner or input failure, when there is no breakdown).
+    """
+    b = _as_dict(breakdown)
+    if b is None:
+        return Classification(RUNNER_ERROR, runner_error_kind(error or ""))
+    expected_type = b.get("expected_type")
+    submitted_type = b.get("submitted_type")
+    reward = b.get("reward")
+    expected_tool = b.get("expected_name")
+    predicted_tool = b.get("submitted_name") if submitted_type == "function_call" else None
+    if reward is None:
+        if b.get("reason") == "ungradeable_reference" or b.get("action_type_match") == 1:
+            return Classification(UNGRADEABLE, None, expected_tool, predicted_tool)
+        return Classification(RUNNER_ERROR, runner_error_kind(error or b.get("reason") or ""), expected_tool,
+                              predicted_tool)
+    if expected_type and submitted_type and expected_type != submitted_type:
+        sub = "call_for_message" if submitted_type == "function_call" else "message_for_call"
+        return Classification(WRONG_ACTION_TYPE, sub, expected_tool, predicted_tool)
+    if expected_type == "message" or submitted_type == "message":
+        category = CORRECT if reward >= low_message_score else LOW_MESSAGE_SCORE_CATEGORY
+        return Classification(category)
+    keys = b.get("keys") or []
+    invalid = b.get("reason") == "invalid_arguments"
+    counts = (0, 0, 0, 0) if invalid else argument_error_counts(keys)
+    if not b.get("name_match"):
+        if task_tool_names is not None:
+            hallucinated = predicted_tool not in task_tool_names
+        else:
+            hallucinated = any("not in the task's tool list" in (e or "") for e in b.get("schema_errors") or [])
+        category = HALLUCINATED_TOOL if hallucinated else WRONG_TOOL
+        return Classification(category, None, expected_tool, predicted_tool, *counts)
+    if invalid:
+        return Classification(INVALID_ARGUMENTS_JSON, None, expected_tool, predicted_tool)
+    if reward >= 1.0 and not any(counts):
+        return Classification(CORRECT, None, expected_tool, predicted_tool)
+    return Classification(ARGUMENT_ERRORS, None, expected_tool, predicted_tool, *counts)
+
+
+# ---- computing and storing a run's taxonomy ----------------------------------------------------------------
+BATCH = 20_000
+
+
+class _ToolNames:
+    """Task tool names per decision point, read from the stored conversations (once each, cached)."""
+
+    def __init__(self, store: Store, max_conversations: int = 20_000):
+        self.store = store
+        self._by_conversation: dict[int, frozenset[str]] = {}
+        self._by_tools: dict[bytes, frozenset[str]] = {}
+        self._max = max_conversations
+
+    def for_ids(self, dp_ids: list[str]) -> dict[str, frozenset[str]]:
+        out: dict[str, frozenset[str]] = {}
+        rows: list[tuple[str, int]] = []
+        unique = list(dict.fromkeys(dp_ids))
+        for start in range(0, len(unique), 900):
+            chunk = unique[start:start + 900]
+            rows += [(r["id"], r["conversation_id"]) for r in self.store.query(
+                f"SELECT id, conversation_id FROM decision_points WHERE id IN ({','.join('?' * len(chunk))})", chunk)]
+        need = sorted({c for _, c in rows if c not in self._by_conversation})
+        if len(self._by_conversation) + len(need) > self._max:
+            self._by_conversation.clear()
+        for start in range(0, len(need), 900):
+            chunk = need[start:start + 900]
+            for r in self.store.query(
+                    f"SELECT id, body FROM conversations WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                tools = decompress_json(r["body"]).get("tools")
+                key = orjson.dumps(tools or [])
+                names = self._by_tools.get(key)
+                if names is None:
+                    names = self._by_tools[key] = frozenset(normalise_tools(tools).names)
+                self._by_conversation[r["id"]] = names
+        for dp_id, conv in rows:
+            out[dp_id] = self._by_conversation.get(conv, frozenset())
+        return out
+
+
+@dataclass
+class TaxonomyResult:
+    run_id: int
+    n: int
+    seconds: float
+
+
+def compute_taxonomy(store: Store, run_id: int, *, low_message_score: float = LOW_MESSAGE_SCORE) -> TaxonomyResult:
+    """(Re)compute and store the category of every prediction of a run (replacing what was stored)."""
+    started = time.perf_counter()
+    names = _ToolNames(store)
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM prediction_taxonomy WHERE run_id = ?", (run_id,))
+    last_id, total = 0, 0
+    while True:
+        rows = store.query(
+            "SELECT p.id, p.dp_id, p.split, p.action_type, p.reward, p.breakdown, p.error, d.expected_tool "
+            "FROM predictions p LEFT JOIN decision_points d ON d.id = p.dp_id "
+            "WHERE p.run_id = ? AND p.id > ? ORDER BY p.id LIMIT ?", (run_id, last_id, BATCH))
+        if not rows:
+            break
+        last_id = rows[-1]["id"]
+        breakdowns = [orjson.loads(r["breakdown"]) if r["breakdown"] else None for r in rows]
+        lookup = [r["dp_id"] for r, b in zip(rows, breakdowns) if needs_tool_names(b)]
+        tool_names = names.for_ids(lookup) if lookup else {}
+        out = []
+        for r, b in zip(rows, breakdowns):
+            c = classify(b, tool_names.get(r["dp_id"]), error=r["error"], low_message_score=low_message_score)
+            expected_tool = c.expected_tool or r["expected_tool"]
+            out.append((r["id"], run_id, r["dp_id"], c.category, c.sub_kind, r["split"], r["action_type"],
+                        expected_tool, c.predicted_tool, r["reward"], c.n_missing, c.n_extra, c.n_wrong_value,
+                        c.n_wrong_type))
+        with store.transaction() as conn:
+            conn.executemany(_INSERT, out)
+        total += len(rows)
+    seconds = time.perf_counter() - started
+    from datetime import datetime, timezone
+
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO run_taxonomy_state(run_id, version, n_predictions, computed_at, seconds) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (run_id, TAXONOMY_VERSION, total, datetime.now(timezone.utc).isoformat(timespec="seconds"), seconds))
+    return TaxonomyResult(run_id, total, seconds)
+
+
+def taxonomy_is_current(store: Store, run_id: int) -> bool:
+    """Whether the stored taxonomy covers the run's predictions as they are now, under this version."""
+    state = store.query("SELECT version, n_predictions FROM run_taxonomy_state WHERE run_id = ?", (run_id,))
+    if not state or state[0]["version"] != TAXONOMY_VERSION:
+        return False
+    n = store.scalar("SELECT n_predictions FROM runs WHERE id = ?", (run_id,))
+    status = store.scalar("SELECT status FROM runs WHERE id = ?", (run_id,))
+    if status == "running":  # counts on the runs row are not final yet: count the rows
+        n = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run_id,))
+    return state[0]["n_predictions"] == n
+
+
+def ensure_taxonomy(store: Store, run_id: int) -> TaxonomyResult | None:
+    """Compute the run's taxonomy when it is missing or stale; None when it was already current."""
+    if taxonomy_is_current(store, run_id):
+        return None
+    return compute_taxonomy(store, run_id)

@@ -1,0 +1,221 @@
+"""The failure taxonomy: every category on hand-made predictions, graded for real on the demo database,
+then classified one by one (`classify`) and stored for a whole run (`compute_taxonomy`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nemo_core.grading import Breakdown, grade_action, grade_file, load_target
+from nemo_core.runs import create_run, delete_run, finish_run, insert_predictions, prediction_row
+from nemo_core.taxonomy import (
+    CATEGORIES, LOW_MESSAGE_SCORE, argument_error_counts, classify, compute_taxonomy, ensure_taxonomy,
+    runner_error_kind, taxonomy_is_current,
+)
+
+
+@pytest.fixture
+def call_dp(demo_store):
+    """A single-call function-call decision point with at least two task tools and two expected keys."""
+    for row in demo_store.query(
+            "SELECT id FROM decision_points WHERE action_type = 'function_call' AND n_expected_calls = 1 "
+            "AND ungradeable_reason IS NULL AND n_tools >= 2 ORDER BY id"):
+        target = load_target(demo_store, row["id"])
+        call = target.expected_calls[0]
+        if call.name in target.toolset.names and len(call.arguments or {}) >= 2:
+            return target
+    pytest.fail("the demo database has no suitable function-call decision point")
+
+
+@pytest.fixture
+def message_dp(demo_store):
+    row = demo_store.query("SELECT id FROM decision_points WHERE action_type = 'message' AND expected_chars > 20 "
+                           "AND ungradeable_reason IS NULL ORDER BY id LIMIT 1")[0]
+    return load_target(demo_store, row["id"])
+
+
+def expected(dp):
+    call = dp.expected_calls[0]
+    return call.name, dict(call.arguments)
+
+
+def other_tool(dp):
+    name, _ = expected(dp)
+    return next(n for n in dp.toolset.names if n != name)
+
+
+def grade_and_classify(store, dp, action):
+    b = grade_action(store, dp, action, grader="keyword")
+    return b, classify(b, dp.toolset.names)
+
+
+def test_exact_call_is_correct(demo_store, call_dp):
+    name, args = expected(call_dp)
+    b, c = grade_and_classify(demo_store, call_dp, {"type": "function_call", "name": name, "arguments": args})
+    assert b.reward == 1.0
+    assert c.category == "correct" and c.expected_tool == name and c.predicted_tool == name
+
+
+def test_message_where_call_expected(demo_store, call_dp):
+    _, c = grade_and_classify(demo_store, call_dp, {"type": "message", "content": "hello"})
+    assert (c.category, c.sub_kind) == ("wrong_action_type", "message_for_call")
+
+
+def test_call_where_message_expected(demo_store, message_dp):
+    _, c = grade_and_classify(demo_store, message_dp, {"type": "function_call", "name": "x", "arguments": {}})
+    assert (c.category, c.sub_kind) == ("wrong_action_type", "call_for_message")
+    assert c.predicted_tool == "x"
+
+
+def test_hallucinated_tool(demo_store, call_dp):
+    _, args = expected(call_dp)
+    b, c = grade_and_classify(demo_store, call_dp,
+                              {"type": "function_call", "name": "no_such_tool_xyz", "arguments": args})
+    assert c.category == "hallucinated_tool" and c.predicted_tool == "no_such_tool_xyz"
+    # without the tool names, the breakdown's schema note decides the same way
+    assert classify(b, None).category == "hallucinated_tool"
+
+
+def test_hallucinated_tool_with_invalid_arguments_needs_the_tool_names(demo_store, call_dp):
+    b, c = grade_and_classify(demo_store, call_dp,
+                              {"type": "function_call", "name": "no_such_tool_xyz", "arguments": "{not json"})
+    assert c.category == "hallucinated_tool"
+
+
+def test_wrong_tool(demo_store, call_dp):
+    _, args = expected(call_dp)
+    wrong = other_tool(call_dp)
+    b, c = grade_and_classify(demo_store, call_dp, {"type": "function_call", "name": wrong, "arguments": args})
+    assert b.reward == 0.5  # the arguments still earn their half (SPEC §4)
+    assert c.category == "wrong_tool" and c.predicted_tool == wrong and c.expected_tool == expected(call_dp)[0]
+
+
+def test_right_tool_with_each_kind_of_argument_error(demo_store, call_dp):
+    name, args = expected(call_dp)
+    keys = list(args)
+    submitted = dict(args)
+    del submitted[keys[0]]                                # missing key
+    submitted["surprise_key"] = 1                         # extra key
+    value = args[keys[1]]
+    if isinstance(value, str):
+        submitted[keys[1]] = 12345                        # wrong type (string expected)
+    else:
+        submitted[keys[1]] = "a string"
+    b, c = grade_and_classify(demo_store, call_dp, {"type": "function_call", "name": name, "arguments": submitted})
+    assert c.category == "argument_errors"
+    assert (c.n_missing, c.n_extra, c.n_wrong_type, c.n_wrong_value) == (1, 1, 1, 0)
+
+
+def test_wrong_value_is_not_wrong_type():
+    keys = [{"key": "a", "status": "mismatch", "expected": "x", "submitted": "y"},
+            {"key": "b", "status": "mismatch", "expected": 1, "submitted": 2.5},
+            {"key": "c", "status": "mismatch", "expected": 5, "submitted": "5"},
+            {"key": "d", "status": "match", "expected": 1, "submitted": 1},
+            {"key": "e", "status": "missing", "expected": 1, "submitted": None},
+            {"key": "f", "status": "extra", "expected": None, "submitted": None}]
+    assert argument_error_counts(keys) == (1, 1, 2, 1)
+
+
+def test_invalid_arguments_json(demo_store, call_dp):
+    name, _ = expected(call_dp)
+    b, c = grade_and_classify(demo_store, call_dp, {"type": "function_call", "name": name, "arguments": "{oops"})
+    assert b.reason == "invalid_arguments"
+    assert c.category == "invalid_arguments_json"
+
+
+def test_low_message_score_and_good_message(demo_store, message_dp):
+    b, c = grade_and_classify(demo_store, message_dp, {"type": "message", "content": "zebra quantum marmalade"})
+    assert b.reward < LOW_MESSAGE_SCORE and c.category == "low_message_score"
+    b, c = grade_and_classify(demo_store, message_dp, {"type": "message", "content": message_dp.expected_content})
+    assert b.reward == 1.0 and c.category == "correct"
+
+
+def test_threshold_is_a_parameter():
+    b = Breakdown(0.4, 1, None, None, "keyword", None, "f1", expected_type="message", submitted_type="message")
+    assert classify(b).category == "low_message_score"
+    assert classify(b, low_message_score=0.3).category == "correct"
+
+
+def test_runner_errors():
+    assert classify(None, error="request timed out after 60 s").sub_kind == "timeout"
+    assert classify(None, error="APIStatusError: 500 from the server").sub_kind == "api_error"
+    assert classify(None, error="invalid action: no 'type'").sub_kind == "invalid_action"
+    assert classify(None, error="something odd").sub_kind == "other"
+    assert all(classify(None, error=e).category == "runner_error" for e in ("x", "timeout"))
+    assert runner_error_kind("Timeout") == "timeout"
+
+
+def test_ungradeable_reference(demo_store):
+    row = demo_store.query("SELECT id FROM decision_points WHERE ungradeable_reason IS NOT NULL "
+                           "AND action_type = 'function_call' LIMIT 1")[0]
+    dp = load_target(demo_store, row["id"])
+    b, c = grade_and_classify(demo_store, dp, {"type": "function_call", "name": "anything", "arguments": {}})
+    assert b.reward is None and c.category == "ungradeable_reference"
+
+
+def test_classify_reads_stored_breakdown_json(demo_store, call_dp):
+    name, args = expected(call_dp)
+    b = grade_action(demo_store, call_dp, {"type": "function_call", "name": name, "arguments": {}}, grader="keyword")
+    stored = json.loads(json.dumps(b.to_json()))
+    assert classify(stored, call_dp.toolset.names) == classify(b, call_dp.toolset.names)
+
+
+# ---- stored for a whole run ----------------------------------------------------------------------------
+def _write(path, lines):
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
+def test_compute_taxonomy_for_a_graded_file(demo_store, call_dp, message_dp, tmp_path):
+    name, args = expected(call_dp)
+    # a hallucinated call with invalid arguments: only the stored tool names can tell it from a wrong tool
+    hallucinated_dp = demo_store.query(
+        "SELECT id FROM decision_points WHERE action_type = 'function_call' AND ungradeable_reason IS NULL "
+        "AND id != ? ORDER BY id LIMIT 1", (call_dp.id,))[0]["id"]
+    path = _write(tmp_path / "p.jsonl", [
+        {"id": call_dp.id, "action": {"type": "function_call", "name": name, "arguments": args}},
+        {"id": message_dp.id, "action": {"type": "function_call", "name": name, "arguments": args}},
+        {"id": hallucinated_dp, "action": {"type": "function_call", "name": "made_up", "arguments": "[1"}},
+        {"id": "tool_calling/nope/1", "action": {"type": "message", "content": "x"}},  # unknown id: not stored
+    ])
+    result = grade_file(demo_store, path, run_name="t1", grader="keyword")
+    tax = compute_taxonomy(demo_store, result.run_id)
+    assert tax.n == 3
+    rows = {r["dp_id"]: r for r in demo_store.query(
+        "SELECT * FROM prediction_taxonomy WHERE run_id = ?", (result.run_id,))}
+    assert rows[call_dp.id]["category"] == "correct" and rows[call_dp.id]["reward"] == 1.0
+    assert rows[message_dp.id]["category"] == "wrong_action_type"
+    assert rows[message_dp.id]["sub_kind"] == "call_for_message"
+    assert rows[hallucinated_dp]["category"] == "hallucinated_tool"
+    assert rows[call_dp.id]["split"] == call_dp.split
+    assert taxonomy_is_current(demo_store, result.run_id)
+    assert ensure_taxonomy(demo_store, result.run_id) is None  # nothing to do
+
+
+def test_runner_error_rows_and_recompute_replaces(demo_store, call_dp):
+    run_id = create_run(demo_store, "runner", kind="run-model", grader="keyword", rule_version="x")
+    insert_predictions(demo_store, [prediction_row(run_id, call_dp.id, None, split=call_dp.split,
+                                                   action_type="function_call", error="timeout after 30 s")])
+    finish_run(demo_store, run_id)
+    compute_taxonomy(demo_store, run_id)
+    compute_taxonomy(demo_store, run_id)
+    rows = demo_store.query("SELECT category, sub_kind FROM prediction_taxonomy WHERE run_id = ?", (run_id,))
+    assert rows == [{"category": "runner_error", "sub_kind": "timeout"}]
+
+
+def test_deleting_a_run_deletes_its_taxonomy(demo_store, call_dp):
+    run_id = create_run(demo_store, "gone", kind="grade", grader="keyword", rule_version="x")
+    insert_predictions(demo_store, [prediction_row(run_id, call_dp.id, None, error="timeout")])
+    finish_run(demo_store, run_id)
+    compute_taxonomy(demo_store, run_id)
+    assert demo_store.scalar("SELECT count(*) FROM prediction_taxonomy WHERE run_id = ?", (run_id,)) == 1
+    delete_run(demo_store, run_id)
+    assert demo_store.scalar("SELECT count(*) FROM prediction_taxonomy WHERE run_id = ?", (run_id,)) == 0
+    assert demo_store.scalar("SELECT count(*) FROM run_taxonomy_state WHERE run_id = ?", (run_id,)) == 0
+
+
+def test_every_category_is_documented():
+    assert list(CATEGORIES)[0] == "correct"
+    assert {"wrong_action_type", "hallucinated_tool", "wrong_tool", "argument_errors", "invalid_arguments_json",
+            "low_message_score", "runner_error"} <= set(CATEGORIES)
