@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def test_top_level_help_lists_every_command(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     for name in command_names():
-        assert f"\n    {name} " in out, name
+        assert re.search(rf"\n    {re.escape(name)}\s", out), name  # a long name wraps its help onto the next line
 
 
 @pytest.mark.parametrize("name", command_names())
@@ -186,3 +187,29 @@ def test_a_missing_nemo_db_for_a_read_command_is_an_error_not_an_empty_database(
     code, _, err = run(capsys, "stats", "--json")
     assert code == 1 and str(missing) in err and "\n" not in err.strip()
     assert not missing.exists()
+
+
+def test_show_text_copes_with_odd_calls_in_the_context(capsys, tmp_path):
+    src = tmp_path / "tool_calling_odd_calls.jsonl"
+    row = {"uuid": "odd-calls", "tools": [], "messages": [
+        {"role": "system", "content": ""},
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": "", "tool_calls": [{"function": "not an object"}, "not a call",
+                                                            {"type": "function", "function": {"name": "f", "arguments": {}}}]},
+        {"role": "tool", "content": "r"},
+        {"role": "assistant", "content": "done", "tool_calls": None},
+    ]}
+    src.write_text(json.dumps(row) + "\n")
+    db = tmp_path / "odd.db"
+    assert main(["ingest", str(src), "--db", str(db), "--quiet", "--workers", "1"]) == 0
+    code, out, _ = run(capsys, "show", "tool_calling/odd-calls/4", "--db", str(db))
+    assert code == 0 and "-> calls ?, ?, f" in out
+
+
+@pytest.mark.parametrize("limit", ["0", "-3", "many"])
+def test_ingest_limit_must_be_a_positive_whole_number(capsys, tmp_path, limit):
+    with pytest.raises(SystemExit) as info:
+        main(["ingest", str(SHAPES[0]), "--db", str(tmp_path / "x.db"), "--limit", limit])
+    assert info.value.code == 2
+    assert "--limit" in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()

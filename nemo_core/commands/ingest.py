@@ -16,6 +16,19 @@ example:
 """
 
 
+def _count(text: str) -> int:
+    """A whole number >= 1 (a negative --limit made the report count negative rows)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def register(sub) -> None:
     from ..cli import HelpFormatter, add_db_option
 
@@ -23,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="raw .jsonl files")
     add_db_option(p)
     p.add_argument("--split", choices=SPLITS, help="the split of every file (default: from the file name)")
-    p.add_argument("--limit", type=int, metavar="N", help="read at most N rows in all")
+    p.add_argument("--limit", type=_count, metavar="N", help="read at most N rows in all")
     p.add_argument("--report", type=Path, metavar="FILE", help="also write the report as JSON to FILE")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per core)")
     p.add_argument("--no-fts", action="store_true", help="skip the full-text index (faster; text search finds nothing new)")

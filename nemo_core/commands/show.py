@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..cli import resolve_db
-    from ..records import content_text
+    from ..records import content_text, parse_tool_calls
     from ..store import Store
 
     store = Store.open(resolve_db(args.db))
@@ -38,7 +38,8 @@ def run(args) -> int:
     print("context:")
     for i, msg in enumerate(dp.context):
         text = content_text(msg.get("content")).strip().replace("\n", " ")
-        calls = ", ".join(str(c.get("function", c).get("name")) for c in msg.get("tool_calls") or [] if isinstance(c, dict))
+        # parse_tool_calls copes with every shape a call can have (a "function" that is not an object, no name)
+        calls = ", ".join(c.name or "?" for c in parse_tool_calls(msg.get("tool_calls")))
         line = text[:160] + ("…" if len(text) > 160 else "")
         print(f"  [{i}] {msg.get('role')}: {line}" + (f"  -> calls {calls}" if calls else ""))
     print("expected:")
