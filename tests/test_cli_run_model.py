@@ -1,0 +1,115 @@
+"""`python -m nemo_core run-model`, in-process, against a real OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fake_openai import Reply, fake_openai  # noqa: F401  (fixture)
+from nemo_core.cli import main
+from nemo_core.store import Store
+
+
+@pytest.fixture(autouse=True)
+def _no_real_key(monkeypatch):
+    """The LLM grader is off (keyword grader for messages) and nothing can reach OpenAI."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("NEMO_DB", raising=False)
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def base_args(server, db, *extra: str) -> list[str]:
+    return ["run-model", "--model", "fake-model", "--base-url", server.base_url, "--db", str(db), "--quiet", *extra]
+
+
+def test_dry_run_prints_the_first_request_and_sends_nothing(capsys, fake_openai, demo_db):
+    code, out, err = run_cli(capsys, *base_args(fake_openai, demo_db, "--split", "tool_calling", "--limit", "3",
+                                                "--run", "dry", "--dry-run"))
+    assert code == 0
+    body = json.loads(out)
+    assert body["model"] == "fake-model" and body["tool_choice"] == "required"
+    assert body["messages"] and body["tools"][-1]["function"]["name"] == "submit_message"
+    assert "3 decision points selected" in err and "nothing was sent" in err
+    assert fake_openai.requests == []
+    with Store.open(demo_db) as store:
+        assert store.scalar("SELECT count(*) FROM runs") == 0
+
+
+def test_dry_run_needs_no_endpoint(capsys, demo_db):
+    code, out, _ = run_cli(capsys, "run-model", "--model", "m", "--db", str(demo_db), "--limit", "1", "--dry-run")
+    assert code == 0 and json.loads(out)["model"] == "m"
+
+
+def test_a_run_stores_graded_predictions_and_errors(capsys, fake_openai, demo_db):
+    # the first request fails for good (context too long); the rest get a text reply
+    fake_openai.script(Reply.error(400, "maximum context length is 10 tokens", code="context_length_exceeded"))
+    code, out, err = run_cli(capsys, *base_args(fake_openai, demo_db, "--split", "interactive_agent", "--limit", "6",
+                                                "--sample-seed", "7", "--concurrency", "1", "--run", "r1"))
+    assert code == 0, err
+    assert len(fake_openai.completion_requests) == 6
+    with Store.open(demo_db) as store:
+        run = store.query("SELECT * FROM runs WHERE name = 'r1'")[0]
+        assert run["kind"] == "run-model" and run["model"] == "fake-model" and run["status"] == "completed"
+        assert run["grader"] == "keyword" and run["n_predictions"] == 6 and run["n_graded"] == 5
+        rows = store.query("SELECT * FROM predictions WHERE run_id = ? ORDER BY line", (run["id"],))
+    failed = [r for r in rows if r["error"]]
+    assert len(failed) == 1 and failed[0]["reward"] is None and "too long" in failed[0]["error"]
+    assert json.loads(failed[0]["extra"])["error_kind"] == "context_too_long"
+    graded = [r for r in rows if not r["error"]]
+    for row in graded:
+        assert json.loads(row["action"]) == {"type": "message", "content": "Sure, I can help with that."}
+        assert row["latency_ms"] > 0 and json.loads(row["breakdown"])["grader"] in ("keyword", "rule")
+        # a message where a call was expected scores 0 (wrong_action_type); otherwise the keyword grader ran
+        assert (row["reason"] == "wrong_action_type") == (row["action_type"] == "function_call")
+    assert "run 'r1'" in out and "context_too_long 1" in out and "mean reward" in out
+
+
+def test_resume_skips_done_ids_and_asks_again_after_a_timeout(capsys, fake_openai, demo_db):
+    fake_openai.script(Reply.slow(2.0, Reply.text("too late")))
+    args = base_args(fake_openai, demo_db, "--split", "tool_calling", "--limit", "4", "--concurrency", "1",
+                     "--timeout", "0.5", "--run", "resumable")
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0 and "timeout 1" in out and len(fake_openai.completion_requests) == 4
+    with Store.open(demo_db) as store:
+        assert store.scalar("SELECT count(*) FROM predictions WHERE error IS NOT NULL") == 1
+        timed_out = store.scalar("SELECT dp_id FROM predictions WHERE error IS NOT NULL")
+
+    fake_openai.reset()
+    code, out, _ = run_cli(capsys, *args)  # the same run again: only the timed-out one is asked
+    assert code == 0 and "resumed" in out and "already done: 3" in out
+    sent = fake_openai.completion_requests
+    assert len(sent) == 1
+    with Store.open(demo_db) as store:
+        run_id = store.scalar("SELECT id FROM runs WHERE name = 'resumable'")
+        assert store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run_id,)) == 4
+        assert store.scalar("SELECT count(*) FROM predictions WHERE run_id = ? AND error IS NOT NULL", (run_id,)) == 0
+        assert store.scalar("SELECT count(*) FROM predictions WHERE dp_id = ?", (timed_out,)) == 1
+
+    fake_openai.reset()
+    code, out, _ = run_cli(capsys, *base_args(fake_openai, demo_db, "--split", "tool_calling", "--limit", "6",
+                                              "--run", "resumable"))  # a larger selection: only the new ones
+    assert code == 0 and len(fake_openai.completion_requests) == 2
+    with Store.open(demo_db) as store:
+        assert store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run_id,)) == 6
+
+
+def test_resume_refuses_another_model_or_kind(capsys, fake_openai, demo_db):
+    assert run_cli(capsys, *base_args(fake_openai, demo_db, "--limit", "1", "--run", "mine"))[0] == 0
+    code, _, err = run_cli(capsys, "run-model", "--model", "other", "--base-url", fake_openai.base_url,
+                           "--db", str(demo_db), "--limit", "1", "--run", "mine", "--quiet")
+    assert code == 1 and "fake-model" in err and "--run" in err
+
+
+def test_no_endpoint_is_a_one_line_error(capsys, demo_db):
+    code, _, err = run_cli(capsys, "run-model", "--model", "m", "--db", str(demo_db), "--limit", "1", "--quiet")
+    assert code == 1 and err.startswith("error: ") and "OPENAI_API_KEY" in err
+    with Store.open(demo_db) as store:
+        assert store.scalar("SELECT count(*) FROM runs") == 0
