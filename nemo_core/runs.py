@@ -188,6 +188,9 @@ def finish_run(store: Store, run_id: int, *, status: str = "completed", n_lines:
              n_problems if n_problems is not None else (len(problems) if problems is not None else None),
              _dumps(problems[:MAX_STORED_PROBLEMS]) if problems is not None else None, run_id),
         )
+    from .taxonomy import ensure_taxonomy  # issue 7: the failure taxonomy is stored when a run finishes
+
+    ensure_taxonomy(store, run_id)
 
 
 def get_run(store: Store, run: int | str) -> Run:
