@@ -94,6 +94,7 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
     line INTEGER NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS rejected_file_line ON rejected_rows(file, line);
 """
 
 # Other features (grading runs, attempts, campaigns, audits) register their DDL here at import time.
@@ -304,10 +305,11 @@ class Store:
     def add_rejected(self, ingest_id: int, rejected: list[tuple[str, int, str]]) -> None:
         if not rejected:
             return
-        with self.transaction() as conn:
+        with self.transaction() as conn:  # re-ingesting a file must not count its bad lines twice
             conn.executemany(
-                "INSERT INTO rejected_rows(ingest_id, file, line, reason) VALUES (?, ?, ?, ?)",
-                [(ingest_id, f, line, reason) for f, line, reason in rejected],
+                "INSERT INTO rejected_rows(ingest_id, file, line, reason) SELECT ?, ?, ?, ? WHERE NOT EXISTS "
+                "(SELECT 1 FROM rejected_rows WHERE file = ? AND line = ? AND reason = ?)",
+                [(ingest_id, f, line, reason, f, line, reason) for f, line, reason in rejected],
             )
 
     # ---- reading ---------------------------------------------------------------------------------

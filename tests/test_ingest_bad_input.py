@@ -206,3 +206,21 @@ def test_an_over_long_line_is_rejected_with_its_number_and_reading_goes_on(db, t
     assert rej["file"] == str(src) and rej["line"] == 2
     assert "over the 2,000-byte limit" in rej["reason"]
     assert uuids(db) == {"stored-before", "short-1", "short-3"}
+
+
+def test_reingesting_a_file_does_not_count_its_bad_lines_twice(db, tmp_path, capsys):
+    src = tmp_path / "tool_calling_twice.jsonl"
+    src.write_bytes(bad_middle(b"{broken"))
+    for _ in range(2):
+        assert main(["ingest", str(src), "--db", str(db), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["stats", "--db", str(db), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rejected_rows"] == 1
+    with Store.open(db) as store:
+        assert [(r["file"], r["line"]) for r in store.rejected()] == [(str(src), 2)]
+    # the same line number in another file is another rejection
+    other = tmp_path / "tool_calling_other.jsonl"
+    other.write_bytes(bad_middle(b"{broken"))
+    assert main(["ingest", str(other), "--db", str(db), "--quiet"]) == 0
+    with Store.open(db) as store:
+        assert store.n_rejected() == 2
