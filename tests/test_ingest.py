@@ -188,6 +188,17 @@ def test_report_file_json(tmp_path, capsys):
     assert report["bytes_read"] == src.stat().st_size + SHAPES[1].stat().st_size
 
 
+def test_no_fts_skips_the_text_index_only(tmp_path, capsys):
+    from nemo_core.filters import DecisionPointFilter
+
+    db = tmp_path / "db.sqlite"
+    assert main(["ingest", *map(str, SHAPES), "--db", str(db), "--no-fts", "--quiet"]) == 0
+    with Store.open(db) as store:
+        assert store.n_decision_points() == 23
+        assert store.scalar("SELECT count(*) FROM conversation_fts") == 0
+        assert store.count(DecisionPointFilter(text="zanzibarquux")) == 0
+
+
 def test_progress_bar_counts_bytes(tmp_path, capsys):
     with Store.open(tmp_path / "db.sqlite") as store:
         ingest(store, SHAPES, workers=1, progress=True)
