@@ -213,3 +213,23 @@ def test_ingest_limit_must_be_a_positive_whole_number(capsys, tmp_path, limit):
     assert info.value.code == 2
     assert "--limit" in capsys.readouterr().err
     assert not (tmp_path / "x.db").exists()
+
+
+def test_read_commands_fall_back_to_the_demo_database_and_ingest_writes_data_nemo_db(capsys, monkeypatch, tmp_path):
+    import nemo_core.config as config
+    import nemo_core.demo as demo
+
+    monkeypatch.delenv("NEMO_DB", raising=False)
+    monkeypatch.setattr(config, "DEFAULT_DB", tmp_path / "nemo.db")
+    real = demo.ensure_demo_db
+    monkeypatch.setattr(demo, "ensure_demo_db", lambda *a, **k: real(tmp_path / "demo.db"))
+    code, out, err = run(capsys, "stats", "--json")
+    assert code == 0 and json.loads(out)["database"] == str(tmp_path / "demo.db")
+    assert "demo database" in err
+    assert json.loads(out)["decision_points"]["interactive_agent"]["function_call"] > 0
+    assert not (tmp_path / "nemo.db").exists()
+    # ingest never writes into the demo database: it creates data/nemo.db, which reads then use
+    assert main(["ingest", str(SHAPES[0]), "--quiet"]) == 0
+    code, out, err = run(capsys, "stats", "--json")
+    assert json.loads(out)["database"] == str(tmp_path / "nemo.db") and json.loads(out)["conversations"] == 8
+    assert err == ""

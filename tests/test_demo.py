@@ -179,3 +179,9 @@ def test_ensure_demo_db_rebuilds_only_when_the_files_are_newer(tmp_path):
 def test_ensure_demo_db_accepts_a_string_path(tmp_path):
     path = ensure_demo_db(str(tmp_path / "demo.db"))
     assert Path(path).exists()
+
+
+def test_the_real_rows_are_attributed():
+    readme = (DEMO_DIR / "README.md").read_text(encoding="utf-8")
+    assert "CC-BY-4.0" in readme.upper().replace(" ", "-") and "nvidia/Nemotron-Agentic-v1" in readme
+    assert "real_records" in readme
