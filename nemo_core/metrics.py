@@ -183,3 +183,89 @@ def histogram(values: Iterable[float | None], bins: Sequence[float]) -> list[int
                 counts[i] += 1
                 break
     return counts
+
+
+# ---- agreement between two graders (issue 8: the grader audit) -------------------------------------------
+def mean_absolute_difference(x: Sequence[float | None], y: Sequence[float | None]) -> float | None:
+    """Mean |x[i] - y[i]| over the pairs where both are present; None when there are none."""
+    if len(x) != len(y):
+        raise ValueError("paired samples must have the same length")
+    diffs = [abs(float(a) - float(b)) for a, b in zip(x, y) if a is not None and b is not None]
+    return sum(diffs) / len(diffs) if diffs else None
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """A 2x2 table of a rater's pass/fail against a reference rater's: tp = both pass, tn = both fail,
+    fp = the rater passes what the reference fails, fn = the reverse."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @property
+    def n(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+    def to_json(self) -> dict:
+        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn}
+
+
+def binary_confusion(reference: Sequence[bool | None], rater: Sequence[bool | None]) -> Confusion:
+    """The 2x2 table over the items both labelled (None = not labelled)."""
+    if len(reference) != len(rater):
+        raise ValueError("the two label lists must have the same length")
+    tp = fp = fn = tn = 0
+    for r, p in zip(reference, rater):
+        if r is None or p is None:
+            continue
+        if r and p:
+            tp += 1
+        elif p:
+            fp += 1
+        elif r:
+            fn += 1
+        else:
+            tn += 1
+    return Confusion(tp, fp, fn, tn)
+
+
+def f1_binary(confusion: Confusion) -> float | None:
+    """F1 of the positive class, 2tp / (2tp + fp + fn); None when neither rater passes anything."""
+    denominator = 2 * confusion.tp + confusion.fp + confusion.fn
+    return 2 * confusion.tp / denominator if denominator else None
+
+
+def passes(scores: Sequence[float | None], threshold: float) -> list[bool | None]:
+    """score >= threshold (with a 1e-9 tolerance, so 0.7 passes at a slider's 0.7000000000000001)."""
+    return [None if s is None else float(s) >= threshold - 1e-9 for s in scores]
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    threshold: float
+    kappa: float | None
+    f1: float | None
+    confusion: Confusion
+
+
+def threshold_sweep(reference_scores: Sequence[float | None], rater_scores: Sequence[float | None], *,
+                    reference_threshold: float, thresholds: Sequence[float]) -> list[SweepPoint]:
+    """Kappa and F1 of `rater_scores >= t` against `reference_scores >= reference_threshold`, for each t:
+    which threshold of one grader best reproduces the other's pass/fail."""
+    reference = passes(reference_scores, reference_threshold)
+    out = []
+    for t in thresholds:
+        rated = passes(rater_scores, t)
+        confusion = binary_confusion(reference, rated)
+        out.append(SweepPoint(float(t), cohen_kappa(reference, rated), f1_binary(confusion), confusion))
+    return out
+
+
+def best_threshold(sweep: Sequence[SweepPoint]) -> SweepPoint | None:
+    """The point with the highest kappa (ties: the one with the higher F1, then the lower threshold)."""
+    scored = [p for p in sweep if p.kappa is not None]
+    if not scored:
+        return None
+    return max(scored, key=lambda p: (round(p.kappa, 12), -1 if p.f1 is None else round(p.f1, 12), -p.threshold))
