@@ -14,12 +14,16 @@ from nemo_core.store import Store
 
 def render_try_panel(store: Store, dp: DecisionPoint, request: dict[str, Any]) -> None:
     """Issue 5 ("Try"): send `request` (from `nemo_core.request.build_request`) to a model and grade
-    the answer. Drawn below the request panel. Nothing yet."""
-    return None
+    the answer. Drawn below the request panel."""
+    from .try_panel import render_try_panel as draw
+
+    draw(store, dp, request)
 
 
 def render_prediction_panel(store: Store, dp: DecisionPoint, revealed: bool) -> None:
     """Issue 7 ("prediction beside expected"): a stored prediction for this decision point beside the
     expected action. Drawn right after the expected action; `revealed` says whether the user has
-    revealed the expected action (keep the page usable blind when it is False). Nothing yet."""
-    return None
+    revealed the expected action (keep the page usable blind when it is False)."""
+    from .prediction_view import render_prediction_panel as render
+
+    render(store, dp, revealed)

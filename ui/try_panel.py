@@ -1,0 +1,232 @@
+"""The "Try" panel of the decision point page: answer yourself or ask a model, see the grade, keep attempts.
+
+- Your answer: call one of the task's tools through a form generated from its JSON schema (`schema_form`),
+  or send a message. Graded with `grading.grade_action`, exactly as `grade` grades a prediction file.
+- A model's answer: any OpenAI-compatible endpoint, asked with `model_runner` and exactly the request the
+  page shows above (so the "include reasoning" choice there applies). The key comes from OPENAI_API_KEY, the
+  `openai_api_key` secret, or is typed here: a typed key lives only in this browser session's
+  `st.session_state`, and is never written to the database, a log or the URL.
+- Each answer is saved as an attempt (who, the action, the breakdown, the time) and listed below.
+
+Messages are graded by the LLM grader when a key is configured (env or secret), else by keyword overlap.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from nemo_core.actions import parse_action
+from nemo_core.attempts import list_attempts, save_attempt
+from nemo_core.config import SUBMIT_MESSAGE
+from nemo_core.errors import NemoError
+from nemo_core.grading import Breakdown, grade_action
+from nemo_core.llm_grader import LLMConfig, LLMGrader
+from nemo_core.model_runner import ModelConfig, ModelRunner
+
+from .breakdown import render_breakdown
+from .safe import escape_markdown, show_text
+from .schema_form import render_schema_form
+
+WHO_KEY = "try::who"
+MODEL_KEY_FIELD = "try::api_key"  # the typed key: session state only
+DEFAULT_MODEL = "gpt-5-mini"
+CALL, MESSAGE = "Call a tool", "Send a message"
+
+
+def _secret(name: str) -> str | None:
+    """A Streamlit secret, or None when there is no secrets file (reading one that is absent raises)."""
+    try:
+        value = st.secrets.get(name)
+    except Exception:  # noqa: BLE001 - no secrets.toml is the normal case
+        return None
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def grader_config() -> LLMConfig:
+    """The message grader's config: the `openai_api_key` secret, else OPENAI_API_KEY (SPEC §4)."""
+    return LLMConfig.from_env(api_key=_secret("openai_api_key"), base_url=_secret("openai_base_url"))
+
+
+def grade(store: Any, dp: Any, action: dict[str, Any]) -> Breakdown:
+    config = grader_config()
+    llm = LLMGrader(config, store) if config.configured else None
+    return grade_action(store, dp, action, grader="auto", llm=llm)
+
+
+def _result_key(dp_id: str, who: str) -> str:
+    return f"try::result::{who}::{dp_id}"
+
+
+# ---- a person's answer ---------------------------------------------------------------------------------
+def _human(store: Any, dp: Any) -> None:
+    who = st.text_input("Your name (saved with each attempt)", key=WHO_KEY, placeholder="anonymous")
+    mode = st.radio("Answer with", [CALL, MESSAGE], horizontal=True, key=f"try::mode::{dp.id}")
+    action: dict[str, Any] | None = None
+    if mode == CALL:
+        tools = [t for t in dp.toolset.task_tools if t["function"]["name"] != SUBMIT_MESSAGE]
+        if not tools:
+            st.info("This task offers no tools of its own: the only possible answer is a message.")
+            return
+        names = [t["function"]["name"] for t in tools]
+        name = st.selectbox("Tool", names, key=f"try::tool::{dp.id}")
+        fn = tools[names.index(name)]["function"]
+        if fn.get("description"):
+            with st.expander("What this tool does", expanded=False):
+                show_text(fn["description"], limit=1_500)
+        result = render_schema_form(fn.get("parameters"), key=f"try::form::{dp.id}::{name}",
+                                    submit_label="Grade this call")
+        if result is not None and result.ok:
+            action = {"type": "function_call", "name": name, "arguments": result.arguments}
+    else:
+        with st.form(f"try::message_form::{dp.id}"):
+            text = st.text_area("Your message to the user", key=f"try::message::{dp.id}", height=140)
+            sent = st.form_submit_button("Grade this message", type="primary")
+        if sent:
+            action = {"type": "message", "content": text}
+    if action is not None:
+        name = (who or "").strip() or "anonymous"
+        try:
+            breakdown = grade(store, dp, action)
+            stored = parse_action(action).to_json()
+            attempt_id = save_attempt(store, dp.id, who=name, kind="human", action=stored, breakdown=breakdown)
+        except NemoError as exc:
+            st.error(escape_markdown(exc.one_line()))
+        else:
+            st.session_state[_result_key(dp.id, "human")] = {"attempt_id": attempt_id, "action": stored,
+                                                               "breakdown": breakdown.to_json()}
+    last = st.session_state.get(_result_key(dp.id, "human"))
+    if last:
+        st.markdown(f"**Your last answer** (saved as attempt #{last['attempt_id']})")
+        st.json(last["action"], expanded=True)
+        render_breakdown(last["breakdown"], key="try_human_breakdown")
+
+
+# ---- a model's answer -----------------------------------------------------------------------------------
+def _key_source(typed: str) -> tuple[str | None, str]:
+    if typed and typed.strip():
+        return typed.strip(), "the key typed here (kept for this browser session only, never stored)"
+    secret = _secret("openai_api_key")
+    if secret:
+        return secret, "the openai_api_key secret"
+    env = os.environ.get("OPENAI_API_KEY")
+    if env:
+        return env, "OPENAI_API_KEY"
+    return None, "no key (fine for a local server that needs none)"
+
+
+def _model(store: Any, dp: Any, request: dict[str, Any]) -> None:
+    default_url = _secret("openai_base_url") or os.environ.get("OPENAI_BASE_URL") or ""
+    default_model = os.environ.get("NEMO_MODEL") or DEFAULT_MODEL
+    with st.form("try::model_form"):
+        c1, c2 = st.columns(2)
+        base_url = c1.text_input("Base URL", value=default_url, key="try::base_url",
+                                 placeholder="empty = OpenAI; e.g. http://127.0.0.1:8000/v1",
+                                 help="Any OpenAI-compatible /v1 endpoint.")
+        model = c2.text_input("Model", value=default_model, key="try::model")
+        c3, c4 = st.columns([3, 1])
+        typed = c3.text_input("API key (optional)", type="password", key=MODEL_KEY_FIELD,
+                              help="Used for this browser session only: never written to the database, a log or "
+                                   "the URL. Empty = the openai_api_key secret or OPENAI_API_KEY.")
+        timeout = c4.number_input("Timeout (s)", min_value=1.0, max_value=600.0, value=60.0, step=5.0,
+                                  key="try::timeout")
+        asked = st.form_submit_button("Ask the model", type="primary")
+    key, source = _key_source(typed)
+    st.caption(f"Sends the request shown above ({len(request['messages'])} messages, {len(request['tools'])} "
+               f"tools) with tool_choice=\"required\" (\"auto\" if the server refuses it). Key: {source}.")
+    if asked:
+        try:
+            runner = ModelRunner(ModelConfig(model=model.strip(), base_url=base_url.strip() or None, api_key=key,
+                                             timeout=float(timeout)))
+        except NemoError as exc:
+            st.error(escape_markdown(exc.one_line()))
+            return
+        with st.spinner(f"Asking {model.strip()}…"):
+            answer = runner.answer(dp, request=request)
+        breakdown = None
+        if answer.action is not None:
+            try:
+                breakdown = grade(store, dp, answer.action)
+            except NemoError as exc:
+                st.error(escape_markdown(exc.one_line()))
+        extra = answer.extra()
+        attempt_id = save_attempt(store, dp.id, who=answer.model, kind="model", action=answer.action_json(),
+                                  breakdown=breakdown, extra=extra)
+        st.session_state[_result_key(dp.id, "model")] = {
+            "attempt_id": attempt_id, "action": answer.action_json(), "extra": extra,
+            "raw_response": answer.raw_response, "breakdown": breakdown.to_json() if breakdown else None,
+        }
+    last = st.session_state.get(_result_key(dp.id, "model"))
+    if last:
+        _show_model_answer(last)
+
+
+def _show_model_answer(last: dict[str, Any]) -> None:
+    extra = last["extra"]
+    st.markdown(f"**{escape_markdown(extra.get('model') or 'model')}'s answer** (saved as attempt "
+                f"#{last['attempt_id']})")
+    c1, c2, c3, c4 = st.columns(4)
+    latency = extra.get("latency_ms")
+    c1.metric("Latency", f"{latency / 1000:.2f} s" if latency is not None else "—")
+    c2.metric("Prompt tokens", f"{extra['prompt_tokens']:,}" if extra.get("prompt_tokens") is not None else "—")
+    c3.metric("Completion tokens",
+              f"{extra['completion_tokens']:,}" if extra.get("completion_tokens") is not None else "—")
+    c4.metric("tool_choice", extra.get("tool_choice") or "—", help=f"{extra.get('attempts', 0)} request(s)")
+    if extra.get("error"):
+        failed = last["action"] is None
+        (st.error if failed else st.warning)(
+            f"{'Failed' if failed else 'Graded, but'}: {escape_markdown(extra.get('error_kind') or '')} — "
+            f"{escape_markdown(extra['error'])}")
+    for note in extra.get("notes") or []:
+        st.caption("ℹ️ " + escape_markdown(note))
+    if last["action"] is not None:
+        st.markdown("**Parsed action**")
+        st.json(last["action"], expanded=True)
+    if last.get("raw_response") is not None:
+        with st.expander("Raw response"):
+            st.json(last["raw_response"], expanded=2)
+    if last["breakdown"]:
+        render_breakdown(last["breakdown"], key="try_model_breakdown")
+
+
+# ---- attempts ------------------------------------------------------------------------------------------
+def _attempts(store: Any, dp: Any) -> None:
+    attempts = list_attempts(store, dp.id)
+    st.markdown(f"**Attempts at this decision point ({len(attempts)})**")
+    if not attempts:
+        st.caption("None yet: answers graded here are saved and listed.")
+        return
+    frame = pd.DataFrame([{
+        "#": a.id, "time (UTC)": a.created_at.replace("T", " ").split("+")[0], "who": a.who, "kind": a.kind,
+        "answer": a.summary(), "reward": a.reward, "reason": a.reason or (a.extra.get("error") or ""),
+    } for a in attempts])
+    st.dataframe(frame, hide_index=True, width="stretch", key=f"try::attempts_table::{dp.id}",
+                 column_config={"reward": st.column_config.NumberColumn(format="%.3f")})
+    by_id = {a.id: a for a in attempts}
+    chosen = st.selectbox("Show an attempt's breakdown", list(by_id), key=f"try::attempt_pick::{dp.id}",
+                          format_func=lambda i: f"#{i} · {by_id[i].who} · "
+                                                + ("not graded" if by_id[i].reward is None else f"{by_id[i].reward:.3f}"))
+    picked = by_id[chosen]
+    if picked.action is not None:
+        with st.expander("The action", expanded=False):
+            st.json(picked.action, expanded=True)
+    if picked.breakdown:
+        render_breakdown(picked.breakdown, key="try_attempt_breakdown")
+    elif picked.error:
+        st.caption("Not graded: " + escape_markdown(picked.error))
+
+
+def render_try_panel(store: Any, dp: Any, request: dict[str, Any]) -> None:
+    """The whole panel (called by the decision point page, below the request)."""
+    st.subheader("Try an answer")
+    st.caption("Answer this decision point yourself, or ask a model. The answer is graded against the expected "
+               "action (this shows it, so answer first if you work blind) and saved as an attempt.")
+    human, model = st.tabs(["Your answer", "A model's answer"])
+    with human:
+        _human(store, dp)
+    with model:
+        _model(store, dp, request)
+    _attempts(store, dp)
