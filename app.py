@@ -11,5 +11,8 @@ pages = [
     st.Page("pages/overview.py", title="Overview", icon="📊", url_path="overview", default=True),
     st.Page("pages/browse.py", title="Browse", icon="🔎", url_path="browse"),
     st.Page("pages/decision_point.py", title="Decision point", icon="🧩", url_path="decision_point"),
+    st.Page("pages/runs.py", title="Runs", icon="🏁", url_path="runs"),
+    st.Page("pages/failures.py", title="Failures", icon="🩺", url_path="failures"),
+    st.Page("pages/compare.py", title="Compare runs", icon="⚖️", url_path="compare"),
 ]
 st.navigation(pages).run()

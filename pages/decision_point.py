@@ -106,7 +106,7 @@ with left:
 with right:
     # ---- the expected action, hidden until revealed ------------------------------------------------
     st.subheader("Expected action")
-    revealed = st.toggle("Reveal the expected action", value=False, key=f"reveal::{dp.id}",
+    revealed = st.toggle("Reveal the expected action", value=bool(query.get("run")), key=f"reveal::{dp.id}",
                          help="Hidden by default so the page can be used blind.")
     if revealed:
         with st.container(border=True):

@@ -1,0 +1,88 @@
+"""Compare two runs on the decision points both hold: wins, losses and ties, the mean difference with a
+paired bootstrap 95% CI, and the decision points where they differ most (each opens both predictions
+side by side on the decision point page: `decision_point?id=...&run=A&vs=B`).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pandas as pd
+import streamlit as st
+
+from nemo_core.runs import get_run
+from ui.db import require_store
+from ui.runs_data import comparison, ensure_current, runs_signature
+
+DECISION_PAGE = "pages/decision_point.py"
+
+store = require_store()
+path = str(store.path.resolve())
+st.title("Compare two runs")
+
+names = [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id DESC")]
+if len(names) < 2:
+    st.info("Comparing needs at least two runs: grade or upload another predictions file on the Runs page.")
+    st.page_link("pages/runs.py", label="Runs", icon="🏁")
+    st.stop()
+
+for key, param, default in (("compare_a", "a", names[0]), ("compare_b", "b", names[1])):
+    if st.session_state.get(key) not in names:
+        wanted = st.query_params.get(param)
+        st.session_state[key] = wanted if wanted in names else default
+c1, c2 = st.columns(2)
+name_a = c1.selectbox("Run A", names, key="compare_a")
+name_b = c2.selectbox("Run B", names, key="compare_b")
+for param, value in (("a", name_a), ("b", name_b)):
+    if st.query_params.get(param) != value:
+        st.query_params[param] = value
+if name_a == name_b:
+    st.warning("Choose two different runs.")
+    st.stop()
+
+run_a, run_b = get_run(store, name_a), get_run(store, name_b)
+ensure_current(store, [run_a.id, run_b.id])
+with st.spinner("Comparing…"):
+    c = comparison(path, runs_signature(store), run_a.id, run_b.id)
+
+if c["n_shared"] == 0:
+    st.info("These two runs share no decision point.")
+    st.stop()
+m = st.columns(5)
+m[0].metric("Shared decision points", f"{c['n_shared']:,}")
+m[1].metric("A wins", f"{c['wins']:,}")
+m[2].metric("B wins", f"{c['losses']:,}")
+m[3].metric("Ties", f"{c['ties']:,}")
+diff = c["mean_difference"]
+m[4].metric("Mean A − B", "–" if diff["mean"] is None else f"{diff['mean']:+.3f}")
+if diff["mean"] is not None:
+    verdict = ("A is better" if diff["ci_low"] > 0 else "B is better" if diff["ci_high"] < 0
+               else "no clear difference")
+    st.caption(f"95% paired bootstrap CI of the mean difference: [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}] "
+               f"over {diff['n']:,} pairs graded in both ({verdict}). Mean reward on these pairs: "
+               f"A {c['mean_a']:.3f}, B {c['mean_b']:.3f}.")
+st.caption(f"Only in A: {c['n_only_a']:,} · only in B: {c['n_only_b']:,} · shared but not graded in both: "
+           f"{c['n_ungraded']:,}.")
+
+st.subheader("Where they differ most")
+rows = c["biggest"]
+if not rows:
+    st.caption("The two runs score every shared decision point the same.")
+    st.stop()
+
+
+def link(dp_id: str) -> str:
+    return "decision_point?" + urlencode({"id": dp_id, "run": name_a, "vs": name_b})
+
+
+df = pd.DataFrame([{"open": link(r["dp_id"]), "decision point": r["dp_id"], "split": r["split"],
+                    "action type": r["action_type"], "reward A": r["reward_a"], "reward B": r["reward_b"],
+                    "A − B": r["difference"], "reason A": r["reason_a"], "reason B": r["reason_b"]} for r in rows])
+st.dataframe(df, hide_index=True, width="stretch", key="compare_table",
+             column_config={"open": st.column_config.LinkColumn("open", display_text="both ↗"),
+                            "reward A": st.column_config.NumberColumn(format="%.3f"),
+                            "reward B": st.column_config.NumberColumn(format="%.3f"),
+                            "A − B": st.column_config.NumberColumn(format="%+.3f")})
+choice = st.selectbox("Open a decision point with both predictions", [r["dp_id"] for r in rows], key="compare_open")
+st.page_link(DECISION_PAGE, label="Open both predictions side by side", icon="🧩",
+             query_params={"id": choice, "run": name_a, "vs": name_b})

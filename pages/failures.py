@@ -1,0 +1,90 @@
+"""Failures: one run's predictions by failure category, split, expected tool and reward range, lowest
+reward first, a page at a time. Each row opens the decision point page with the prediction beside the
+expected action and its breakdown (`decision_point?id=...&run=...`).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pandas as pd
+import streamlit as st
+
+from nemo_core.config import SPLITS
+from nemo_core.runs import get_run
+from nemo_core.taxonomy import CATEGORIES, FAILURE_CATEGORIES
+from ui.db import require_store
+from ui.runs_data import ensure_current, failure_page, runs_signature, tool_names
+
+DECISION_PAGE = "pages/decision_point.py"
+PAGE_SIZE = 50
+ALL = "(all)"
+
+store = require_store()
+path = str(store.path.resolve())
+st.title("Failures")
+
+names = [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id DESC")]
+if not names:
+    st.info("No runs yet: grade a predictions file, run a model, or upload predictions on the Runs page.")
+    st.page_link("pages/runs.py", label="Runs", icon="🏁")
+    st.stop()
+
+wanted = st.query_params.get("run")
+if st.session_state.get("failures_run") not in names:
+    st.session_state["failures_run"] = wanted if wanted in names else names[0]
+run_name = st.selectbox("Run", names, key="failures_run")
+if st.query_params.get("run") != run_name:
+    st.query_params["run"] = run_name
+run = get_run(store, run_name)
+ensure_current(store, [run.id])
+sig = runs_signature(store)
+
+c1, c2, c3, c4 = st.columns([3, 1, 2, 2])
+categories = c1.multiselect("Categories", list(CATEGORIES), default=list(FAILURE_CATEGORIES), key="failures_categories",
+                            help="Empty means every failure category (all but correct and not graded).")
+split = c2.selectbox("Split", [ALL, *SPLITS], key="failures_split")
+tools = tool_names(path, sig, run.id)
+tool = c3.selectbox("Expected tool", [ALL, *tools], key="failures_tool")
+low, high = c4.slider("Reward range", 0.0, 1.0, (0.0, 1.0), step=0.05, key="failures_reward")
+sort = st.radio("Order", ["reward", "-reward"], horizontal=True, key="failures_sort",
+                format_func=lambda s: "lowest reward first" if s == "reward" else "highest reward first")
+
+flt = (tuple(categories), None if split == ALL else split, None if tool == ALL else tool,
+       None if low <= 0.0 else low, None if high >= 1.0 else high)
+first = failure_page(path, sig, run.id, flt, 0, 1, sort)
+total = first["total"]
+n_pages = max(1, -(-total // PAGE_SIZE))
+if not 1 <= int(st.session_state.get("failures_page", 1)) <= n_pages:  # the filters changed under it
+    st.session_state["failures_page"] = 1
+p1, p2 = st.columns([1, 4])
+page_no = int(p1.number_input("Page", min_value=1, max_value=n_pages, step=1, key="failures_page"))
+page = failure_page(path, sig, run.id, flt, (page_no - 1) * PAGE_SIZE, PAGE_SIZE, sort)
+p2.caption(f"{total:,} predictions match · page {page_no} of {n_pages}")
+if low > 0.0 or high < 1.0:
+    p2.caption("A reward range leaves out the predictions that were not graded.")
+
+rows = page["rows"]
+if not rows:
+    st.info("No prediction matches these filters.")
+    st.stop()
+
+
+def link(dp_id: str) -> str:
+    return "decision_point?" + urlencode({"id": dp_id, "run": run.name})
+
+
+df = pd.DataFrame([{
+    "open": link(r["dp_id"]), "decision point": r["dp_id"], "category": r["category"], "sub-kind": r["sub_kind"],
+    "reward": r["reward"], "split": r["split"], "action type": r["action_type"], "expected tool": r["expected_tool"],
+    "predicted tool": r["predicted_tool"], "missing": r["n_missing"], "extra": r["n_extra"],
+    "wrong value": r["n_wrong_value"], "wrong type": r["n_wrong_type"], "reason": r["reason"] or r["error"],
+} for r in rows])
+st.dataframe(df, hide_index=True, width="stretch", key="failures_table",
+             column_config={"open": st.column_config.LinkColumn("open", display_text="open ↗"),
+                            "reward": st.column_config.NumberColumn("reward", format="%.3f")})
+
+choice = st.selectbox("Open a decision point with this run's prediction", [r["dp_id"] for r in rows],
+                      key="failures_open")
+st.page_link(DECISION_PAGE, label="Open the prediction beside the expected action", icon="🧩",
+             query_params={"id": choice, "run": run.name})

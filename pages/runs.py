@@ -1,0 +1,194 @@
+"""Runs: every graded run (from `grade`, `run-model` or an upload here) with its mean reward and 95% CI,
+overall, by split and by action type; one run's failure taxonomy, tool confusion and reward histogram;
+uploading a predictions file; deleting a run after a confirmation.
+
+All numbers come from `nemo_core.run_analysis` (SQL over the stored taxonomy), cached per runs signature.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from nemo_core.errors import NemoError
+from nemo_core.runs import delete_run, get_run, unique_run_name
+from nemo_core.taxonomy import CATEGORIES, LOW_MESSAGE_SCORE
+from nemo_core.uploads import grade_upload, validate_predictions
+from ui.db import require_store
+from ui.runs_data import ensure_current, run_details, runs_signature, runs_table
+from ui.safe import code_span, inert_label
+
+FAILURES_PAGE = "pages/failures.py"
+COMPARE_PAGE = "pages/compare.py"
+DELETE_KEY = "runs_confirm_delete"
+
+store = require_store()
+path = str(store.path.resolve())
+st.title("Runs")
+st.caption("Every graded run: a `grade` of a predictions file, a `run-model` run, or a file uploaded below. "
+           "Means are over graded predictions, with 95% bootstrap intervals; ungraded ones are counted apart.")
+
+
+# ---- upload -----------------------------------------------------------------------------------------
+def upload_section() -> None:
+    with st.expander("Upload predictions (JSONL in the `grade` format)", expanded=False):
+        st.caption('One object a line: `{"id": "<decision point id>", "action": {...}}`; other keys (model, '
+                   "latency_ms, …) are kept. Every line is checked first; bad lines are listed with their line "
+                   "numbers and skipped, the good ones are graded (keyword grader, or the LLM when a key is "
+                   "configured) into a new run.")
+        uploaded = st.file_uploader("Predictions file", type=["jsonl", "json", "txt"], key="runs_upload")
+        if uploaded is None:
+            return
+        data = uploaded.getvalue()
+        check = validate_predictions(store, data)
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Lines", f"{check.n_lines:,}")
+        c2.metric("Good lines", f"{check.n_good:,}")
+        c3.metric("Bad lines", f"{check.n_bad:,}")
+        if check.bad:
+            st.dataframe(pd.DataFrame(check.bad), hide_index=True, width="stretch", height=min(400, 40 + 35 * len(check.bad)))
+        if not check.n_good:
+            st.error("No line of this file can be graded: fix the lines listed above.")
+            return
+        default = unique_run_name(store, f"upload-{uploaded.name.rsplit('.', 1)[0]}")
+        with st.form("runs_upload_form"):
+            name = st.text_input("Run name", value=default)
+            submitted = st.form_submit_button(f"Grade the {check.n_good:,} good lines and store the run")
+        if submitted:
+            try:
+                with st.spinner("Grading…"):
+                    result, _ = grade_upload(store, data, run_name=name.strip(), filename=uploaded.name,
+                                             grader="keyword")
+            except NemoError as exc:
+                st.error(exc.one_line())
+            else:
+                st.session_state["runs_selected"] = result.run_name
+                st.session_state["runs_flash"] = (f"Stored run {result.run_name!r}: {result.n_graded:,} graded, "
+                                                  f"{check.n_bad + result.n_problems:,} lines skipped.")
+                st.rerun()
+
+
+upload_section()
+flash = st.session_state.pop("runs_flash", None)
+if flash:
+    st.success(flash)
+
+ids = [r["id"] for r in store.query("SELECT id FROM runs ORDER BY id DESC")]
+if not ids:
+    st.info("No runs yet. Grade a predictions file (`python -m nemo_core grade FILE --run NAME`), run a model "
+            "(`python -m nemo_core run-model`), or upload a file above.")
+    st.stop()
+ensure_current(store, ids)
+sig = runs_signature(store)
+table = runs_table(path, sig)
+
+# ---- the runs table -------------------------------------------------------------------------------------
+st.subheader(f"{len(table)} run{'s' if len(table) != 1 else ''}")
+df = pd.DataFrame(table)
+shown = ["run", "kind", "model", "grader", "source", "created_at", "status", "n", "n_graded", "mean_reward", "ci_low",
+         "ci_high", *sorted(c for c in df.columns if c.count(":") == 1)]
+st.dataframe(df[[c for c in shown if c in df.columns]], hide_index=True, width="stretch",
+             column_config={"mean_reward": st.column_config.NumberColumn("mean reward", format="%.3f"),
+                            "ci_low": st.column_config.NumberColumn("95% CI low", format="%.3f"),
+                            "ci_high": st.column_config.NumberColumn("95% CI high", format="%.3f"),
+                            **{c: st.column_config.NumberColumn(c, format="%.3f")
+                               for c in df.columns if c.count(":") == 1}})
+
+# ---- one run --------------------------------------------------------------------------------------------
+names = [r["run"] for r in table]
+just_made = st.session_state.pop("runs_selected", None)
+if just_made in names:
+    st.session_state["runs_run"] = just_made
+elif st.session_state.get("runs_run") not in names:  # a deleted run, or the first visit: follow the URL
+    st.session_state.pop("runs_run", None)
+    wanted = st.query_params.get("run")
+    st.session_state["runs_run"] = wanted if wanted in names else names[0]
+selected = st.selectbox("Run", names, key="runs_run")
+if st.query_params.get("run") != selected:
+    st.query_params["run"] = selected
+run = get_run(store, selected)
+details = run_details(path, sig, run.id)
+summary = details["summary"]
+overall = summary["mean_reward"]
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Predictions", f"{summary['n']:,}")
+c2.metric("Mean reward", "–" if overall["mean"] is None else f"{overall['mean']:.3f}")
+c3.metric("95% CI", "–" if overall["ci_low"] is None else f"{overall['ci_low']:.3f} – {overall['ci_high']:.3f}")
+c4.metric("Not graded", f"{overall['n_ungraded']:,}")
+st.caption(f"Kind {code_span(run.kind)} · model {code_span(run.model or '–')} · grader {code_span(run.grader)}"
+           f" · source {code_span(run.source_file or '–')} · created {run.created_at} · status {run.status}"
+           + (f" · {run.n_problems:,} input lines could not be graded" if run.n_problems else ""))
+groups = []
+for title, by in (("split", summary["by_split"]), ("action type", summary["by_action_type"])):
+    for name, ci in by.items():
+        groups.append({"by": title, "group": name, "n": ci["n"], "mean reward": ci["mean"], "95% CI low": ci["ci_low"],
+                       "95% CI high": ci["ci_high"], "not graded": ci["n_ungraded"]})
+st.dataframe(pd.DataFrame(groups), hide_index=True, width="stretch")
+l1, l2 = st.columns(2)
+l1.page_link(FAILURES_PAGE, label="Open this run's failures", icon="🩺", query_params={"run": run.name})
+l2.page_link(COMPARE_PAGE, label="Compare with another run", icon="⚖️", query_params={"a": run.name})
+
+st.subheader("Failure taxonomy")
+tax = summary["taxonomy"]
+total = sum(tax.values()) or 1
+tax_df = pd.DataFrame([{"category": c, "predictions": n, "share": n / total, "meaning": CATEGORIES[c]}
+                       for c, n in tax.items()])
+left, right = st.columns([3, 2])
+with left:
+    # plain lists (not numpy arrays) keep the figure JSON readable, which the AppTest checks
+    order = list(reversed(list(tax)))
+    colours = {"correct": "#2ca02c", "ungradeable_reference": "#999999"}
+    fig = go.Figure(go.Bar(x=[int(tax[c]) for c in order], y=order, orientation="h", text=[f"{tax[c]:,}" for c in order],
+                           marker_color=[colours.get(c, "#d62728") for c in order]))
+    fig.update_layout(height=360, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="predictions")
+    st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key="taxonomy_chart")
+with right:
+    st.dataframe(tax_df, hide_index=True, width="stretch",
+                 column_config={"share": st.column_config.NumberColumn("share", format="percent")})
+    st.caption(f"A message scoring below {LOW_MESSAGE_SCORE} counts as a low message score; see "
+               "`nemo_core/taxonomy.py` for the order in which categories are decided.")
+if details["sub_kinds"]:
+    st.caption("Sub-kinds: " + "; ".join(f"{r['category']} / {r['sub_kind']}: {r['n']:,}" for r in details["sub_kinds"]))
+keys = details["argument_errors"]
+if any(keys.values()):
+    st.caption("Argument errors of the right tool, by key: " + ", ".join(
+        f"{k.replace('_', ' ')} {v:,}" for k, v in keys.items()))
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Expected vs predicted tool")
+    conf = details["confusion"]
+    if conf:
+        st.dataframe(pd.DataFrame(conf), hide_index=True, width="stretch")
+        st.caption("The most frequent wrong or hallucinated tool choices (top 20).")
+    else:
+        st.caption("No wrong or hallucinated tool in this run.")
+with right:
+    st.subheader("Reward histogram")
+    hist = pd.DataFrame(details["histogram"])
+    hist["bin"] = [f"{lo:.1f}–{hi:.1f}" for lo, hi in zip(hist["low"], hist["high"])]
+    fig = go.Figure(go.Bar(x=list(hist["bin"]), y=[int(n) for n in hist["n"]]))
+    fig.update_layout(height=320, xaxis_title="reward", yaxis_title="predictions")
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+    st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key="reward_histogram")
+
+# ---- delete -------------------------------------------------------------------------------------------
+st.subheader("Delete this run")
+if st.session_state.get(DELETE_KEY) != run.id:
+    if st.button(f"Delete run {inert_label(run.name)}…", key="runs_delete"):
+        st.session_state[DELETE_KEY] = run.id
+        st.rerun()
+else:
+    st.warning(f"Delete run {code_span(run.name)} and its {summary['n']:,} predictions? This cannot be undone.")
+    d1, d2 = st.columns(2)
+    if d1.button("Yes, delete it", type="primary", key="runs_delete_confirm"):
+        delete_run(store, run.id)
+        st.session_state.pop(DELETE_KEY, None)
+        st.session_state["runs_flash"] = f"Deleted run {run.name!r}."
+        del st.query_params["run"]
+        st.rerun()
+    if d2.button("Cancel", key="runs_delete_cancel"):
+        st.session_state.pop(DELETE_KEY, None)
+        st.rerun()

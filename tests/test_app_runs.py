@@ -1,0 +1,190 @@
+"""The Runs, Failures and Compare pages and the prediction panel of the decision point page, through
+AppTest on a copy of the demo database holding two graded runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from nemo_core.grading import grade_file
+from nemo_core.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "app.py")
+RUNS, FAILURES, COMPARE, DECISION = "pages/runs.py", "pages/failures.py", "pages/compare.py", "pages/decision_point.py"
+
+
+@pytest.fixture
+def two_runs(demo_db, tmp_path):
+    """Run `alpha`: exact calls on two decision points, a hallucinated call, a wrong action type.
+    Run `beta`: the same decision points, each answered with the wrong action type (all 0)."""
+    store = Store.open(demo_db)
+    try:
+        calls = store.query(
+            "SELECT id FROM decision_points WHERE action_type = 'function_call' AND n_expected_calls = 1 "
+            "AND ungradeable_reason IS NULL ORDER BY id LIMIT 3")
+        msg = store.query("SELECT id FROM decision_points WHERE action_type = 'message' ORDER BY id LIMIT 1")[0]["id"]
+        ids = [c["id"] for c in calls]
+        exact = []
+        for dp_id in ids[:2]:
+            dp = store.get(dp_id)
+            call = dp.expected_calls[0]
+            exact.append({"id": dp_id, "action": {"type": "function_call", "name": call.name, "arguments": call.arguments}})
+        alpha = [*exact,
+                 {"id": ids[2], "action": {"type": "function_call", "name": "imaginary_tool", "arguments": {}}},
+                 {"id": msg, "action": {"type": "function_call", "name": "imaginary_tool", "arguments": {}}}]
+        beta = [*({"id": i, "action": {"type": "message", "content": "I cannot help"}} for i in ids),
+                {"id": msg, "action": {"type": "function_call", "name": "other", "arguments": {}}}]
+        for name, lines in (("alpha", alpha), ("beta", beta)):
+            path = tmp_path / f"{name}.jsonl"
+            path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+            grade_file(store, path, run_name=name, grader="keyword")
+    finally:
+        store.close()
+    return {"calls": ids, "message": msg, "db": demo_db}
+
+
+@pytest.fixture
+def open_page(demo_db, monkeypatch):
+    monkeypatch.setenv("NEMO_DB", str(demo_db))
+
+    def run(page_file: str, /, **query: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=30)
+        for key, value in query.items():
+            at.query_params[key] = value
+        at.switch_page(page_file).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return run
+
+
+def run_names(db) -> list[str]:
+    store = Store.open(db)
+    try:
+        return [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id")]
+    finally:
+        store.close()
+
+
+def by_label(widgets, label: str):
+    found = [w for w in widgets if w.label.startswith(label)]
+    assert found, f"no widget labelled {label!r} in {[w.label for w in widgets]}"
+    return found[0]
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+@pytest.mark.parametrize("page", [RUNS, FAILURES, COMPARE])
+def test_pages_without_runs_say_what_to_do(open_page, page):
+    at = open_page(page)
+    assert at.info and "run" in at.info[0].value.lower()
+
+
+def test_runs_page_table_taxonomy_and_histogram(open_page, two_runs):
+    at = open_page(RUNS, run="alpha")
+    table = at.dataframe[0].value
+    assert list(table["run"]) == ["beta", "alpha"]
+    alpha = table[table["run"] == "alpha"].iloc[0]
+    assert alpha["n"] == 4 and alpha["mean_reward"] == pytest.approx(0.5)  # (1 + 1 + 0 + 0) / 4
+    split = two_runs["calls"][0].split("/")[0]
+    assert {f"split:{split}", "type:function_call", "type:message"} <= set(table.columns)
+    assert by_label(at.selectbox, "Run").value == "alpha"
+    assert metrics(at)["Predictions"] == "4" and metrics(at)["Mean reward"] == "0.500"
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    bars = {}
+    for trace in charts[0]["data"]:
+        for x, y in zip(trace["x"], trace["y"]):
+            bars[y] = x
+    assert bars["correct"] == 2 and bars["wrong_action_type"] == 1
+    assert bars["hallucinated_tool"] + bars["wrong_tool"] == 1
+    hist = charts[1]["data"][0]
+    assert sum(hist["y"]) == 4
+    confusion = at.dataframe[3].value
+    assert list(confusion["predicted_tool"]) == ["imaginary_tool"]
+
+
+def test_runs_page_follows_the_selection(open_page, two_runs):
+    at = open_page(RUNS)
+    by_label(at.selectbox, "Run").set_value("beta").run()
+    assert at.query_params["run"] == ["beta"] or at.query_params["run"] == "beta"
+    assert metrics(at)["Mean reward"] == "0.000"
+
+
+def test_delete_needs_a_confirmation(open_page, two_runs):
+    at = open_page(RUNS, run="beta")
+    by_label(at.button, "Delete run beta").click().run()
+    assert run_names(two_runs["db"]) == ["alpha", "beta"]  # nothing deleted yet
+    assert "cannot be undone" in at.warning[0].value
+    by_label(at.button, "Cancel").click().run()
+    assert run_names(two_runs["db"]) == ["alpha", "beta"]
+    assert not at.warning
+    by_label(at.button, "Delete run beta").click().run()
+    by_label(at.button, "Yes, delete it").click().run()
+    assert not at.exception
+    assert run_names(two_runs["db"]) == ["alpha"]
+    assert "Deleted run 'beta'" in at.success[0].value
+    assert list(at.dataframe[0].value["run"]) == ["alpha"]
+    assert by_label(at.selectbox, "Run").value == "alpha"
+
+
+def test_failures_page_filters_and_links(open_page, two_runs):
+    at = open_page(FAILURES, run="alpha")
+    table = at.dataframe[0].value
+    assert set(table["category"]) == {"wrong_action_type", "hallucinated_tool"}
+    assert len(table) == 2
+    first = table.iloc[0]
+    assert first["open"].startswith("decision_point?id=") and "run=alpha" in first["open"]
+    by_label(at.multiselect, "Categories").set_value(["correct"]).run()
+    table = at.dataframe[0].value
+    assert set(table["category"]) == {"correct"} and len(table) == 2
+    links = [p for p in at.get("page_link")]
+    assert links, "a link to the decision point page"
+    by_label(at.multiselect, "Categories").set_value(["wrong_action_type"]).run()
+    by_label(at.selectbox, "Split").set_value("interactive_agent" if two_runs["message"].startswith("tool") else "tool_calling").run()
+    assert at.info and "No prediction matches" in at.info[0].value
+
+
+def test_compare_page(open_page, two_runs):
+    at = open_page(COMPARE, a="alpha", b="beta")
+    m = metrics(at)
+    assert m["Shared decision points"] == "4"
+    assert (m["A wins"], m["B wins"], m["Ties"]) == ("2", "0", "2")
+    assert m["Mean A − B"] == "+0.500"
+    table = at.dataframe[0].value
+    assert len(table) == 2 and set(table["A − B"]) == {1.0}
+    assert all("vs=beta" in link for link in table["open"])
+
+
+def test_decision_point_shows_the_prediction_beside_the_expected_action(open_page, two_runs):
+    dp_id = two_runs["calls"][2]
+    at = open_page(DECISION, id=dp_id, run="alpha")
+    assert by_label(at.toggle, "Reveal the expected action").value is True
+    m = metrics(at)
+    assert m["Reward"] == "0.500" or m["Reward"] == "0.000"
+    assert m["Category"] in ("hallucinated_tool",)
+    breakdown = at.dataframe[0].value
+    assert list(breakdown["field"])[:2] == ["reward", "action_type_match"]
+    assert any("imaginary_tool" in md.value for md in at.markdown)
+
+
+def test_decision_point_side_by_side_and_missing_prediction(open_page, two_runs):
+    dp_id = two_runs["calls"][0]
+    at = open_page(DECISION, id=dp_id, run="alpha", vs="beta")
+    categories = [m.value for m in at.metric if m.label == "Category"]
+    assert categories == ["correct", "wrong_action_type"]
+    other = open_page(DECISION, id=dp_id, run="nope")
+    assert other.error and "Cannot show run" in other.error[0].value
+
+
+def test_decision_point_without_run_offers_the_runs(open_page, two_runs):
+    at = open_page(DECISION, id=two_runs["calls"][0])
+    chooser = by_label(at.selectbox, "2 run(s) hold a prediction")
+    assert chooser.options == ["(none)", "beta", "alpha"]
+    chooser.set_value("alpha").run()
+    assert metrics(at)["Category"] == "correct"

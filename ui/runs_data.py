@@ -1,0 +1,73 @@
+"""Cached reads for the Runs, Failures and Compare pages (all the work is in `nemo_core.run_analysis`).
+
+Results are `st.cache_data`-cached under a *runs signature*: the runs' ids, sizes and statuses and when
+each taxonomy was computed. It changes exactly when a run is added, finished, reclassified or deleted,
+so a page never shows a deleted run and never recomputes an unchanged one. Computing a missing taxonomy
+(a run stored before issue 7) is a write, so it happens outside the cached functions (`ensure_current`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import streamlit as st
+
+from nemo_core import run_analysis as ra
+from nemo_core.store import Store
+from nemo_core.taxonomy import ensure_taxonomy, taxonomy_is_current
+
+from .db import get_store
+
+
+def runs_signature(store: Store) -> tuple:
+    runs = store.query("SELECT id, name, status, n_predictions, finished_at FROM runs ORDER BY id")
+    states = store.query("SELECT run_id, computed_at, n_predictions FROM run_taxonomy_state ORDER BY run_id")
+    return (str(store.path), tuple(tuple(r.values()) for r in runs), tuple(tuple(s.values()) for s in states))
+
+
+def ensure_current(store: Store, run_ids: list[int]) -> None:
+    """Classify any run whose stored taxonomy is missing or stale, and store its summary (once each)."""
+    for run_id in run_ids:
+        if not taxonomy_is_current(store, run_id):
+            n = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run_id,)) or 0
+            with st.spinner(f"Classifying {n:,} predictions of run {run_id} (done once, then stored)…"):
+                ensure_taxonomy(store, run_id)
+        ra.run_summary(store, run_id)  # stores the summary when missing, so the cached reads below only read
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def runs_table(path: str, sig: tuple) -> list[dict[str, Any]]:
+    return ra.runs_table(get_store(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def run_details(path: str, sig: tuple, run_id: int) -> dict[str, Any]:
+    store = get_store(path)
+    summary = ra.run_summary(store, run_id)
+    return {
+        "summary": summary.to_json(),
+        "sub_kinds": ra.sub_kind_counts(store, run_id),
+        "argument_errors": ra.argument_error_totals(store, run_id),
+        "confusion": ra.confusion(store, run_id, top=20),
+        "histogram": ra.reward_histogram(store, run_id),
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def tool_names(path: str, sig: tuple, run_id: int) -> list[str]:
+    return ra.tool_names(get_store(path), run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def failure_page(path: str, sig: tuple, run_id: int, flt: tuple, offset: int, limit: int, sort: str) -> dict[str, Any]:
+    categories, split, tool, lo, hi = flt
+    page = ra.failures(get_store(path), run_id,
+                       ra.FailureFilter(list(categories), split, tool, None, lo, hi),
+                       offset=offset, limit=limit, sort=sort)
+    return asdict(page)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def comparison(path: str, sig: tuple, run_a: int, run_b: int, top: int = 50) -> dict[str, Any]:
+    return ra.compare_runs(get_store(path), run_a, run_b, top=top).to_json()
