@@ -6,14 +6,13 @@ runs that hold a prediction for this decision point and opens one on request.
 
 Predictions and breakdowns hold model and dataset text: shown with `st.text` / `st.json` / code spans,
 never as Markdown or HTML. The breakdown names the expected values, so it is drawn only once the expected
-action is revealed (the page stays usable blind).
+action is revealed (the page stays usable blind); it is drawn by the one breakdown component, `ui.breakdown`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from nemo_core.errors import NemoError
@@ -21,53 +20,14 @@ from nemo_core.run_analysis import prediction_for, runs_with_prediction
 from nemo_core.store import Store
 from nemo_core.taxonomy import CATEGORIES
 
+from .breakdown import render_breakdown
 from .safe import code_span, show_text, show_value
-
-KEY_ORDER = ("reward", "action_type_match", "name_match", "arg_match", "grader", "reason")
 
 
 def _fmt(value: Any) -> str:
     if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
-def render_breakdown_fallback(b: dict[str, Any]) -> None:
-    """The reward breakdown (SPEC §5 names): the six fields, then one row per argument key, notes, schema."""
-    st.dataframe(pd.DataFrame([{"field": k, "value": _fmt(b.get(k))} for k in KEY_ORDER]),
-                 hide_index=True, width="stretch")
-    keys = b.get("keys") or []
-    if keys:
-        import json
-
-        def cell(v: Any) -> str:
-            return json.dumps(v, ensure_ascii=False) if v is not None else ""
-
-        st.dataframe(pd.DataFrame([{"key": k.get("key"), "status": k.get("status"), "expected": cell(k.get("expected")),
-                                    "submitted": cell(k.get("submitted")), "hint": k.get("hint") or ""}
-                                   for k in keys]), hide_index=True, width="stretch")
-    for note in b.get("notes") or []:
-        st.caption(code_span(note, limit=300))
-    if b.get("schema_valid") is not None:
-        st.caption("Submitted arguments are " + ("valid" if b["schema_valid"] else "not valid")
-                   + " under the tool's JSON schema (a hint; it never changes the score).")
-    for err in (b.get("schema_errors") or [])[:5]:
-        st.caption(code_span(err, limit=200))
-    if b.get("grader_model") or b.get("rule_version"):
-        st.caption(f"Grader {code_span(b.get('grader') or '–')}, model {code_span(b.get('grader_model') or '–')}, "
-                   f"rule version {code_span(b.get('rule_version') or '–')}")
-
-
-def _render_breakdown(b: dict[str, Any]) -> None:
-    """The shared breakdown component when it exists (`ui.breakdown`), else the fallback above."""
-    try:
-        from .breakdown import render_breakdown_json  # type: ignore[attr-defined]
-    except ImportError:
-        render_breakdown_fallback(b)
-    else:
-        render_breakdown_json(b)
+        return "not graded"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def render_action(action: dict[str, Any] | None) -> None:
@@ -101,9 +61,11 @@ def render_prediction(store: Store, run_name: str, dp_id: str, revealed: bool) -
         st.markdown(f"**Run** {code_span(run_name)}")
         tax = p.get("taxonomy") or {}
         category = tax.get("category")
+        show_breakdown = bool(p.get("breakdown")) and revealed
         c1, c2 = st.columns(2)
-        c1.metric("Reward", _fmt(p.get("reward")))
-        c2.metric("Category", category or "–")
+        c1.metric("Category", category or "–")
+        if not show_breakdown:  # otherwise the breakdown shows the reward
+            c2.metric("Reward", _fmt(p.get("reward")))
         if category:
             detail = CATEGORIES.get(category, "")
             if tax.get("sub_kind"):
@@ -116,9 +78,8 @@ def render_prediction(store: Store, run_name: str, dp_id: str, revealed: bool) -
             st.warning("Not graded: " + p["error"][:500])
         render_action(p.get("action"))
         if p.get("breakdown"):
-            if revealed:
-                st.markdown("**Breakdown**")
-                _render_breakdown(p["breakdown"])
+            if show_breakdown:
+                render_breakdown(p["breakdown"], key=f"prediction::{run_name}", title="Breakdown")
             else:
                 st.caption("Reveal the expected action to see the breakdown (it names the expected values).")
         if p.get("latency_ms") is not None:
