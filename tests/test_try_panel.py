@@ -1,0 +1,181 @@
+"""The "Try" panel on the decision point page and the reward breakdown component, through AppTest.
+
+A model's answer is asked of a real OpenAI-compatible server on 127.0.0.1 (tests/fake_openai.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fake_openai import Reply, fake_openai  # noqa: F401  (fixture)
+from nemo_core.attempts import list_attempts
+from nemo_core.store import Store
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+CALL_DP = "interactive_agent/synth-b81d1299-b213-6003-cf00484b/12"  # transfer_funds, 5 arguments
+MESSAGE_DP = "interactive_agent/synth-b81d1299-b213-6003-cf00484b/4"
+TYPED_KEY = "sk-typed-in-the-page-9f8e7d"
+
+
+@pytest.fixture
+def open_dp(demo_db, monkeypatch):
+    monkeypatch.setenv("NEMO_DB", str(demo_db))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+    def run(dp_id: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.query_params["id"] = dp_id
+        at.switch_page("pages/decision_point.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return run
+
+
+def click(at: AppTest, label: str) -> None:
+    [b for b in at.button if b.label == label][0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def keys_table(at: AppTest):
+    frames = [d.value for d in at.dataframe if "status" in getattr(d.value, "columns", [])]
+    assert frames, "no key table"
+    return frames[0]
+
+
+def test_human_call_is_graded_shown_and_saved(open_dp, demo_db):
+    at = open_dp(CALL_DP)
+    assert any(s.value == "Try an answer" for s in at.subheader)
+    at.text_input(key="try::who").input("ada")
+    at.selectbox(key=f"try::tool::{CALL_DP}").set_value("transfer_funds").run()
+    form = f"try::form::{CALL_DP}::transfer_funds::field::"
+    at.text_input(key=form + "from_account").input("CHK-009")
+    at.text_input(key=form + "to_account").input("SAV-00A")
+    at.number_input(key=form + "amount").set_value(250)
+    at.selectbox(key=form + "currency").set_value("USD")
+    click(at, "Grade this call")
+    shown = metrics(at)
+    assert shown["Reward"] == "0.8" and shown["Name match"] == "✅ 1" and shown["Argument match"] == "0.6"
+    table = keys_table(at)
+    rows = {r["key"]: r for r in table.to_dict("records")}
+    assert rows["amount"]["status"] == "✅ match" and rows["amount"]["expected"] == "250"
+    assert rows["currency"]["status"] == "❌ mismatch"
+    assert rows["currency"]["expected"] == '"EUR"' and rows["currency"]["submitted"] == '"USD"'
+    assert rows["memo"]["status"] == "➖ missing" and rows["memo"]["submitted"] == "—"
+    with Store.open(demo_db) as store:
+        (attempt,) = list_attempts(store, CALL_DP)
+    assert attempt.who == "ada" and attempt.kind == "human" and attempt.reward == 0.8
+    assert attempt.action["arguments"]["amount"] == 250
+    assert any("Attempts at this decision point (1)" in m.value for m in at.markdown)
+
+
+def test_human_message_where_a_call_is_expected_is_wrong_action_type(open_dp):
+    at = open_dp(CALL_DP)
+    at.radio(key=f"try::mode::{CALL_DP}").set_value("Send a message").run()
+    at.text_area(key=f"try::message::{CALL_DP}").input("Sure, moving 250 EUR now.")
+    click(at, "Grade this message")
+    shown = metrics(at)
+    assert shown["Reward"] == "0.0" and shown["Action type"] == "❌ mismatch"
+    assert any("wrong_action_type" in m.value for m in at.markdown)  # inside a code span: not escaped
+
+
+def test_human_message_shows_the_keyword_overlap(open_dp, demo_store):
+    dp = demo_store.get(MESSAGE_DP)
+    assert dp.action_type == "message"
+    at = open_dp(MESSAGE_DP)
+    at.radio(key=f"try::mode::{MESSAGE_DP}").set_value("Send a message").run()
+    at.text_area(key=f"try::message::{MESSAGE_DP}").input(dp.expected_content)
+    click(at, "Grade this message")
+    assert metrics(at)["Reward"] == "1.0" and metrics(at)["Grader"] == "keyword"
+    overlap = [d.value for d in at.dataframe if "keywords" in getattr(d.value, "columns", [])][0]
+    assert overlap.iloc[0, 0] == "✅ shared" and overlap.iloc[1, 1] == "—"  # nothing only in the reference
+    assert any("Keyword overlap" in m.value for m in at.markdown)
+
+
+def test_model_answer_is_asked_shown_graded_saved_and_the_key_is_not_stored(open_dp, demo_db, fake_openai):
+    fake_openai.script(Reply.tool_calls([("transfer_funds", {"from_account": "CHK-009", "to_account": "SAV-00A",
+                                                            "amount": 250, "currency": "EUR", "memo": "rent buffer"})]))
+    at = open_dp(CALL_DP)
+    at.text_input(key="try::base_url").input(fake_openai.base_url)
+    at.text_input(key="try::model").input("fake-model")
+    at.text_input(key="try::api_key").input(TYPED_KEY)
+    click(at, "Ask the model")
+    (sent,) = fake_openai.completion_requests
+    assert sent.body["model"] == "fake-model" and sent.body["tool_choice"] == "required"
+    assert {k.lower(): v for k, v in sent.headers.items()}["authorization"] == f"Bearer {TYPED_KEY}"
+    shown = metrics(at)
+    assert shown["Reward"] == "1.0" and shown["Prompt tokens"] == "100" and shown["Latency"].endswith(" s")
+    assert any(j.value and '"transfer_funds"' in str(j.value) for j in at.json)
+    assert any(e.label == "Raw response" for e in at.expander)
+    with Store.open(demo_db) as store:
+        (attempt,) = list_attempts(store, CALL_DP)
+        assert attempt.kind == "model" and attempt.who == "fake-model" and attempt.reward == 1.0
+        assert attempt.extra["total_tokens"] == attempt.extra["prompt_tokens"] + attempt.extra["completion_tokens"]
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for path in Path(demo_db).parent.glob(Path(demo_db).name + "*"):
+        assert TYPED_KEY.encode() not in path.read_bytes(), f"the typed key reached {path.name}"
+
+
+def test_model_failure_is_shown_and_saved_as_a_failed_attempt(open_dp, demo_db, fake_openai):
+    fake_openai.script(Reply.error(400, "This model's maximum context length is 10 tokens",
+                                   code="context_length_exceeded"))
+    at = open_dp(CALL_DP)
+    at.text_input(key="try::base_url").input(fake_openai.base_url)
+    click(at, "Ask the model")
+    assert any("context_too_long" in e.value.replace("\\", "") for e in at.error)
+    with Store.open(demo_db) as store:
+        (attempt,) = list_attempts(store, CALL_DP)
+    assert attempt.action is None and attempt.reward is None and attempt.extra["error_kind"] == "context_too_long"
+
+
+# ---- the breakdown component on its own ---------------------------------------------------------------------
+def breakdown_app(data):
+    from ui.breakdown import render_breakdown
+
+    render_breakdown(data, key="b")
+
+
+def render(data) -> AppTest:
+    at = AppTest.from_function(breakdown_app, args=(data,), default_timeout=30)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_breakdown_of_an_ungradeable_reference_says_not_graded():
+    at = render({"reward": None, "action_type_match": 1, "name_match": None, "arg_match": None,
+                 "grader": "function_call", "reason": "ungradeable_reference", "expected_type": "function_call",
+                 "submitted_type": "function_call", "notes": ["the reference cannot be graded: arguments are a list"]})
+    assert metrics(at)["Reward"] == "not graded"
+    assert any("this is not a 0" in m.value for m in at.markdown)
+    assert any("arguments are a list" in c.value for c in at.caption)
+
+
+def test_breakdown_of_an_llm_graded_message_shows_the_model_and_reason_as_text():
+    at = render({"reward": 0.7, "action_type_match": 1, "grader": "llm", "grader_model": "gpt-5-mini",
+                 "reason": "llm: close enough", "expected_type": "message", "submitted_type": "message",
+                 "llm_score": 7, "llm_reason": "![x](http://tracker.example/p.png) mostly right"})
+    assert metrics(at)["Grader"] == "llm" and metrics(at)["Grader model"] == "gpt-5-mini"
+    assert any("7/10" in m.value for m in at.markdown)
+    assert [t.value for t in at.text] == ["![x](http://tracker.example/p.png) mostly right"]  # plain text
+
+
+def test_breakdown_key_table_marks_extra_and_schema_problems():
+    at = render({"reward": 0.5, "action_type_match": 1, "name_match": 1, "arg_match": 0.0, "grader": "function_call",
+                 "reason": "argument_mismatch: 0 of 2 keys match", "expected_type": "function_call",
+                 "submitted_type": "function_call", "expected_name": "f", "submitted_name": "f",
+                 "schema_valid": False, "schema_errors": ["n: 'x' is not of type 'integer'"],
+                 "keys": [{"key": "n", "status": "mismatch", "expected": 5, "submitted": "5",
+                           "hint": "submitted value is a string, the other a number"},
+                          {"key": "zz", "status": "extra", "expected": None, "submitted": None, "hint": None}]})
+    rows = keys_table(at).to_dict("records")
+    assert rows[0]["expected"] == "5" and rows[0]["submitted"] == '"5"' and "string" in rows[0]["hint"]
+    assert rows[1]["status"] == "➕ extra" and rows[1]["expected"] == "—" and rows[1]["submitted"] == "null"
+    assert any("Not valid under the tool's JSON schema" in m.value for m in at.markdown)
