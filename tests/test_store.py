@@ -227,3 +227,30 @@ def test_registered_schemas_are_applied_on_open(tmp_path):
             assert store.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'test_store_extra'") == 1
     finally:
         store_module._EXTRA_SCHEMAS.remove(ddl)
+
+
+def test_histogram_bins_by_split(shapes_store):
+    rows = shapes_store.histogram("n_tools", [0, 2, 5])
+    got = {(r["split"], r["bin"]): r["n"] for r in rows}
+    # n_tools per decision point, counted from tests/data: bin 0 is < 2, bin 1 is < 5, bin 2 the rest
+    assert got == {("tool_calling", 0): 7, ("tool_calling", 1): 7, ("tool_calling", 2): 2, ("interactive_agent", 1): 7}
+    with pytest.raises(ValueError):
+        shapes_store.histogram("id; DROP TABLE decision_points", [0, 1])
+
+
+def test_open_store_uses_nemo_db(monkeypatch, tmp_path):
+    from nemo_core.store import open_store
+
+    monkeypatch.setenv("NEMO_DB", str(tmp_path / "env.db"))
+    with open_store() as store:
+        assert store.path == tmp_path / "env.db"
+    with open_store(tmp_path / "explicit.db") as store:
+        assert store.path == tmp_path / "explicit.db"
+
+
+def test_a_readonly_store_reads_and_refuses_writes(shapes_store):
+    with Store.open(shapes_store.path, readonly=True) as ro:
+        assert ro.n_decision_points() == 23
+        assert ro.get("tool_calling/tc-parallel/2").n_messages == 8
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            ro.set_meta("x", "y")
