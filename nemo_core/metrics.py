@@ -140,6 +140,8 @@ def pearson(x: Sequence[float | None], y: Sequence[float | None]) -> float | Non
     if len(pairs) < 2:
         return None
     xs, ys = zip(*pairs)
+    if len(set(xs)) == 1 or len(set(ys)) == 1:  # constant: undefined (rounding would give ±1e-16, not None)
+        return None
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     sxy = sum((a - mx) * (b - my) for a, b in pairs)
     sxx = sum((a - mx) ** 2 for a in xs)
@@ -269,3 +271,37 @@ def best_threshold(sweep: Sequence[SweepPoint]) -> SweepPoint | None:
     if not scored:
         return None
     return max(scored, key=lambda p: (round(p.kappa, 12), -1 if p.f1 is None else round(p.f1, 12), -p.threshold))
+
+
+def fleiss_kappa(table: Sequence[Sequence[int]]) -> float | None:
+    """Fleiss' kappa from a count table: one row per item, one column per category, each cell the number of
+    raters who put the item in that category. Items may have different numbers of raters (at least 2 each;
+    items with fewer are left out): P_i = (sum_j n_ij^2 - n_i) / (n_i (n_i - 1)), p_j = sum_i n_ij / sum_i n_i,
+    kappa = (mean P_i - sum_j p_j^2) / (1 - sum_j p_j^2). With the same raters count on every item this is
+    Fleiss (1971). None when no item has 2 raters; 1.0 (or 0.0) when every rating is in one category."""
+    rows = [[int(c) for c in row] for row in table if sum(int(c) for c in row) >= 2]
+    if not rows:
+        return None
+    width = max(len(r) for r in rows)
+    rows = [r + [0] * (width - len(r)) for r in rows]
+    per_item = [(sum(c * c for c in r) - sum(r)) / (sum(r) * (sum(r) - 1)) for r in rows]
+    p_bar = sum(per_item) / len(per_item)
+    total = sum(sum(r) for r in rows)
+    p_e = sum((sum(r[j] for r in rows) / total) ** 2 for j in range(width))
+    if p_e == 1.0:
+        return 1.0 if p_bar == 1.0 else 0.0
+    return (p_bar - p_e) / (1 - p_e)
+
+
+def fleiss_kappa_labels(items: Sequence[Sequence]) -> float | None:
+    """Fleiss' kappa from each item's list of labels (one per rater; None = not labelled)."""
+    labels = sorted({x for item in items for x in item if x is not None}, key=str)
+    index = {label: j for j, label in enumerate(labels)}
+    table = []
+    for item in items:
+        row = [0] * len(labels)
+        for x in item:
+            if x is not None:
+                row[index[x]] += 1
+        table.append(row)
+    return fleiss_kappa(table)
