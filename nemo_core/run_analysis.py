@@ -90,8 +90,17 @@ def argument_error_totals(store: Store, run_id: int) -> dict[str, int]:
     return {k: int(v) for k, v in row.items()}
 
 
-def run_summary(store: Store, run: Run | int | str, *, use_cache: bool = True) -> RunOverview:
-    """Mean reward with 95% bootstrap CI overall / by split / by action type, and the taxonomy counts."""
+CONFUSION_CACHED = 50
+TOOLS_CACHED = 500
+
+
+def run_details(store: Store, run: Run | int | str, *, use_cache: bool = True) -> dict[str, Any]:
+    """Everything the Runs page shows about one run, computed once and stored (`run_summary_cache`).
+
+    Keys: n, overall, by_split, by_action_type (means with 95% bootstrap CIs), taxonomy (category -> count),
+    sub_kinds, argument_errors, confusion (top wrong / hallucinated tool pairs), histogram, tool_names.
+    The cache is keyed by the run's taxonomy state, so recomputing the taxonomy refreshes it.
+    """
     if not isinstance(run, Run):
         run = get_run(store, run)
     ensure_taxonomy(store, run.id)
@@ -99,9 +108,7 @@ def run_summary(store: Store, run: Run | int | str, *, use_cache: bool = True) -
     if use_cache:
         cached = store.query("SELECT state, summary FROM run_summary_cache WHERE run_id = ?", (run.id,))
         if cached and cached[0]["state"] == state:
-            data = orjson.loads(cached[0]["summary"])
-            return RunOverview(run, data["n"], data["overall"], data["by_split"], data["by_action_type"],
-                               data["taxonomy"])
+            return orjson.loads(cached[0]["summary"])
     rows = store.query(
         "SELECT split, action_type, reward, count(*) AS n FROM prediction_taxonomy WHERE run_id = ? "
         "GROUP BY split, action_type, reward", (run.id,))
@@ -112,19 +119,30 @@ def run_summary(store: Store, run: Run | int | str, *, use_cache: bool = True) -
         for bucket in (overall, by_split.setdefault(row["split"] or "unknown", {}),
                        by_type.setdefault(row["action_type"] or "unknown", {})):
             bucket[row["reward"]] = bucket.get(row["reward"], 0) + row["n"]
-    n = sum(overall.values())
-    summary = RunOverview(
-        run, n, _ci_json(mean_ci_counts(overall)),
-        {k: _ci_json(mean_ci_counts(v)) for k, v in sorted(by_split.items())},
-        {k: _ci_json(mean_ci_counts(v)) for k, v in sorted(by_type.items())},
-        taxonomy_counts(store, run.id),
-    )
-    data = {"n": n, "overall": summary.overall, "by_split": summary.by_split,
-            "by_action_type": summary.by_action_type, "taxonomy": summary.taxonomy}
+    data = {
+        "n": sum(overall.values()),
+        "overall": _ci_json(mean_ci_counts(overall)),
+        "by_split": {k: _ci_json(mean_ci_counts(v)) for k, v in sorted(by_split.items())},
+        "by_action_type": {k: _ci_json(mean_ci_counts(v)) for k, v in sorted(by_type.items())},
+        "taxonomy": taxonomy_counts(store, run.id),
+        "sub_kinds": sub_kind_counts(store, run.id),
+        "argument_errors": argument_error_totals(store, run.id),
+        "confusion": confusion(store, run.id, top=CONFUSION_CACHED),
+        "histogram": reward_histogram(store, run.id),
+        "tool_names": tool_names(store, run.id, limit=TOOLS_CACHED),
+    }
     with store.transaction() as conn:
         conn.execute("INSERT OR REPLACE INTO run_summary_cache(run_id, state, summary) VALUES (?, ?, ?)",
                      (run.id, state, orjson.dumps(data).decode()))
-    return summary
+    return data
+
+
+def run_summary(store: Store, run: Run | int | str, *, use_cache: bool = True) -> RunOverview:
+    """Mean reward with 95% bootstrap CI overall / by split / by action type, and the taxonomy counts."""
+    if not isinstance(run, Run):
+        run = get_run(store, run)
+    d = run_details(store, run, use_cache=use_cache)
+    return RunOverview(run, d["n"], d["overall"], d["by_split"], d["by_action_type"], d["taxonomy"])
 
 
 def runs_table(store: Store) -> list[dict[str, Any]]:
@@ -226,17 +244,27 @@ class FailurePage:
 
 def failures(store: Store, run_id: int, flt: FailureFilter | None = None, *, offset: int = 0, limit: int = 50,
              sort: str = "reward") -> FailurePage:
-    """A page of a run's predictions matching `flt`, lowest reward first, with the total count."""
+    """A page of a run's predictions matching `flt`, lowest reward first, with the total count.
+
+    Two steps: the page's prediction ids from `prediction_taxonomy` alone (the filter columns and the sort
+    key are all in one index, so this never reads the table), then the 50 rows' details by primary key.
+    Joining first would look up every candidate row of a 1.2 M-prediction run before sorting."""
     ensure_taxonomy(store, run_id)
     flt = flt or FailureFilter()
     where, params = flt.where(run_id)
     order = FAILURE_SORTS.get(sort, FAILURE_SORTS["reward"])
     total = store.scalar(f"SELECT count(*) FROM prediction_taxonomy t WHERE {where}", params)
-    rows = store.query(
-        f"SELECT t.prediction_id, t.dp_id, t.category, t.sub_kind, t.split, t.action_type, t.expected_tool, "
-        f"t.predicted_tool, t.reward, t.n_missing, t.n_extra, t.n_wrong_value, t.n_wrong_type, p.reason, p.error "
-        f"FROM prediction_taxonomy t JOIN predictions p ON p.id = t.prediction_id "
-        f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", [*params, int(limit), int(offset)])
+    ids = [r["prediction_id"] for r in store.query(
+        f"SELECT t.prediction_id FROM prediction_taxonomy t WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+        [*params, int(limit), int(offset)])]
+    rows: list[dict[str, Any]] = []
+    if ids:
+        found = {r["prediction_id"]: r for r in store.query(
+            "SELECT t.prediction_id, t.dp_id, t.category, t.sub_kind, t.split, t.action_type, t.expected_tool, "
+            "t.predicted_tool, t.reward, t.n_missing, t.n_extra, t.n_wrong_value, t.n_wrong_type, p.reason, p.error "
+            f"FROM prediction_taxonomy t JOIN predictions p ON p.id = t.prediction_id "
+            f"WHERE t.prediction_id IN ({', '.join('?' * len(ids))})", ids)}
+        rows = [found[i] for i in ids if i in found]
     return FailurePage(rows, int(total or 0), int(offset), int(limit))
 
 
@@ -342,13 +370,15 @@ def compare_runs(store: Store, run_a: int | str, run_b: int | str, *, top: int =
 
 def report(store: Store, run: int | str) -> dict[str, Any]:
     """What `report --json` prints: run, n, mean_reward, by_split, by_action_type, taxonomy (and details)."""
-    s = run_summary(store, run)
-    out = s.to_json()
-    out["argument_errors"] = argument_error_totals(store, s.run.id)
-    out["sub_kinds"] = sub_kind_counts(store, s.run.id)
+    run_obj = run if isinstance(run, Run) else get_run(store, run)
+    d = run_details(store, run_obj)
+    out = RunOverview(run_obj, d["n"], d["overall"], d["by_split"], d["by_action_type"], d["taxonomy"]).to_json()
+    out["argument_errors"] = d["argument_errors"]
+    out["sub_kinds"] = d["sub_kinds"]
     return out
 
 
 __all__ = ["CATEGORIES", "CORRECT", "Comparison", "FailureFilter", "FailurePage", "RunOverview", "compare_runs",
-           "confusion", "failures", "prediction_for", "report", "reward_histogram", "run_summary", "runs_table",
+           "confusion", "failures", "prediction_for", "report", "reward_histogram", "run_details", "run_summary",
+           "runs_table",
            "runs_with_prediction", "taxonomy_counts", "tool_names"]

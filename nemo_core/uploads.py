@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .actions import ActionError, parse_action
-from .grading import FileGradeResult, _parse_prediction_line, grade_file
+from .grading import FileGradeResult, grade_file
 from .records import loads_json
 from .runs import finish_run
 from .store import Store
@@ -40,6 +40,21 @@ class UploadCheck:
         return len(self.good_lines)
 
 
+def parse_line(raw: bytes) -> tuple[Any, str | None]:
+    """(object, problem or None) for one line, with the problems `grade` reports for the same line."""
+    try:
+        obj = loads_json(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"malformed line: not JSON ({str(exc)[:120]})"
+    if not isinstance(obj, dict):
+        return obj, "malformed line: not a JSON object (expected {\"id\": ..., \"action\": {...}})"
+    if not isinstance(obj.get("id"), str) or not obj["id"]:
+        return obj, "malformed line: no \"id\" string"
+    if "action" not in obj:
+        return obj, "malformed line: no \"action\""
+    return obj, None
+
+
 def _lines(data: bytes) -> list[bytes]:
     return data.splitlines(keepends=False) if data else []
 
@@ -59,7 +74,7 @@ def validate_predictions(store: Store, data: bytes) -> UploadCheck:
             check.n_blank += 1
             continue
         check.n_lines += 1
-        _, obj, err, _extra = _parse_prediction_line(line_no, raw, loads_json)
+        obj, err = parse_line(raw)
         if err is not None:
             bad(line_no, obj.get("id") if isinstance(obj, dict) else None, err)
             continue

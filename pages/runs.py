@@ -109,8 +109,8 @@ if st.query_params.get("run") != selected:
     st.query_params["run"] = selected
 run = get_run(store, selected)
 details = run_details(path, sig, run.id)
-summary = details["summary"]
-overall = summary["mean_reward"]
+summary = details
+overall = summary["overall"]
 
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Predictions", f"{summary['n']:,}")
@@ -159,7 +159,7 @@ if any(keys.values()):
 left, right = st.columns(2)
 with left:
     st.subheader("Expected vs predicted tool")
-    conf = details["confusion"]
+    conf = details["confusion"][:20]
     if conf:
         st.dataframe(pd.DataFrame(conf), hide_index=True, width="stretch")
         st.caption("The most frequent wrong or hallucinated tool choices (top 20).")

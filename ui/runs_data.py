@@ -33,7 +33,7 @@ def ensure_current(store: Store, run_ids: list[int]) -> None:
             n = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run_id,)) or 0
             with st.spinner(f"Classifying {n:,} predictions of run {run_id} (done once, then stored)…"):
                 ensure_taxonomy(store, run_id)
-        ra.run_summary(store, run_id)  # stores the summary when missing, so the cached reads below only read
+        ra.run_details(store, run_id)  # stores the aggregates when missing, so the cached reads below only read
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -43,20 +43,12 @@ def runs_table(path: str, sig: tuple) -> list[dict[str, Any]]:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def run_details(path: str, sig: tuple, run_id: int) -> dict[str, Any]:
-    store = get_store(path)
-    summary = ra.run_summary(store, run_id)
-    return {
-        "summary": summary.to_json(),
-        "sub_kinds": ra.sub_kind_counts(store, run_id),
-        "argument_errors": ra.argument_error_totals(store, run_id),
-        "confusion": ra.confusion(store, run_id, top=20),
-        "histogram": ra.reward_histogram(store, run_id),
-    }
+    """Summary, taxonomy, sub-kinds, argument error totals, confusion, histogram, tool names (stored once)."""
+    return ra.run_details(get_store(path), run_id)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
 def tool_names(path: str, sig: tuple, run_id: int) -> list[str]:
-    return ra.tool_names(get_store(path), run_id)
+    return run_details(path, sig, run_id)["tool_names"]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
