@@ -62,31 +62,38 @@ def _result_key(dp_id: str, who: str) -> str:
 
 
 # ---- a person's answer ---------------------------------------------------------------------------------
-def _human(store: Any, dp: Any) -> None:
-    who = st.text_input("Your name (saved with each attempt)", key=WHO_KEY, placeholder="anonymous")
-    mode = st.radio("Answer with", [CALL, MESSAGE], horizontal=True, key=f"try::mode::{dp.id}")
-    action: dict[str, Any] | None = None
+def answer_form(dp: Any, *, key: str = "try", call_label: str = "Grade this call",
+                message_label: str = "Grade this message") -> dict[str, Any] | None:
+    """The answer form: call one of the task's tools (a form generated from its schema) or write a message.
+    Returns the action on the run it is submitted, else None; grading is left to the caller, so the
+    annotation page (issue 6) embeds the same form and stores the answer its own way. `key` keeps the
+    widgets of different callers apart (the Try panel's keys are `try::...`)."""
+    mode = st.radio("Answer with", [CALL, MESSAGE], horizontal=True, key=f"{key}::mode::{dp.id}")
     if mode == CALL:
         tools = [t for t in dp.toolset.task_tools if t["function"]["name"] != SUBMIT_MESSAGE]
         if not tools:
             st.info("This task offers no tools of its own: the only possible answer is a message.")
-            return
+            return None
         names = [t["function"]["name"] for t in tools]
-        name = st.selectbox("Tool", names, key=f"try::tool::{dp.id}")
+        name = st.selectbox("Tool", names, key=f"{key}::tool::{dp.id}")
         fn = tools[names.index(name)]["function"]
         if fn.get("description"):
             with st.expander("What this tool does", expanded=False):
                 show_text(fn["description"], limit=1_500)
-        result = render_schema_form(fn.get("parameters"), key=f"try::form::{dp.id}::{name}",
-                                    submit_label="Grade this call")
+        result = render_schema_form(fn.get("parameters"), key=f"{key}::form::{dp.id}::{name}",
+                                    submit_label=call_label)
         if result is not None and result.ok:
-            action = {"type": "function_call", "name": name, "arguments": result.arguments}
-    else:
-        with st.form(f"try::message_form::{dp.id}"):
-            text = st.text_area("Your message to the user", key=f"try::message::{dp.id}", height=140)
-            sent = st.form_submit_button("Grade this message", type="primary")
-        if sent:
-            action = {"type": "message", "content": text}
+            return {"type": "function_call", "name": name, "arguments": result.arguments}
+        return None
+    with st.form(f"{key}::message_form::{dp.id}"):
+        text = st.text_area("Your message to the user", key=f"{key}::message::{dp.id}", height=140)
+        sent = st.form_submit_button(message_label, type="primary")
+    return {"type": "message", "content": text} if sent else None
+
+
+def _human(store: Any, dp: Any) -> None:
+    who = st.text_input("Your name (saved with each attempt)", key=WHO_KEY, placeholder="anonymous")
+    action = answer_form(dp)
     if action is not None:
         name = (who or "").strip() or "anonymous"
         try:
