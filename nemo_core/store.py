@@ -482,7 +482,10 @@ class Store:
             return [
                 r[0]
                 for r in self.conn.execute(
-                    "SELECT id FROM decision_points WHERE split = ? AND conversation_uuid = ? ORDER BY turn_index",
+                    # through the conversation's key, so both lookups use an index (split + uuid alone
+                    # scans half the table at 1.2 M rows)
+                    "SELECT id FROM decision_points WHERE conversation_id = "
+                    "(SELECT id FROM conversations WHERE split = ? AND uuid = ?) ORDER BY turn_index",
                     (split, uuid),
                 ).fetchall()
             ]
