@@ -20,7 +20,8 @@ from .actions import Action, parse_action
 from .errors import NemoError
 from .keyword_grader import keyword_score
 from .llm_grader import LLMConfig, LLMGrader, LLMGradeFailed, LLMNotConfigured
-from .records import ToolCall, ToolSet, content_text, normalise_tools, parse_tool_calls
+from .config import SUBMIT_MESSAGE
+from .records import ToolCall, ToolSet, content_text, normalise_tool, normalise_tools, parse_tool_calls
 from .reward import UNGRADEABLE_REFERENCE, WRONG_ACTION_TYPE, KeyResult, score_function_call
 from .store import Store, decompress_json
 
@@ -67,7 +68,8 @@ class Breakdown:
     llm_cached: bool | None = None
 
     def to_json(self, dp_id: str | None = None) -> dict[str, Any]:
-        """The result line of `grade` (issue 3): the listed keys first, then the details."""
+        """The result line of `grade` (issue 3): the listed keys (always present), `grader_model` and
+        `rule_version`, then the details that apply (empty ones are left out; `from_json` restores them)."""
         out: dict[str, Any] = {} if dp_id is None else {"id": dp_id}
         out.update(
             reward=self.reward,
@@ -79,20 +81,11 @@ class Breakdown:
             keys=[k.to_json() for k in self.keys],
             grader_model=self.grader_model,
             rule_version=self.rule_version,
-            matched_call=self.matched_call,
-            notes=self.notes,
-            expected_type=self.expected_type,
-            submitted_type=self.submitted_type,
-            expected_name=self.expected_name,
-            submitted_name=self.submitted_name,
-            schema_valid=self.schema_valid,
-            schema_errors=self.schema_errors,
-            keyword=self.keyword,
-            llm_score=self.llm_score,
-            llm_reason=self.llm_reason,
-            llm_error=self.llm_error,
-            llm_cached=self.llm_cached,
         )
+        for name in _DETAIL_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value != []:
+                out[name] = value
         return out
 
     @classmethod
@@ -111,6 +104,12 @@ class Breakdown:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_DETAIL_FIELDS = (
+    "matched_call", "notes", "expected_type", "submitted_type", "expected_name", "submitted_name", "schema_valid",
+    "schema_errors", "keyword", "llm_score", "llm_reason", "llm_error", "llm_cached",
+)
 
 
 def not_graded(reason: str, *, expected_type: str | None = None, note: str | None = None) -> Breakdown:
@@ -152,6 +151,45 @@ class GradingTarget:
         return "ungradeable" not in self.flags
 
 
+class LazyToolSet:
+    """A conversation's tools, normalised only for the names asked about.
+
+    Grading needs one schema per prediction; normalising every tool of every conversation (a deep copy
+    each) cost more than the grading itself. Same rules as `records.normalise_tools`: the first valid
+    definition of a name wins and `submit_message` is never a task tool. Anything else a `ToolSet` offers
+    is computed in full on first use."""
+
+    def __init__(self, raw_tools: Any):
+        self.raw = raw_tools if isinstance(raw_tools, list) else []
+        self._schemas: dict[str, dict | None] = {}
+        self._full: ToolSet | None = None
+
+    def schema_of(self, name: str) -> dict | None:
+        if name in self._schemas:
+            return self._schemas[name]
+        schema = None
+        if name != SUBMIT_MESSAGE:
+            for index, raw in enumerate(self.raw):
+                if not isinstance(raw, dict):
+                    continue
+                fn = raw.get("function") if isinstance(raw.get("function"), dict) else raw
+                if fn.get("name") != name:
+                    continue
+                tool, _note = normalise_tool(raw, index)
+                if tool is not None:
+                    schema = tool["function"]["parameters"]
+                    break
+        self._schemas[name] = schema
+        return schema
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        if self._full is None:
+            self._full = normalise_tools(self.raw)
+        return getattr(self._full, attr)
+
+
 class TargetLoader:
     """Loads grading targets for batches of ids with few queries and bounded caches.
 
@@ -159,15 +197,13 @@ class TargetLoader:
     is what makes a prediction file sorted by id cheap). Tool lists are normalised once per distinct list,
     so conversations sharing tools share one `ToolSet` (and its compiled schema validators)."""
 
-    def __init__(self, store: Store, conversation_cache: int = 4096, toolset_cache: int = 4096):
+    def __init__(self, store: Store, conversation_cache: int = 4096):
         from .extract import FLAGS
 
         self.store = store
         self._flags = list(FLAGS)
-        self._conversations: OrderedDict[int, tuple[list[dict], ToolSet]] = OrderedDict()
-        self._toolsets: OrderedDict[bytes, ToolSet] = OrderedDict()
+        self._conversations: OrderedDict[int, tuple[list[dict], LazyToolSet]] = OrderedDict()
         self._conv_max = conversation_cache
-        self._toolset_max = toolset_cache
 
     def load(self, ids: list[str]) -> dict[str, GradingTarget]:
         """Targets for the ids that exist (unknown ids are simply absent from the result)."""
@@ -189,7 +225,7 @@ class TargetLoader:
                     f"SELECT id, body FROM conversations WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
             for conv_id, body in fetched:
                 raw = decompress_json(body)
-                self._conversations[conv_id] = (raw["messages"], self._toolset(raw.get("tools")))
+                self._conversations[conv_id] = (raw["messages"], LazyToolSet(raw.get("tools")))
         out: dict[str, GradingTarget] = {}
         for row in rows:
             dp_id, split, action_type, turn_index, conv_id, ungradeable_reason = row[:6]
@@ -207,21 +243,12 @@ class TargetLoader:
             self._conversations.popitem(last=False)
         return out
 
-    def _toolset(self, raw_tools: Any) -> ToolSet:
-        key = orjson.dumps(raw_tools or [])
-        hit = self._toolsets.get(key)
-        if hit is None:
-            hit = self._toolsets[key] = normalise_tools(raw_tools)
-            while len(self._toolsets) > self._toolset_max:
-                self._toolsets.popitem(last=False)
-        return hit
-
 
 def load_target(store: Store, dp_id: str) -> GradingTarget:
     """One target (raises `UnknownDecisionPoint` like `store.get`)."""
     from .errors import UnknownDecisionPoint
 
-    found = TargetLoader(store, 4, 4).load([dp_id])
+    found = TargetLoader(store, 4).load([dp_id])
     if dp_id not in found:
         store.decision_point_row(dp_id)  # raises with the usual message and hint
         raise UnknownDecisionPoint(f"no decision point {dp_id!r}")
@@ -307,8 +334,10 @@ def _grade_message(store: Store | None, dp: Gradeable, candidate: str, chosen: s
 
 
 # ---- grading a prediction file -------------------------------------------------------------------------------
-BATCH_LINES = 5000
+BATCH_LINES = 2000
 MAX_PRINTED_PROBLEMS = 20
+# Files larger than this are graded by worker processes (keyword grader only; the LLM grader uses threads).
+PARALLEL_MIN_BYTES = 4_000_000
 
 
 @dataclass
@@ -327,10 +356,19 @@ class FileGradeResult:
     n_problems: int = 0
     seconds: float = 0.0
     model: str | None = None
+    workers: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (main process), for benchmarks
 
     @property
     def n_not_graded(self) -> int:
         return self.n_ungraded + self.n_problems
+
+    def _add(self, phase: str, since: float) -> float:
+        import time
+
+        now = time.perf_counter()
+        self.timings[phase] = self.timings.get(phase, 0.0) + now - since
+        return now
 
 
 def _error_line(line: int, dp_id: Any, message: str) -> dict[str, Any]:
@@ -338,22 +376,154 @@ def _error_line(line: int, dp_id: Any, message: str) -> dict[str, Any]:
             "name_match": None, "arg_match": None, "grader": None, "reason": "not_graded", "keys": [], "error": message}
 
 
+@dataclass(slots=True)
+class LineResult:
+    """One input line after grading, ready for the main process: its output line and its stored row."""
+
+    line: int
+    dp_id: str | None
+    problem: str | None = None  # why it was not graded (None when graded)
+    encoded: bytes | None = None  # the result line (None for problem lines: built by the main process)
+    row: tuple | None = None  # a `predictions` row without the run id (graded, or a rejected action)
+    reward_none: bool = False
+    model: str | None = None
+    dedup: bool = True  # False when the line is known not to be a decision point (malformed, unknown id)
+
+
+def _parse_prediction_line(line_no: int, raw: bytes) -> tuple[Any, str | None, dict]:
+    """(object, error or None, extra keys) for one input line."""
+    from .records import loads_json
+
+    try:
+        obj = loads_json(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"malformed line: not JSON ({str(exc)[:120]})", {}
+    if not isinstance(obj, dict):
+        return obj, "malformed line: not a JSON object (expected {\"id\": ..., \"action\": {...}})", {}
+    dp_id = obj.get("id")
+    if not isinstance(dp_id, str) or not dp_id:
+        return obj, "malformed line: no \"id\" string", {}
+    if "action" not in obj:
+        return obj, "malformed line: no \"action\"", {}
+    return obj, None, {k: v for k, v in obj.items() if k not in ("id", "action")}
+
+
+def grade_lines(store: Store, loader: "TargetLoader", lines: list[tuple[int, bytes]], *, grader: str,
+                llm: LLMGrader | None = None, thread_pool: Any = None, seen: dict[str, int] | None = None,
+                timings: FileGradeResult | None = None) -> list[LineResult]:
+    """Grade a batch of raw prediction lines (line number, bytes). Pure with respect to the run: it reads
+    the store and returns results; the caller writes them. `seen` (id -> first line) drops repeated ids
+    before grading; without it the caller must do that on the results."""
+    import time
+
+    from .actions import ActionError
+
+    t = time.perf_counter()
+    parsed = [(line_no, *_parse_prediction_line(line_no, raw)) for line_no, raw in lines]
+    targets = loader.load([obj["id"] for _, obj, err, _ in parsed if err is None])
+    if timings is not None:
+        t = timings._add("read and load decision points", t)
+    out: list[LineResult] = []
+    work: list[tuple[int, Any, Any, dict]] = []
+    for line_no, obj, err, extra in parsed:
+        if err is not None:
+            out.append(LineResult(line_no, obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str)
+                                  else None, err, dedup=False))
+            continue
+        dp_id = obj["id"]
+        target = targets.get(dp_id)
+        if target is None:
+            out.append(LineResult(line_no, dp_id, f"unknown decision point id {dp_id[:200]!r}", dedup=False))
+            continue
+        if seen is not None:
+            first = seen.get(dp_id)
+            if first is not None:
+                out.append(LineResult(line_no, dp_id, f"duplicate id (first on line {first}); not graded again", dedup=False))
+                continue
+            seen[dp_id] = line_no
+        work.append((len(out), target, obj["action"], extra))
+        out.append(LineResult(line_no, dp_id))
+
+    def grade_one(item: tuple) -> tuple[Breakdown | None, Action | None, str | None]:
+        _slot, target, raw_action, _extra = item
+        try:
+            action = parse_action(raw_action)
+            return grade_action(store, target, action, grader=grader, llm=llm), action, None
+        except ActionError as exc:
+            return None, None, f"invalid action: {exc}"
+
+    graded = list(thread_pool.map(grade_one, work)) if thread_pool is not None else [grade_one(w) for w in work]
+    if timings is not None:
+        t = timings._add("grade", t)
+    for (slot, target, raw_action, extra), (breakdown, action, error) in zip(work, graded):
+        res = out[slot]
+        latency = extra.get("latency_ms")
+        latency = float(latency) if isinstance(latency, (int, float)) and not isinstance(latency, bool) else None
+        model = extra.get("model")
+        res.model = model if isinstance(model, str) else None
+        if breakdown is None or action is None:
+            res.problem = error or "not graded"
+            res.reward_none = True
+            res.row = _row_fields(target, None, raw_action if isinstance(raw_action, dict) else {"raw": raw_action},
+                                  extra, error, latency, res.line, None)
+            continue
+        line = breakdown.to_json(target.id)
+        line["line"] = res.line
+        res.encoded = orjson.dumps(line, option=orjson.OPT_NON_STR_KEYS)
+        res.reward_none = breakdown.reward is None
+        res.row = _row_fields(target, breakdown, action.to_json(), extra, None, latency, res.line, res.encoded.decode())
+    if timings is not None:
+        timings._add("encode results", t)
+    return out
+
+
+def _row_fields(target: Any, breakdown: Breakdown | None, action: Any, extra: dict, error: str | None,
+                latency: float | None, line: int, encoded: str | None) -> tuple:
+    from .runs import prediction_row
+
+    return prediction_row(0, target.id, breakdown, action=action, extra=extra, split=target.split,
+                          action_type=target.action_type, error=error, latency_ms=latency, line=line,
+                          breakdown_json=encoded)[1:]
+
+
+# Worker processes: each opens the store read-only once and grades whole batches.
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(db_path: str, grader: str) -> None:
+    import gc
+
+    gc.disable()  # see grade_file
+    store = Store.open(db_path, readonly=True)
+    _WORKER.update(store=store, loader=TargetLoader(store), grader=grader)
+
+
+def _worker_grade(lines: list[tuple[int, bytes]]) -> list[LineResult]:
+    return grade_lines(_WORKER["store"], _WORKER["loader"], lines, grader=_WORKER["grader"])
+
+
 def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", llm: LLMGrader | None = None,
-               out: Any = None, concurrency: int = 8, progress: bool = False, kind: str = "grade") -> FileGradeResult:
+               out: Any = None, concurrency: int = 8, progress: bool = False, kind: str = "grade",
+               workers: int | None = None) -> FileGradeResult:
     """Grade every line of a predictions JSONL file (`{"id", "action", ...extra}`) into a new run.
 
-    Streams the file in batches: one query loads the batch's decision points, each conversation is
-    decompressed once, results are written in input order to `out` (a binary file object, optional)
+    Streams the file in batches: one query loads a batch's decision points and each conversation is
+    decompressed once; results are written in input order to `out` (a binary file object, optional)
     and stored in one transaction per batch. A line that cannot be graded (malformed, unknown id,
     duplicate id, invalid action) is reported with its line number and the rest is still graded.
+
+    With the keyword grader a large file is graded by `workers` processes (default: one per core) while
+    this process writes; the LLM grader runs `concurrency` requests at a time in threads.
     """
+    import gc
+    import multiprocessing
+    import os
     import time
+    from collections import deque
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
-    from .actions import ActionError
-    from .records import loads_json
-    from .runs import create_run, finish_run, insert_predictions, prediction_row
+    from .runs import create_run, finish_run, insert_predictions
 
     path = Path(path)
     config = llm.config if llm is not None else None
@@ -361,88 +531,61 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
     if chosen == "llm" and llm is None:
         raise LLMNotConfigured("the LLM grader was chosen but no grader was given")
     grader_model = llm.model if chosen == "llm" and llm is not None else None
+    if workers is None:
+        workers = (os.cpu_count() or 1) if chosen != "llm" and path.stat().st_size >= PARALLEL_MIN_BYTES else 0
+    if chosen == "llm" or (os.cpu_count() or 1) < 2:
+        workers = 0
     run_id = create_run(store, run_name, kind=kind, grader=chosen, grader_model=grader_model,
                         rule_version=RULE_VERSION, source_file=str(path),
-                        settings={"concurrency": concurrency, "requested_grader": grader})
-    result = FileGradeResult(run_id, run_name, chosen, grader_model)
+                        settings={"concurrency": concurrency, "requested_grader": grader, "workers": workers})
+    result = FileGradeResult(run_id, run_name, chosen, grader_model, workers=workers)
     started = time.perf_counter()
-    loader = TargetLoader(store)
     seen: dict[str, int] = {}
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="grade", dynamic_ncols=True)
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency)) if chosen == "llm" else None
+    thread_pool = ThreadPoolExecutor(max_workers=max(1, concurrency)) if chosen == "llm" else None
+    process_pool = None
+    loader = TargetLoader(store)
+    store.conn.execute("PRAGMA cache_size = -262144")  # 256 MB: the (run, id) index grows by a million keys
 
-    def problem(line_no: int, dp_id: Any, message: str) -> dict[str, Any]:
-        result.n_problems += 1
-        if len(result.problems) < 1000:
-            result.problems.append({"line": line_no, "id": dp_id if isinstance(dp_id, str) else None, "problem": message})
-        return _error_line(line_no, dp_id, message)
-
-    def grade_one(item: tuple) -> tuple[Breakdown | None, str | None]:
-        target, action = item
-        try:
-            return grade_action(store, target, action, grader=chosen, llm=llm), None
-        except ActionError as exc:
-            return None, f"invalid action: {exc}"
-
-    def flush(batch: list[tuple[int, Any, Any, dict]]) -> None:
-        # batch items: (line number, parsed object or None, error message or None, extra)
-        targets = loader.load([obj["id"] for _, obj, err, _ in batch if err is None])
-        lines: list[dict[str, Any]] = []
-        work: list[tuple[int, tuple]] = []
-        slots: list[Any] = []
-        for line_no, obj, err, _extra in batch:
-            if err is not None:
-                slots.append(problem(line_no, obj.get("id") if isinstance(obj, dict) else None, err))
-                continue
-            dp_id = obj["id"]
-            target = targets.get(dp_id)
-            if target is None:
-                slots.append(problem(line_no, dp_id, f"unknown decision point id {dp_id[:200]!r}"))
-                continue
-            first = seen.get(dp_id)
-            if first is not None:
-                slots.append(problem(line_no, dp_id, f"duplicate id (first on line {first}); not graded again"))
-                continue
-            seen[dp_id] = line_no
-            work.append((len(slots), (target, obj["action"])))
-            slots.append(None)
-        graded = list(pool.map(grade_one, [w[1] for w in work])) if pool is not None else [grade_one(w[1]) for w in work]
-        rows = []
-        for (slot, (target, _action)), (breakdown, error) in zip(work, graded):
-            line_no, obj, _err, extra = batch[slot]
-            latency = extra.get("latency_ms")
-            latency = float(latency) if isinstance(latency, (int, float)) and not isinstance(latency, bool) else None
-            if result.model is None and isinstance(extra.get("model"), str):
-                result.model = extra["model"]
-            action = obj["action"]
-            if breakdown is None:
-                slots[slot] = problem(line_no, target.id, error or "not graded")
-                rows.append(prediction_row(run_id, target.id, None, action=action if isinstance(action, dict) else {"raw": action},
-                                           extra=extra, split=target.split, action_type=target.action_type,
-                                           error=error, latency_ms=latency, line=line_no))
-                continue
-            if breakdown.reward is None:
-                result.n_ungraded += 1
+    def absorb(results: list[LineResult], dedup: bool) -> None:
+        t = time.perf_counter()
+        rows: list[tuple] = []
+        encoded: list[bytes] = []
+        for res in results:
+            if dedup and res.dedup and res.dp_id is not None:
+                first = seen.get(res.dp_id)
+                if first is not None:
+                    res = LineResult(res.line, res.dp_id, f"duplicate id (first on line {first}); not graded again")
+                else:
+                    seen[res.dp_id] = res.line
+            if res.problem is not None:
+                result.n_problems += 1
+                if len(result.problems) < 1000:
+                    result.problems.append({"line": res.line, "id": res.dp_id, "problem": res.problem})
+                encoded.append(orjson.dumps(_error_line(res.line, res.dp_id, res.problem)))
             else:
-                result.n_graded += 1
-            line = breakdown.to_json(target.id)
-            line["line"] = line_no
-            slots[slot] = line
-            stored_action = parse_action(action).to_json()
-            rows.append(prediction_row(run_id, target.id, breakdown, action=stored_action, extra=extra,
-                                       split=target.split, action_type=target.action_type, latency_ms=latency,
-                                       line=line_no))
+                encoded.append(res.encoded or b"{}")
+                if res.reward_none:
+                    result.n_ungraded += 1
+                else:
+                    result.n_graded += 1
+            if res.row is not None:
+                rows.append((run_id, *res.row))
+            if result.model is None and res.model:
+                result.model = res.model
+        t = result._add("dedup", t)
         insert_predictions(store, rows)
+        t = result._add("store predictions", t)
         if out is not None:
-            out.write(b"".join(orjson.dumps(s, option=orjson.OPT_NON_STR_KEYS) + b"\n" for s in slots))
+            out.write(b"\n".join(encoded) + b"\n" if encoded else b"")
+            result._add("write results", t)
 
-    status = "failed"
-    try:
-        batch: list[tuple[int, Any, Any, dict]] = []
+    def batches():
+        batch: list[tuple[int, bytes]] = []
         with path.open("rb") as fh:
             for line_no, raw in enumerate(fh, start=1):
                 if bar is not None:
@@ -451,43 +594,61 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
                     result.n_blank += 1
                     continue
                 result.n_lines += 1
-                batch.append(_parse_prediction_line(line_no, raw, loads_json))
+                batch.append((line_no, raw))
                 if len(batch) >= BATCH_LINES:
-                    flush(batch)
+                    yield batch
                     batch = []
-            if batch:
-                flush(batch)
+        if batch:
+            yield batch
+
+    status = "failed"
+    gc_was_enabled = gc.isenabled()
+    # Parsed conversations are kept in a cache of thousands of objects; with the cyclic GC on, every few
+    # thousand allocations it walks them all (measured: grading ran at half speed). Nothing here makes cycles.
+    gc.disable()
+    try:
+        if workers:
+            store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            ctx = multiprocessing.get_context("fork" if os.name != "nt" else "spawn")
+            process_pool = ctx.Pool(workers, initializer=_worker_init, initargs=(str(store.path), chosen))
+            pending: deque = deque()
+            for batch in batches():
+                pending.append(process_pool.apply_async(_worker_grade, (batch,)))
+                while len(pending) > 2 * workers:
+                    t = time.perf_counter()
+                    done = pending.popleft().get()
+                    result._add("wait for workers", t)
+                    absorb(done, dedup=True)
+            while pending:
+                t = time.perf_counter()
+                done = pending.popleft().get()
+                result._add("wait for workers", t)
+                absorb(done, dedup=True)
+        else:
+            for batch in batches():
+                absorb(grade_lines(store, loader, batch, grader=chosen, llm=llm, thread_pool=thread_pool, seen=seen,
+                                   timings=result), dedup=False)
         status = "completed"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if process_pool is not None:
+            process_pool.terminate() if status != "completed" else process_pool.close()
+            process_pool.join()
+        if thread_pool is not None:
+            thread_pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
-        result.seconds = time.perf_counter() - started
         result.problems.sort(key=lambda p: p["line"])
+        t_finish = time.perf_counter()
         finish_run(store, run_id, status=status, n_lines=result.n_lines, problems=result.problems,
                    n_problems=result.n_problems)
         if result.model:
             with store.transaction() as conn:
                 conn.execute("UPDATE runs SET model = ? WHERE id = ?", (result.model, run_id))
+        result._add("finish run (counts, taxonomy)", t_finish)
+        result.seconds = time.perf_counter() - started
+        if gc_was_enabled:
+            gc.enable()
     return result
-
-
-def _parse_prediction_line(line_no: int, raw: bytes, loads: Any) -> tuple[int, Any, str | None, dict]:
-    """(line number, object, error or None, extra keys) for one input line."""
-    try:
-        obj = loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return line_no, None, f"malformed line: not JSON ({str(exc)[:120]})", {}
-    if not isinstance(obj, dict):
-        return line_no, obj, "malformed line: not a JSON object (expected {\"id\": ..., \"action\": {...}})", {}
-    dp_id = obj.get("id")
-    if not isinstance(dp_id, str) or not dp_id:
-        return line_no, obj, "malformed line: no \"id\" string", {}
-    if "action" not in obj:
-        return line_no, obj, "malformed line: no \"action\"", {}
-    extra = {k: v for k, v in obj.items() if k not in ("id", "action")}
-    return line_no, obj, None, extra

@@ -151,9 +151,11 @@ def unique_run_name(store: Store, base: str) -> str:
 
 def prediction_row(run_id: int, dp_id: str, breakdown: Any | None, *, action: dict | None = None,
                    extra: dict | None = None, split: str | None = None, action_type: str | None = None,
-                   error: str | None = None, latency_ms: float | None = None, line: int | None = None) -> tuple:
+                   error: str | None = None, latency_ms: float | None = None, line: int | None = None,
+                   breakdown_json: str | None = None) -> tuple:
     """One `predictions` row (in `PREDICTION_COLUMNS` order) from a `grading.Breakdown` (or None when the
-    action could not be graded, with `error` saying why)."""
+    action could not be graded, with `error` saying why). `breakdown_json` may pass the breakdown's JSON
+    already encoded (the `grade` command has it as the result line)."""
     if breakdown is None:
         return (run_id, dp_id, line, split, action_type, (action or {}).get("type") if isinstance(action, dict) else None,
                 _dumps(action), _dumps(extra or None), None, None, None, None, None, None, None, None, error, latency_ms)
@@ -161,7 +163,7 @@ def prediction_row(run_id: int, dp_id: str, breakdown: Any | None, *, action: di
         run_id, dp_id, line, split, action_type or breakdown.expected_type, breakdown.submitted_type, _dumps(action),
         _dumps(extra or None), breakdown.reward, breakdown.action_type_match, breakdown.name_match,
         breakdown.arg_match, breakdown.grader, breakdown.grader_model, breakdown.reason,
-        _dumps(breakdown.to_json()), error, latency_ms,
+        breakdown_json if breakdown_json is not None else _dumps(breakdown.to_json()), error, latency_ms,
     )
 
 

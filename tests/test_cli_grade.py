@@ -103,6 +103,32 @@ def test_grade_file_results_in_order_problems_reported_run_stored(demo_db, tmp_p
         store.close()
 
 
+def test_worker_processes_give_the_same_results(demo_db, tmp_path, capsys):
+    lines, _ = demo_lines(demo_db)
+    store = Store.open(demo_db)
+    extra = [json.dumps({"id": r["id"], "action": {"type": "message", "content": "ok thanks"}})
+             for r in store.query("SELECT id FROM decision_points ORDER BY id")]
+    store.close()
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("\n".join(lines + extra + lines) + "\n")  # the second copy: all duplicates
+    outputs = []
+    for workers in ("0", "2"):
+        out = tmp_path / f"r{workers}.jsonl"
+        assert main(["grade", str(preds), "--db", str(demo_db), "--out", str(out), "--quiet", "--workers", workers,
+                     "--run", f"w{workers}"]) == 0
+        outputs.append([json.loads(x) for x in out.read_text().splitlines()])
+    assert outputs[0] == outputs[1] and len(outputs[0]) == len(lines) - 1 + len(extra) + len(lines) - 1
+    assert sum(1 for r in outputs[1] if "duplicate id" in (r.get("error") or "")) >= 8
+    store = Store.open(demo_db)
+    try:
+        a, b = get_run(store, "w0"), get_run(store, "w2")
+        assert (a.n_predictions, a.n_graded, a.n_problems) == (b.n_predictions, b.n_graded, b.n_problems)
+        assert b.settings["workers"] == 2
+    finally:
+        store.close()
+    capsys.readouterr()
+
+
 def test_nothing_graded_is_a_failure(demo_db, tmp_path, capsys):
     preds = tmp_path / "bad.jsonl"
     preds.write_text('not json\n{"id": "tool_calling/nope/1", "action": {"type": "message", "content": "x"}}\n')

@@ -252,3 +252,48 @@ def test_tolerant_schema_maps_type_names():
 def test_values_equal(a, b, equal):
     assert values_equal(a, b) is equal
     assert values_equal(b, a) is equal
+
+
+# ---- the fast schema checker agrees with jsonschema ------------------------------------------------------
+DIFF_SCHEMAS = [
+    {"type": "object", "properties": {"a": {"type": "integer", "minimum": 0, "maximum": 10},
+                                      "b": {"enum": ["x", 1, True, None]},
+                                      "c": {"type": "array", "items": {"type": "string", "minLength": 2}, "maxItems": 2},
+                                      "d": {"type": ["number", "null"], "exclusiveMaximum": 5},
+                                      "e": {"type": "object", "properties": {"f": {"const": 1}}, "required": ["f"],
+                                            "additionalProperties": False}},
+     "required": ["a"], "additionalProperties": {"type": "string"}},
+    {"type": "object", "properties": {"n": {"type": "number", "exclusiveMinimum": 1}, "s": {"maxLength": 3}},
+     "additionalProperties": False},
+]
+DIFF_VALUES = [
+    {}, {"a": 1}, {"a": 1.0}, {"a": 1.5}, {"a": True}, {"a": -1}, {"a": 11}, {"a": "1"},
+    {"a": 1, "b": "x"}, {"a": 1, "b": 1.0}, {"a": 1, "b": False}, {"a": 1, "b": True}, {"a": 1, "b": None}, {"a": 1, "b": 0},
+    {"a": 1, "c": ["ab", "cd"]}, {"a": 1, "c": ["a"]}, {"a": 1, "c": ["ab", "cd", "ef"]}, {"a": 1, "c": "ab"},
+    {"a": 1, "d": None}, {"a": 1, "d": 5}, {"a": 1, "d": 4.99}, {"a": 1, "d": "4"},
+    {"a": 1, "e": {"f": 1}}, {"a": 1, "e": {"f": 1.0}}, {"a": 1, "e": {"f": True}}, {"a": 1, "e": {}}, {"a": 1, "e": {"f": 1, "g": 2}},
+    {"a": 1, "zz": "extra ok"}, {"a": 1, "zz": 3}, {"n": 1}, {"n": 1.01}, {"s": "abcd"}, {"s": 12345}, {"x": 1},
+]
+
+
+@pytest.mark.parametrize("schema_index", range(len(DIFF_SCHEMAS)))
+def test_fast_checker_matches_jsonschema(schema_index):
+    import jsonschema
+
+    from nemo_core.reward import _fast_errors, _fast_supported
+
+    schema = tolerant_schema(DIFF_SCHEMAS[schema_index])
+    assert _fast_supported(schema)
+    validator = jsonschema.Draft7Validator(schema)
+    for value in DIFF_VALUES:
+        fast = _fast_errors(schema, value, ())
+        slow = list(validator.iter_errors(value))
+        assert bool(fast) == bool(slow), (value, fast, [e.message for e in slow])
+        assert {p[:1] for p, _ in fast} == {tuple(e.absolute_path)[:1] for e in slow}, value
+
+
+def test_schemas_with_other_keywords_use_jsonschema():
+    check = check_schema({"type": "object", "properties": {"code": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                                                          "v": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}},
+                         {"code": "abc", "v": "x"})
+    assert check.valid is False and set(check.by_key) == {"code", "v"}

@@ -38,6 +38,8 @@ def register(sub) -> None:
     p.add_argument("--concurrency", type=int, default=8, metavar="N", help="parallel LLM grading requests (default 8)")
     p.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint for the LLM grader")
     p.add_argument("--model", metavar="M", help="LLM grader model (default $NEMO_GRADER_MODEL or gpt-5-mini)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes for keyword grading (default: one per core for files over 4 MB; 0 = none)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="per LLM request (default 60)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -70,7 +72,7 @@ def run(args) -> int:
             out = open(args.out, "wb")
         to_stdout = args.out == "-"
         result = grade_file(store, path, run_name=name, grader=chosen, llm=llm, out=out,
-                            concurrency=args.concurrency, progress=not args.quiet)
+                            concurrency=args.concurrency, progress=not args.quiet, workers=args.workers)
         if out is not None:
             out.flush()
         summary = summarise_run(store, result.run_id)
