@@ -357,3 +357,10 @@ def test_untrusted_markup_is_never_markdown(open_page):
     markdown_bodies = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.label for e in at.expander]
     for body in markdown_bodies:
         assert "203.0.113.7" not in body, f"dataset text reached Markdown unescaped: {body!r}"
+
+
+def test_very_long_tool_result_is_collapsed(open_page):
+    at = open_page(DECISION, id="tool_calling/demo-very-long-tool-result/4")
+    assert "Large JSON" in captions(at)
+    big = [j for j in at.json if "request 499 served" in j.value]
+    assert big and big[0].proto.expanded is False or big[0].proto.max_expand_depth == 1

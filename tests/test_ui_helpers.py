@@ -148,3 +148,21 @@ def test_n_pages_and_expected_label():
     assert expected_label({"action_type": "function_call", "expected_tool": "f", "n_expected_calls": 1}) == "f"
     assert expected_label({"action_type": "message", "preview": "Hello there"}) == "Hello there"
     assert expected_label({"action_type": "message", "preview": " "}) == "(empty message)"
+
+
+def test_show_text_cuts_long_text_and_keeps_the_rest_in_an_expander():
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        from ui.safe import show_text
+
+        show_text("word " * 1000, limit=2000)
+        show_text("short")
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception
+    head, rest, short = (t.value for t in at.text)
+    assert len(head) <= 2000 and (head + " " + rest).split() == ("word " * 1000).split()
+    assert short == "short"
+    _, expected_rest = cut("word " * 1000, 2000)
+    assert [e.label for e in at.expander] == [f"Show the remaining {len(expected_rest):,} characters"]
