@@ -66,15 +66,16 @@ def generate(out: Path, conversations: int, seed: int) -> list[Path]:
     return [tc, ia]
 
 
-def parse_only(paths: list[Path]) -> tuple[float, int]:
-    start = time.perf_counter()
+def parse_only(paths: list[Path]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds and lines for reading + `orjson.loads` of every line."""
+    start, cpu = time.perf_counter(), time.process_time()
     n = 0
     for path in paths:
         with open(path, "rb") as fh:
             for line in fh:
                 orjson.loads(line)
                 n += 1
-    return time.perf_counter() - start, n
+    return time.perf_counter() - start, time.process_time() - cpu, n
 
 
 def run_ingest(paths: list[Path], db: Path, workers: int | None, no_fts: bool) -> dict:
@@ -88,12 +89,13 @@ def run_ingest(paths: list[Path], db: Path, workers: int | None, no_fts: bool) -
         "t = time.perf_counter()\n"
         f"r = ingest(store, paths, workers={workers!r}, with_fts={not no_fts!r})\n"
         "secs = time.perf_counter() - t\n"
+        "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
         "store.conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')\n"
         "store.close()\n"
         "print(json.dumps({'seconds': secs, 'rows': r.rows_read, 'stored': r.conversations_stored,"
         " 'dps': sum(sum(v.values()) for v in r.decision_points_stored.values()),"
-        " 'rss_main_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
-        " 'rss_worker_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
+        " 'cpu_main': me.ru_utime + me.ru_stime, 'cpu_workers': kids.ru_utime + kids.ru_stime,"
+        " 'rss_main_mb': me.ru_maxrss / 1024, 'rss_worker_mb': kids.ru_maxrss / 1024}))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
@@ -159,12 +161,19 @@ def main() -> None:
     if not (args.keep_db and db.exists()):
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
-        parse_secs, n = parse_only(paths)
-        print(f"parse only: {parse_secs:.1f} s, {raw_bytes / 1e6 / parse_secs:.0f} MB/s ({n:,} lines)")
+        parse_secs, parse_cpu, n = parse_only(paths)
+        print(f"parse only: {parse_secs:.1f} s wall, {parse_cpu:.1f} s CPU, {raw_bytes / 1e6 / parse_secs:.0f} MB/s ({n:,} lines)")
         result = run_ingest(paths, db, args.workers, args.no_fts)
         secs = result["seconds"]
         print(f"ingest: {secs:.1f} s, {raw_bytes / 1e6 / secs:.1f} MB/s, {result['dps'] / secs:,.0f} decision points/s, "
               f"{secs / parse_secs:.1f}x parse-only time")
+        cpu_main, cpu_workers = result["cpu_main"], result["cpu_workers"]
+        # Wall time is at the mercy of whatever else runs on the machine; CPU time is not. On an idle
+        # machine with N cores the ingest cannot take less than max(main CPU, total CPU / N).
+        cores = os.cpu_count() or 1
+        bound = max(cpu_main, (cpu_main + cpu_workers) / cores)
+        print(f"ingest CPU: main {cpu_main:.1f} s, workers {cpu_workers:.1f} s; idle-machine estimate "
+              f"{bound:.1f} s = {bound / parse_cpu:.1f}x parse-only CPU time")
         print(f"peak RSS: main {result['rss_main_mb']:.0f} MB, largest worker {result['rss_worker_mb']:.0f} MB")
     db_bytes = sum(Path(str(db) + s).stat().st_size for s in ("", "-wal") if Path(str(db) + s).exists())
     print(f"database: {db_bytes / 1e9:.2f} GB = {db_bytes / raw_bytes:.2f} x raw")

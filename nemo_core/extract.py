@@ -51,7 +51,7 @@ _SPACES = re.compile(r"\s+")
 
 
 def preview_text(text: str, limit: int = PREVIEW_CHARS) -> str:
-    text = _SPACES.sub(" ", text).strip()
+    text = _SPACES.sub(" ", text[: limit * 4]).strip()  # only the start can be shown: don't scan the rest
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -70,12 +70,12 @@ def extract_conversation(obj: dict[str, Any], split: str, *, with_fts: bool = Tr
     """Decision point rows (in `DP_COLUMNS` order, without the conversation key) for a validated row."""
     uuid = obj["uuid"]
     messages: list[dict] = obj["messages"]
-    toolset = normalise_tools(obj.get("tools"))
+    toolset = normalise_tools(obj.get("tools"), build=False)
     task_names = set(toolset.names)
-    n_tools = len(toolset.task_tools)
+    n_tools = len(toolset.task_names)
     out = ExtractedConversation(uuid=uuid, split=split, n_messages=len(messages), toolset=toolset)
     notes = out.notes
-    if not toolset.task_tools:
+    if not toolset.task_names:
         notes["conversations without task tools"] += 1
     if toolset.duplicate_names:
         notes["conversations repeating a tool name"] += 1
@@ -90,7 +90,7 @@ def extract_conversation(obj: dict[str, Any], split: str, *, with_fts: bool = Tr
     links = link_tool_results(messages, calls_by_message)
     answered = Counter(link[0] for link in links if link is not None)
     flag_base = dict.fromkeys(FLAGS, 0)
-    flag_base["no_task_tools"] = int(not toolset.task_tools)
+    flag_base["no_task_tools"] = int(not toolset.task_names)
     flag_base["duplicate_tool_names"] = int(bool(toolset.duplicate_names))
     flag_base["tool_name_clash"] = int(toolset.name_clash)
     fts_parts: list[str] = []

@@ -69,6 +69,8 @@ def read_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES, start: int = 0,
                 return
             line_no += 1
             pos += len(line)
+            if pos == len(line) and line.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark opens the file
+                line = line[3:]
             if len(line) > max_line_bytes and not line.endswith(b"\n"):
                 size = len(line)
                 while True:  # skip the rest of the oversized line without holding it
@@ -311,13 +313,15 @@ def ingest(
             if remaining is not None and remaining <= 0:
                 break
         report.status = "completed"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         report.status = "interrupted"
         report.error = "stopped by the user; whole conversations stored so far are kept"
+        exc.ingest_report = report  # type: ignore[attr-defined]  # so the CLI can still write --report
         raise
     except BaseException as exc:
         report.status = "failed"
         report.error = f"{type(exc).__name__}: {exc}"
+        exc.ingest_report = report  # type: ignore[attr-defined]
         raise
     finally:
         if pool is not None:  # everything needed was absorbed; chunks past --limit are discarded

@@ -155,6 +155,7 @@ class ToolSet:
     """
 
     task_tools: list[dict] = field(default_factory=list)
+    task_names: list[str] = field(default_factory=list)
     duplicate_names: list[str] = field(default_factory=list)
     conflicting_names: list[str] = field(default_factory=list)
     odd: list[str] = field(default_factory=list)
@@ -162,7 +163,7 @@ class ToolSet:
 
     @property
     def names(self) -> list[str]:
-        return [t["function"]["name"] for t in self.task_tools]
+        return list(self.task_names)
 
     def offered(self) -> list[dict]:
         """Task tools plus the shared `submit_message` (SPEC §2)."""
@@ -175,14 +176,19 @@ class ToolSet:
         return None
 
 
-def normalise_tool(raw: Any, index: int) -> tuple[dict | None, str | None]:
-    """One tool definition in OpenAI form, or the reason it cannot be offered."""
+def _tool_parts(raw: Any, index: int) -> tuple[dict | None, str | None, str | None]:
+    """(function object, name, reason) of a raw tool definition; name is None when it cannot be offered."""
     if not isinstance(raw, dict):
-        return None, f"tool {index} is a JSON {json_kind(raw)}, not an object"
+        return None, None, f"tool {index} is a JSON {json_kind(raw)}, not an object"
     fn = raw.get("function") if isinstance(raw.get("function"), dict) else raw
     name = fn.get("name")
     if not isinstance(name, str) or not name.strip():
-        return None, f"tool {index} has no name"
+        return fn, None, f"tool {index} has no name"
+    return fn, name, None
+
+
+def _normalise_parameters(fn: dict, name: str) -> tuple[dict, str | None]:
+    """A definition's parameters as an object schema, and a note when something had to change."""
     params = fn.get("parameters")
     note = None
     if params is None:
@@ -201,6 +207,15 @@ def normalise_tool(raw: Any, index: int) -> tuple[dict | None, str | None]:
         if isinstance(fn.get("required"), list) and "required" not in params:
             params["required"] = fn["required"]
             note = note or f"tool {name!r}: 'required' moved from the function into its parameters"
+    return params, note
+
+
+def normalise_tool(raw: Any, index: int) -> tuple[dict | None, str | None]:
+    """One tool definition in OpenAI form, or the reason it cannot be offered."""
+    fn, name, reason = _tool_parts(raw, index)
+    if name is None:
+        return None, reason
+    params, note = _normalise_parameters(fn, name)
     description = fn.get("description")
     tool = {
         "type": "function",
@@ -213,18 +228,18 @@ def normalise_tool(raw: Any, index: int) -> tuple[dict | None, str | None]:
     return tool, note
 
 
-def normalise_tools(raw_tools: Any) -> ToolSet:
+def normalise_tools(raw_tools: Any, *, build: bool = True) -> ToolSet:
+    """The tool list as offered. With `build=False` (ingest: only names and flags are needed) the
+    normalised definitions are not built, which halves the cost of reading a row."""
     toolset = ToolSet()
     if not raw_tools:
         return toolset
-    seen: dict[str, dict] = {}
+    seen: dict[str, Any] = {}
     for index, raw in enumerate(raw_tools):
-        tool, note = normalise_tool(raw, index)
-        if note:
-            toolset.odd.append(note)
-        if tool is None:
+        fn, name, reason = _tool_parts(raw, index)
+        if name is None:
+            toolset.odd.append(reason)
             continue
-        name = tool["function"]["name"]
         if name == SUBMIT_MESSAGE:
             toolset.name_clash = True
             toolset.odd.append("a task tool is named 'submit_message'; the shared tool is offered instead")
@@ -232,12 +247,32 @@ def normalise_tools(raw_tools: Any) -> ToolSet:
         if name in seen:
             if name not in toolset.duplicate_names:
                 toolset.duplicate_names.append(name)
-            if seen[name] != tool and name not in toolset.conflicting_names:
+            if seen[name] != raw and name not in toolset.conflicting_names:
                 toolset.conflicting_names.append(name)
             continue
-        seen[name] = tool
-        toolset.task_tools.append(tool)
+        seen[name] = raw
+        toolset.task_names.append(name)
+        if build:
+            tool, note = normalise_tool(raw, index)
+        else:
+            tool, note = None, _parameters_note(fn, name)
+        if note:
+            toolset.odd.append(note)
+        if tool is not None:
+            toolset.task_tools.append(tool)
     return toolset
+
+
+def _parameters_note(fn: dict, name: str) -> str | None:
+    """What `_normalise_parameters` would say about a definition, without building anything."""
+    params = fn.get("parameters")
+    if params is None:
+        return None
+    if not isinstance(params, dict) or params.get("type", "object") != "object":
+        return _normalise_parameters(fn, name)[1]
+    if isinstance(fn.get("required"), list) and "required" not in params:
+        return f"tool {name!r}: 'required' moved from the function into its parameters"
+    return None
 
 
 def validate_row(obj: Any) -> None:

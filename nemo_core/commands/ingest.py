@@ -54,11 +54,21 @@ def run(args) -> int:
     try:
         report = ingest(store, args.paths, split=args.split, limit=args.limit, workers=args.workers,
                         with_fts=not args.no_fts, progress=not args.quiet and sys.stderr.isatty())
+    except BaseException as exc:  # an interrupted or failed ingest still leaves its report behind
+        partial = getattr(exc, "ingest_report", None)
+        if partial is not None:
+            print(partial.to_text(), file=sys.stderr)
+            _write_report(args.report, partial)
+        raise
     finally:
         store.close()
     print(report.to_text())
     print(f"database: {db}")
-    if args.report:
-        args.report.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
-        print(f"report written to {args.report}")
+    _write_report(args.report, report)
     return 0 if report.rows_read > 0 else 1
+
+
+def _write_report(path, report) -> None:
+    if path:
+        path.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+        print(f"report written to {path}")
