@@ -1,0 +1,172 @@
+"""The Grader audit page through AppTest, on a copy of the demo database: without a key (the message, the
+keyword side, human judgements) and with a key pointing at the local fake server (estimate, confirmation,
+grading, the agreement figures)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fake_openai import fake_openai  # noqa: F401  (fixture)
+from nemo_core.audit import audit_rows, build_audit_set, get_audit_set
+from nemo_core.store import Store
+from test_audit_flow import judge
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "app.py")
+PAGE = "pages/audit.py"
+
+
+@pytest.fixture(autouse=True)
+def no_key(monkeypatch):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NEMO_GRADER_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def open_page(demo_db, monkeypatch):
+    monkeypatch.setenv("NEMO_DB", str(demo_db))
+
+    def run(**query: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=60)
+        for key, value in query.items():
+            at.query_params[key] = value
+        at.switch_page(PAGE).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return run
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for e in (*at.markdown, *at.caption, *at.info, *at.warning, *at.success, *at.error)]
+    return "\n".join(str(p) for p in parts)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_no_key_says_how_to_add_one_and_builds_a_keyword_only_set(open_page, demo_db):
+    at = open_page()
+    body = texts(at)
+    assert "No OpenAI key is configured" in body
+    assert "OPENAI_API_KEY" in body and "openai_api_key" in body and "secrets.toml" in body
+    assert "No audit set yet" in body
+    at.number_input[0].set_value(4)
+    at.button(key="FormSubmitter:audit_build-Build the audit set").click().run()
+    assert not at.exception
+    assert "Audit set 'calibration': 12 items (12 new)" in texts(at)
+    assert at.query_params["set"] == ["calibration"] or at.query_params["set"] == "calibration"
+    assert metric(at, "Items") == "12" and metric(at, "LLM-scored") == "0"
+    body = texts(at)
+    assert "Grading needs a key" in body
+    assert "No item has an LLM score yet" in body  # the keyword side instead
+    assert metric(at, "Mean keyword score") != "—"
+    assert "items listed by keyword score" in body
+    assert at.get("download_button")  # the CSV export works without a key
+
+
+def test_blind_judgement_reveals_scores_only_after_submitting(open_page, demo_db):
+    store = Store.open(demo_db)
+    try:
+        set_id = build_audit_set(store, "calibration", limit=2).audit_set.id
+    finally:
+        store.close()
+    at = open_page(set="calibration")
+    at.text_input(key="audit_rater").input("ann").run()
+    assert not at.exception
+    assert "You said" not in texts(at)
+    blind = at.get("slider")
+    assert any(s.label == "Your score" for s in blind)
+    score = next(s for s in blind if s.label == "Your score")
+    score.set_value(8)
+    at.button(key=next(b.key for b in at.button if b.key and b.key.startswith("FormSubmitter:audit_judge_"))).click().run()
+    assert not at.exception
+    body = texts(at)
+    assert "You said 8/10. Keyword grader:" in body and "LLM grader: not scored" in body
+    store = Store.open(demo_db)
+    try:
+        judged = [r for r in audit_rows(store, set_id) if r.human is not None]
+    finally:
+        store.close()
+    assert len(judged) == 1 and judged[0].human == pytest.approx(0.8)
+    assert any("human vs keyword" in str(df.value.to_dict()) for df in at.dataframe)
+
+
+def test_with_a_key_estimate_confirm_grade_and_agreement(open_page, demo_db, fake_openai, monkeypatch):  # noqa: F811
+    fake_openai.responder = judge
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-app-audit")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    store = Store.open(demo_db)
+    try:
+        build_audit_set(store, "calibration", limit=5)
+    finally:
+        store.close()
+    at = open_page(set="calibration")
+    body = texts(at)
+    assert "No OpenAI key is configured" not in body
+    assert "about 15 API calls" in body
+    grade = at.button(key="audit_grade")
+    assert grade.disabled  # nothing is spent before the confirmation
+    at.checkbox[0].check().run()
+    at.button(key="audit_grade").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(fake_openai.completion_requests) == 15
+    body = texts(at)
+    assert "Graded 15 items" in body
+    assert metric(at, "Scored by both") == "15"
+    assert metric(at, "LLM-scored") == "15"
+    assert float(metric(at, "Pearson")) > 0.5
+    charts = at.get("plotly_chart")
+    scatter = json.loads(charts[0].proto.spec)
+    assert {t["name"] for t in scatter["data"]} >= {"reference", "half_reference", "other_conversation"}
+    sweep = json.loads(charts[1].proto.spec)
+    assert [t["name"] for t in sweep["data"]] == ["Cohen's kappa", "F1"]
+    assert metric(at, "Kappa at 0.50") != "—"
+
+    def llm_passes() -> int:
+        confusion = next(df.value for df in at.dataframe if "keyword passes" in df.value.columns)
+        first = confusion.iloc[0]
+        assert first[""] == "LLM passes"
+        return int(first["keyword passes"] + first["keyword fails"])
+
+    store = Store.open(demo_db)
+    try:
+        llm_scores = [r.llm for r in audit_rows(store, get_audit_set(store, "calibration").id)]
+    finally:
+        store.close()
+    assert llm_passes() == sum(1 for v in llm_scores if v >= 0.5)  # 10/10 and 5/10 pass
+    at.slider(key="audit_threshold").set_value(0.8).run()
+    assert not at.exception
+    assert metric(at, "Kappa at 0.80") != "—"
+    assert llm_passes() == 5  # only the references (10/10) at 0.8
+    assert "sk-app-audit" not in body
+    # nothing more to grade; a rerun makes no call
+    at.run()
+    assert len(fake_openai.completion_requests) == 15
+    assert "Every item has an LLM score" in texts(at)
+
+
+def test_disagreement_opens_both_graders_reasons(open_page, demo_db, fake_openai, monkeypatch):  # noqa: F811
+    fake_openai.responder = judge
+    from nemo_core.audit import grade_audit_set
+    from nemo_core.llm_grader import LLMConfig, LLMGrader
+
+    store = Store.open(demo_db)
+    try:
+        set_id = build_audit_set(store, "calibration", limit=3).audit_set.id
+        grade_audit_set(store, set_id, LLMGrader(LLMConfig(api_key="k", base_url=fake_openai.base_url), store))
+        assert get_audit_set(store, set_id).llm_model == "gpt-5-mini"
+    finally:
+        store.close()
+    at = open_page(set="calibration")  # no key now: the stored LLM scores are still shown
+    body = texts(at)
+    assert "No OpenAI key is configured" in body
+    assert metric(at, "Scored by both") == "9"
+    assert "largest |LLM − keyword| first" in body
+    assert "Keyword overlap:" in body and "LLM grader" in body  # both breakdowns of the first disagreement
+    assert "Open the decision point" in str([p.proto for p in at.get("page_link")])
