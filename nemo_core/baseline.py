@@ -300,8 +300,9 @@ def to_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def save_as_run(store: Store, campaign_id: int, annotator: str, folder: str | Path, *, grader: str = "keyword") -> Any:
-    """Re-grade one annotator's answers as a `human` run (through the export, exactly as `grade` would)."""
+def save_as_run(store: Store, campaign_id: int, annotator: str, folder: str | Path, *, llm: Any = None) -> Any:
+    """Re-grade one annotator's answers as a `human` run (through the export, exactly as `grade` would):
+    messages by the LLM grader when `llm` (an `LLMGrader`) is given, else by keyword overlap."""
     from .grading import grade_file
     from .runs import unique_run_name
 
@@ -309,4 +310,5 @@ def save_as_run(store: Store, campaign_id: int, annotator: str, folder: str | Pa
     path = Path(folder) / f"campaign-{campaign_id}-{annotator}.jsonl".replace("/", "_")
     path.write_text(to_jsonl(export_rows(store, campaign_id, annotator=annotator)), encoding="utf-8")
     name = unique_run_name(store, f"human: {annotator} ({campaign.name})")
-    return grade_file(store, path, run_name=name, grader=grader, kind="human")
+    return grade_file(store, path, run_name=name, grader="auto" if llm is not None else "keyword", llm=llm,
+                      kind="human")

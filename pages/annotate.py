@@ -1,0 +1,137 @@
+"""Annotate: a person answers a human baseline campaign blind, one decision point at a time.
+
+The annotator gives a name once per browser session and sees only their own queue: the conversation so
+far and the tools offered, never the expected action nor anyone else's answer (nothing on this page reads
+them). They answer with the Try panel's form (`ui.try_panel.answer_form`), may add a note and a
+confidence, or skip with a reason. The time from the item being handed out to the submission is recorded
+by the core. After submitting, the breakdown is shown only when the campaign says so.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from nemo_core import campaigns as C
+from nemo_core.errors import NemoError
+from nemo_core.llm_grader import LLMGrader
+from ui.breakdown import render_breakdown
+from ui.chat import render_conversation
+from ui.db import require_store
+from ui.safe import escape_markdown, show_text
+from ui.tools_panel import render_tools
+from ui.try_panel import answer_form, grader_config
+
+NAME_KEY = "annotate::name"
+CAMPAIGN_KEY = "annotate::campaign"
+CONFIDENCE = {None: "not said", 1: "1 · a guess", 2: "2", 3: "3", 4: "4", 5: "5 · sure"}
+
+store = require_store()
+st.title("Annotate")
+
+# ---- who is annotating (once per browser session) -----------------------------------------------------
+name = st.session_state.get(NAME_KEY)
+if not name:
+    st.write("Answer decision points yourself, blind: your answers become the human baseline.")
+    with st.form("annotate::who"):
+        typed = st.text_input("Your name", key="annotate::name_input", max_chars=C.MAX_NAME,
+                              help="Your answers are stored under this name; use the same one each time.")
+        started = st.form_submit_button("Start annotating", type="primary")
+    if started:
+        try:
+            st.session_state[NAME_KEY] = C.clean_annotator(typed)
+        except NemoError as exc:
+            st.error(escape_markdown(exc.one_line()))
+        else:
+            st.rerun()
+    st.stop()
+
+top_left, top_right = st.columns([4, 1])
+top_left.markdown(f"Annotating as **{escape_markdown(name)}**")
+if top_right.button("Not you? Change name", key="annotate::change_name"):
+    del st.session_state[NAME_KEY]
+    st.rerun()
+
+# ---- which campaign --------------------------------------------------------------------------------------
+campaigns = C.list_campaigns(store, status="open")
+if not campaigns:
+    st.info("No campaign is open. An admin creates one on the Campaigns page.")
+    st.stop()
+by_id = {c.id: c for c in campaigns}
+wanted = st.query_params.get("campaign")
+default = int(wanted) if wanted and wanted.isdigit() and int(wanted) in by_id else campaigns[0].id
+chosen_id = st.selectbox("Campaign", list(by_id), index=list(by_id).index(default), key=CAMPAIGN_KEY,
+                         format_func=lambda i: by_id[i].name)
+campaign = by_id[chosen_id]
+st.query_params["campaign"] = str(campaign.id)
+if campaign.instructions.strip():
+    with st.expander("Instructions", expanded=True):
+        show_text(campaign.instructions, limit=6_000)
+
+# ---- the previous answer, revealed or not ------------------------------------------------------------------
+last_key = f"annotate::last::{campaign.id}::{name}"
+last = st.session_state.get(last_key)
+if last:
+    if last["status"] == "skipped":
+        st.success("Skipped. The item goes to someone else.")
+    elif campaign.reveal_after_submit and last.get("breakdown"):
+        st.success("Saved. Here is how your previous answer was graded:")
+        render_breakdown(last["breakdown"], key="annotate_previous", title="Your previous answer")
+    else:
+        st.success("Saved. (This campaign does not show grades to annotators.)")
+
+# ---- the queue -------------------------------------------------------------------------------------------
+try:
+    assignment = C.next_item(store, campaign.id, name)
+except NemoError as exc:
+    st.error(escape_markdown(exc.one_line()))
+    st.stop()
+mine = C.annotator_progress(store, campaign.id, name)
+st.progress(mine.fraction, text=f"Your queue: {mine.done} of {mine.total} done "
+                                f"({mine.answered} answered, {mine.skipped} skipped)")
+if assignment is None:
+    st.success("Your queue is empty: nothing left for you in this campaign. Thank you!")
+    st.stop()
+
+dp = store.get(assignment.dp_id)
+st.subheader(f"Item {mine.done + 1} of {mine.total}")
+st.caption("What would the assistant do next? Call one of the tools, or answer the user with a message.")
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.markdown("**Conversation so far**")
+    render_conversation(dp.context)
+    st.caption("The next assistant message is yours to write.")
+
+with right:
+    st.markdown("**Your answer**")
+    confidence = st.radio("Confidence", list(CONFIDENCE), horizontal=True, format_func=CONFIDENCE.get,
+                          key=f"annotate::confidence::{assignment.id}")
+    note = st.text_area("Note (optional)", key=f"annotate::note::{assignment.id}", height=70,
+                        placeholder="anything odd about this item, or why you chose this answer")
+    action = answer_form(dp, key=f"annotate::{assignment.id}", call_label="Submit this call",
+                         message_label="Submit this message")
+    if action is not None:
+        config = grader_config()
+        try:
+            done = C.submit_answer(store, assignment.id, name, action, note=note, confidence=confidence,
+                                   llm=LLMGrader(config, store) if config.configured else None)
+        except C.AlreadySubmitted as exc:
+            st.info(escape_markdown(exc.one_line()))
+        except NemoError as exc:
+            st.error(escape_markdown(exc.one_line()))
+        else:
+            st.session_state[last_key] = {"status": done.status, "breakdown": done.breakdown}
+            st.rerun()
+    with st.expander("Skip this item"):
+        with st.form(f"annotate::skip::{assignment.id}"):
+            reason = st.text_input("Why can't you answer it?", key=f"annotate::skip_reason::{assignment.id}")
+            skipped = st.form_submit_button("Skip")
+        if skipped:
+            try:
+                done = C.skip_item(store, assignment.id, name, reason)
+            except NemoError as exc:
+                st.error(escape_markdown(exc.one_line()))
+            else:
+                st.session_state[last_key] = {"status": done.status, "breakdown": None}
+                st.rerun()
+    st.markdown("**Tools offered**")
+    render_tools(dp)

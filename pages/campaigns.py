@@ -1,0 +1,312 @@
+"""Campaigns (admin): create a human baseline campaign, follow its progress, read its results, export.
+
+Admin mode is protected by a passphrase when one is configured (env `NEMO_ADMIN_PASSWORD`, else the
+`admin_password` Streamlit secret), compared in constant time; with none configured the page is open.
+Annotators work on the Annotate page and never need this one. All the computing is in
+`nemo_core.campaigns` and `nemo_core.baseline`.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from nemo_core import campaigns as C
+from nemo_core.baseline import campaign_results, export_rows, save_as_run, to_csv, to_jsonl
+from nemo_core.config import ACTION_TYPES, SPLITS
+from nemo_core.errors import NemoError
+from nemo_core.extract import FLAGS
+from nemo_core.filters import DecisionPointFilter
+from nemo_core.llm_grader import LLMGrader
+from ui.db import require_store
+from ui.safe import escape_markdown, inert_label
+from ui.try_panel import grader_config
+
+ADMIN_KEY = "campaigns::admin"
+DECISION_PAGE = "pages/decision_point.py"
+ANNOTATE_PAGE = "pages/annotate.py"
+ANY = "(any)"
+
+
+def _secret(name: str) -> str | None:
+    try:
+        value = st.secrets.get(name)
+    except Exception:  # noqa: BLE001 - no secrets file is the normal case
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def admin_passphrase() -> str | None:
+    return os.environ.get("NEMO_ADMIN_PASSWORD") or _secret("admin_password")
+
+
+store = require_store()
+st.title("Campaigns")
+
+# ---- admin gate ----------------------------------------------------------------------------------------
+expected = admin_passphrase()
+if expected and not st.session_state.get(ADMIN_KEY):
+    st.info("Admin mode: creating campaigns and seeing results needs the admin passphrase. "
+            "Annotators go to the Annotate page.")
+    with st.form("campaigns::unlock"):
+        typed = st.text_input("Admin passphrase", type="password", key="campaigns::passphrase")
+        unlock = st.form_submit_button("Unlock", type="primary")
+    if unlock:
+        if C.passphrase_ok(expected, typed):
+            st.session_state[ADMIN_KEY] = True
+            st.rerun()
+        st.error("Wrong passphrase.")
+    st.page_link(ANNOTATE_PAGE, label="Go to the Annotate page", icon="✍️")
+    st.stop()
+
+
+def ci_text(ci) -> str:
+    return ci.fmt(3)
+
+
+# ---- create ----------------------------------------------------------------------------------------------
+def create_form() -> None:
+    with st.form("campaigns::create"):
+        name = st.text_input("Name", key="campaigns::new_name", placeholder="baseline-2025-11")
+        st.markdown("**Selection** (the Browse filters)")
+        c1, c2, c3 = st.columns(3)
+        split = c1.selectbox("Split", [ANY, *SPLITS], key="campaigns::split")
+        action_type = c2.selectbox("Action type", [ANY, *ACTION_TYPES], key="campaigns::action_type")
+        tool = c3.text_input("Expected tool (exact)", key="campaigns::tool")
+        c4, c5 = st.columns(2)
+        text = c4.text_input("Conversation contains (words)", key="campaigns::text")
+        flags = c5.multiselect("Only with flags", list(FLAGS), key="campaigns::flags")
+        exclude = st.multiselect("Without flags", list(FLAGS), default=["ungradeable"], key="campaigns::exclude",
+                                 help="Ungradeable references cannot score a human answer: left out by default.")
+        st.markdown("**Sample and overlap**")
+        c6, c7, c8 = st.columns(3)
+        size = c6.number_input("Sample size", min_value=1, value=50, step=10, key="campaigns::size")
+        seed = c7.number_input("Seed", min_value=0, value=0, step=1, key="campaigns::seed",
+                               help="The same selection and seed always draw the same items.")
+        stratify = c8.checkbox("Stratify by split × action type", value=True, key="campaigns::stratify",
+                               help="Proportional allocation, so the sample mirrors the selection's mix.")
+        c9, c10, c11 = st.columns(3)
+        overlap = c9.number_input("Annotators per item (overlap)", min_value=1, max_value=20, value=1,
+                                  key="campaigns::overlap")
+        shared = c10.slider("Share answered by every annotator (%)", 0, 100, 10, key="campaigns::shared",
+                            help="These shared items measure agreement whatever the overlap.")
+        grader = c11.selectbox("Message grader", list(C.GRADERS), key="campaigns::grader",
+                               help="auto: the LLM grader when a key is configured, else keyword overlap.")
+        instructions = st.text_area("Instructions shown to annotators", key="campaigns::instructions",
+                                    placeholder="Answer as the assistant would. Call a tool when one is needed...")
+        reveal = st.checkbox("Show annotators the grade of each answer after they submit it", value=False,
+                             key="campaigns::reveal")
+        create = st.form_submit_button("Create campaign", type="primary")
+    if not create:
+        return
+    try:
+        flt = DecisionPointFilter(split=None if split == ANY else split,
+                                  action_type=None if action_type == ANY else action_type,
+                                  tool=tool.strip() or None, text=text.strip() or None, flags=tuple(flags),
+                                  exclude_flags=tuple(exclude)).validate()
+        camp = C.create_campaign(store, name, selection=flt, sample_size=int(size), seed=int(seed),
+                                 stratify=stratify, overlap=int(overlap), shared_share=shared / 100,
+                                 instructions=instructions, reveal_after_submit=reveal, grader=grader)
+    except NemoError as exc:
+        st.error(escape_markdown(exc.one_line()))
+        return
+    st.session_state["campaigns::pick"] = camp.id
+    st.session_state["campaigns::created"] = camp.id
+    st.rerun()
+
+
+campaigns = C.list_campaigns(store)
+if not campaigns:
+    st.write("No campaign yet. Create the first one: a seeded sample of decision points that annotators answer "
+             "blind on the Annotate page.")
+    create_form()
+    st.stop()
+
+with st.expander("Create a campaign", expanded=False):
+    create_form()
+
+by_id = {c.id: c for c in campaigns}
+wanted = st.query_params.get("campaign")
+if "campaigns::pick" not in st.session_state or st.session_state["campaigns::pick"] not in by_id:
+    st.session_state["campaigns::pick"] = int(wanted) if wanted and wanted.isdigit() and int(wanted) in by_id \
+        else campaigns[0].id
+cid = st.selectbox("Campaign", list(by_id), key="campaigns::pick",
+                   format_func=lambda i: f"{by_id[i].name} ({by_id[i].status})")
+campaign = by_id[cid]
+st.query_params["campaign"] = str(cid)
+if st.session_state.pop("campaigns::created", None) == cid:
+    st.success(f"Created with {campaign.n_items:,} items drawn from {campaign.n_population:,} matching decision "
+               "points. Annotators can start on the Annotate page.")
+
+sel = ", ".join(f"{k}={v}" for k, v in campaign.selection.items()) or "everything"
+st.caption(f"Selection: {escape_markdown(sel)} · {campaign.n_items:,} items of {campaign.n_population:,} · "
+           f"seed {campaign.seed} · {'stratified' if campaign.stratify else 'simple random'} · overlap "
+           f"{campaign.overlap} · {campaign.shared_share:.0%} shared · grades "
+           f"{'shown' if campaign.reveal_after_submit else 'hidden'} after submitting · created "
+           f"{campaign.created_at[:16].replace('T', ' ')} UTC")
+
+progress_tab, results_tab, export_tab, manage_tab = st.tabs(["Progress", "Results", "Export", "Manage"])
+
+# ---- progress --------------------------------------------------------------------------------------------
+with progress_tab:
+    prog = C.progress(store, cid)
+    st.progress(prog.fraction, text=f"Campaign: {prog.done:,} of {prog.target_answers:,} answers "
+                                    f"({prog.items_answered:,} of {prog.n_items:,} items answered at least once, "
+                                    f"{prog.skips:,} skips)")
+    st.caption(f"Target: {prog.n_items - prog.n_shared:,} items × overlap {prog.overlap} + {prog.n_shared:,} shared "
+               f"items × every annotator ({max(1, len(prog.annotators))} so far).")
+    if prog.annotators:
+        frame = pd.DataFrame([{
+            "annotator": p.annotator, "progress": p.fraction, "done": p.done, "of": p.total, "answered": p.answered,
+            "skipped": p.skipped, "open now": p.open,
+        } for p in prog.annotators])
+        st.dataframe(frame, hide_index=True, width="stretch", key="campaigns::progress_table",
+                     column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1,
+                                                                                 format="percent")})
+        for p in prog.annotators:
+            st.progress(p.fraction, text=f"{inert_label(p.annotator, 60)}: {p.done} of {p.total}")
+    else:
+        st.caption("Nobody has started yet.")
+
+# ---- results ---------------------------------------------------------------------------------------------
+with results_tab:
+    res = campaign_results(store, cid)
+    if res.n_answers == 0:
+        st.caption("No answers yet.")
+    else:
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("Human baseline reward", "n/a" if res.overall.mean is None else f"{res.overall.mean:.3f}",
+                  help="Mean reward of the answered items, 95% bootstrap interval below (seeded with the "
+                       "campaign's seed). Skips are not scored; ungradeable references are left out.")
+        c1.caption(ci_text(res.overall))
+        c2.metric("Answers", f"{res.n_answers:,}")
+        c2.caption(f"{res.n_skips:,} skips")
+        median = res.time_overall.median
+        c3.metric("Median time per item", "—" if median is None else f"{median:.0f} s")
+        c3.caption("mean " + ("—" if res.time_overall.mean is None else f"{res.time_overall.mean:.0f} s"))
+        c4.metric("Items with ≥2 answers", f"{res.agreement.n_items:,}")
+
+        table = pd.DataFrame(res.table())
+        groups = table[table["group"] != "overall"]
+        fig = go.Figure()
+        for group in ("split", "action type", "annotator"):
+            part = groups[(groups["group"] == group) & groups["mean"].notna()]
+            if part.empty:
+                continue
+            fig.add_trace(go.Bar(
+                name=group, x=[f"{group}: {html.escape(str(v))}" for v in part["value"]], y=part["mean"],
+                error_y=dict(type="data", symmetric=False, array=(part["ci_high"] - part["mean"]).tolist(),
+                             arrayminus=(part["mean"] - part["ci_low"]).tolist()),
+                hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+        fig.add_hline(y=res.overall.mean, line_dash="dot", annotation_text="overall")
+        fig.update_layout(height=380, yaxis=dict(range=[0, 1.05], title="mean reward (95% CI)"),
+                          margin=dict(l=0, r=0, t=30, b=0), legend=dict(orientation="h"))
+        st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key="campaigns::scores_chart")
+        st.dataframe(table.rename(columns={"ci_low": "95% CI low", "ci_high": "95% CI high"}), hide_index=True,
+                     width="stretch", key="campaigns::scores_table",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                    for c in ("mean", "95% CI low", "95% CI high")})
+
+        st.markdown("**Time per item, per annotator**")
+        times = pd.DataFrame([{"annotator": k, "answers": v.n, "median s": v.median, "mean s": v.mean,
+                               "skips": res.skips_by_annotator.get(k, 0)} for k, v in res.time_by_annotator.items()])
+        st.dataframe(times, hide_index=True, width="stretch", key="campaigns::times",
+                     column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("median s", "mean s")})
+        secs = [r["seconds"] for r in export_rows(store, cid) if r["status"] == "answered" and r["seconds"] is not None]
+        if secs:
+            hist = go.Figure(go.Histogram(x=secs, nbinsx=30))
+            hist.update_layout(height=250, xaxis_title="seconds from showing to submitting", yaxis_title="answers",
+                               margin=dict(l=0, r=0, t=10, b=0))
+            st.plotly_chart(hist, width="stretch", config={"displaylogo": False}, key="campaigns::time_chart")
+
+        st.markdown("**Agreement between annotators** (items answered by two or more)")
+        ag = res.agreement
+        if ag.n_items == 0:
+            st.caption("No item has two answers yet: agreement needs overlap > 1 or shared items.")
+        else:
+            a1, a2, a3, a4 = st.columns(4)
+            a1.metric("Same action type", f"{ag.same_type:.0%}", help=f"over {ag.n_pairs:,} pairs of answers")
+            a2.metric("Same tool", f"{ag.same_tool:.0%}", help="a message counts as the tool submit_message")
+            kappa_name = "Cohen's κ" if ag.kappa_method == "cohen" else "Fleiss' κ"
+            a3.metric(f"{kappa_name} (tool)", "—" if ag.kappa_tool is None else f"{ag.kappa_tool:.2f}",
+                      help=f"action type: {'—' if ag.kappa_type is None else f'{ag.kappa_type:.2f}'}; "
+                           f"{len(ag.annotators)} annotators on overlapping items")
+            a4.metric("Argument agreement", "—" if ag.arg_agreement is None else f"{ag.arg_agreement:.2f}",
+                      help=f"mean over {ag.n_arg_pairs:,} pairs calling the same tool: equal keys ÷ keys in either")
+            st.caption(f"{ag.n_items:,} items, {ag.n_pairs:,} pairs; {kappa_name} on action type "
+                       + ("—" if ag.kappa_type is None else f"{ag.kappa_type:.2f}") + ".")
+
+        st.markdown("**Where humans disagree with the expected action** (candidates for a bad reference)")
+        if not res.disagreements:
+            st.caption("Every answer used the tool (or message) the reference used.")
+        else:
+            dis = pd.DataFrame([{
+                "decision point": d.dp_id, "expected": " / ".join(d.expected), "answers": d.n_answers,
+                "disagree": d.n_disagree, "share": d.share, "mean reward": d.mean_reward,
+                "humans chose": ", ".join(f"{k} ×{v}" for k, v in sorted(d.labels.items())),
+                "consensus": d.consensus or "",
+            } for d in res.disagreements])
+            st.dataframe(dis, hide_index=True, width="stretch", key="campaigns::disagreements",
+                         column_config={"share": st.column_config.ProgressColumn(min_value=0, max_value=1,
+                                                                                  format="percent"),
+                                        "mean reward": st.column_config.NumberColumn(format="%.3f")})
+            for d in res.disagreements[:10]:
+                st.page_link(DECISION_PAGE, label=f"Open {inert_label(d.dp_id, 90)} ({d.n_disagree}/{d.n_answers} "
+                                                  "disagree)", icon="🧩", query_params={"id": d.dp_id})
+
+# ---- export ----------------------------------------------------------------------------------------------
+with export_tab:
+    people = sorted({p.annotator for p in C.progress(store, cid).annotators})
+    who = st.selectbox("Answers of", ["(all annotators)", *people], key="campaigns::export_who")
+    annotator = None if who == "(all annotators)" else who
+    rows = export_rows(store, cid, annotator=annotator)
+    st.caption(f"{len(rows):,} rows ({sum(r['status'] == 'answered' for r in rows):,} answers, "
+               f"{sum(r['status'] == 'skipped' for r in rows):,} skips).")
+    stem = f"campaign-{campaign.id}" + (f"-{annotator}" if annotator else "")
+    e1, e2 = st.columns(2)
+    e1.download_button("Download CSV", to_csv(rows), file_name=f"{stem}.csv", mime="text/csv",
+                       key="campaigns::csv", help="Every answer and skip: id, annotator, action, breakdown, time, note, "
+                                                  "confidence, ...")
+    e2.download_button("Download JSONL (grade input)", to_jsonl(rows), file_name=f"{stem}.jsonl",
+                       mime="application/jsonl", key="campaigns::jsonl",
+                       help="One {\"id\", \"action\", \"annotator\", ...} line per answer: `python -m nemo_core grade` "
+                            "re-grades it as a run. Overlapping items repeat their id across annotators.")
+    if annotator:
+        if st.button(f"Save {inert_label(annotator, 40)}'s answers as a run", key="campaigns::save_run"):
+            config = grader_config()
+            with tempfile.TemporaryDirectory() as folder:
+                try:
+                    result = save_as_run(store, cid, annotator, folder,
+                                         llm=LLMGrader(config, store) if config.configured else None)
+                except NemoError as exc:
+                    st.error(escape_markdown(exc.one_line()))
+                else:
+                    st.success(f"Saved as run {escape_markdown(result.run_name)}: {result.n_graded:,} graded.")
+                    st.page_link("pages/runs.py", label="Open Runs", icon="🏁", query_params={"run": result.run_name})
+    else:
+        st.caption("Choose one annotator to save their answers as a run (a run holds one answer per item).")
+
+# ---- manage ----------------------------------------------------------------------------------------------
+with manage_tab:
+    m1, m2 = st.columns(2)
+    if campaign.status == "open":
+        if m1.button("Close the campaign (no more items handed out)", key="campaigns::close"):
+            C.set_status(store, cid, "closed")
+            st.rerun()
+    elif m1.button("Reopen the campaign", key="campaigns::reopen"):
+        C.set_status(store, cid, "open")
+        st.rerun()
+    with m2.form("campaigns::release"):
+        minutes = st.number_input("Release items handed out more than this many minutes ago and not answered",
+                                  min_value=1, value=120, key="campaigns::stale_minutes")
+        if st.form_submit_button("Release stale items"):
+            n = C.release_stale(store, cid, minutes)
+            st.success(f"Released {n} item(s): they go back to the queue.")
+    st.markdown("**Allocation by stratum**")
+    st.dataframe(pd.DataFrame([{"stratum": k, **v} for k, v in campaign.allocation.items()]), hide_index=True,
+                 key="campaigns::allocation")

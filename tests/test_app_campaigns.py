@@ -1,0 +1,193 @@
+"""The Campaigns (admin) and Annotate pages through AppTest, on a copy of the demo database: create a
+campaign, two annotators answer and skip, progress and results appear; the admin passphrase; an annotator
+never sees the expected action (nor someone else's answer) before submitting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from nemo_core import campaigns as C
+from nemo_core.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "app.py")
+CAMPAIGNS = "pages/campaigns.py"
+ANNOTATE = "pages/annotate.py"
+TEXT_KINDS = ("markdown", "text", "caption", "code", "json", "info", "success", "warning", "error", "title",
+              "subheader", "header", "metric")
+
+
+@pytest.fixture
+def app(demo_db, monkeypatch):
+    monkeypatch.setenv("NEMO_DB", str(demo_db))
+    monkeypatch.delenv("NEMO_ADMIN_PASSWORD", raising=False)
+
+    def open_page(page: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return open_page
+
+
+@pytest.fixture
+def store(demo_db):
+    s = Store.open(demo_db)
+    yield s
+    s.close()
+
+
+def button(at: AppTest, label: str):
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r} in {[b.label for b in at.button]}"
+    return found[0]
+
+
+def frame_with(at: AppTest, column: str):
+    """The first dataframe with this column (AppTest does not expose a dataframe's key)."""
+    for df in at.dataframe:
+        if column in df.value.columns:
+            return df.value
+    raise AssertionError(f"no dataframe with a {column!r} column")
+
+
+def all_text(at: AppTest) -> str:
+    parts = []
+    for kind in TEXT_KINDS:
+        for el in getattr(at, kind):
+            parts.append(str(el.value))
+            parts.append(str(getattr(el, "label", "")))
+    return "\n".join(parts)
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def sign_in(at: AppTest, name: str) -> AppTest:
+    at.text_input(key="annotate::name_input").input(name)
+    return ok(button(at, "Start annotating").click().run())
+
+
+def answer_message(at: AppTest, store: Store, cid: int, who: str, text: str) -> C.Assignment:
+    a = C.next_item(store, cid, who)  # the annotator's open item (the page handed it out)
+    at.radio(key=f"annotate::{a.id}::mode::{a.dp_id}").set_value("Send a message").run()
+    at.text_area(key=f"annotate::{a.id}::message::{a.dp_id}").input(text)
+    ok(button(at, "Submit this message").click().run())
+    return a
+
+
+def test_create_campaign_two_annotators_answer_and_skip_results_appear(app, store):
+    admin = app(CAMPAIGNS)
+    assert "No campaign yet" in all_text(admin)
+    admin.text_input(key="campaigns::new_name").input("pilot")
+    admin.number_input(key="campaigns::size").set_value(6)
+    admin.number_input(key="campaigns::seed").set_value(4)
+    admin.number_input(key="campaigns::overlap").set_value(2)
+    admin.slider(key="campaigns::shared").set_value(50)
+    admin.text_area(key="campaigns::instructions").input("Answer as the assistant would.")
+    ok(button(admin, "Create campaign").click().run())
+    camp = C.get_campaign(store, "pilot")
+    assert camp.n_items == 6 and camp.overlap == 2 and camp.shared_share == 0.5 and camp.seed == 4
+    assert camp.selection == {"exclude_flags": "ungradeable"} and camp.stratify
+    assert "Created with 6 items" in all_text(admin)
+
+    ann, bob = app(ANNOTATE), app(ANNOTATE)
+    sign_in(ann, "ann")
+    sign_in(bob, "bob")
+    assert "Answer as the assistant would." in all_text(ann)
+    first = answer_message(ann, store, camp.id, "ann", "I can help with that.")
+    assert "Saved. (This campaign does not show grades" in all_text(ann)
+    assert not [m for m in ann.metric if m.label == "Reward"]  # no breakdown: the campaign hides grades
+    # ann skips the next one with a reason
+    skip_item = C.next_item(store, camp.id, "ann")
+    ann.text_input(key=f"annotate::skip_reason::{skip_item.id}").input("needs the account history")
+    ok(button(ann, "Skip").click().run())
+    answer_message(bob, store, camp.id, "bob", "Let me check that for you.")
+    answer_message(bob, store, camp.id, "bob", "Done.")
+
+    rows = {(r["annotator"], r["dp_id"]): r for r in C.answers(store, camp.id)}
+    assert rows[("ann", first.dp_id)]["status"] == "answered"
+    assert rows[("ann", skip_item.dp_id)]["skip_reason"] == "needs the account history"
+    assert sum(r["status"] == "answered" for r in rows.values()) == 3
+
+    admin = app(CAMPAIGNS)
+    metrics = {m.label: m.value for m in admin.metric}
+    assert metrics["Answers"] == "3"
+    assert metrics["Human baseline reward"] not in ("", "n/a")
+    progress = frame_with(admin, "open now")
+    assert sorted(progress["annotator"]) == ["ann", "bob"]
+    assert dict(zip(progress["annotator"], progress["done"])) == {"ann": 2, "bob": 2}
+    chart = json.loads(admin.get("plotly_chart")[0].proto.spec)
+    assert {t["name"] for t in chart["data"]} >= {"split", "action type", "annotator"}
+    scores = frame_with(admin, "95% CI low")
+    assert set(scores["group"]) == {"overall", "split", "action type", "annotator"}
+    # shared items were answered by both: agreement is measured
+    assert metrics["Items with ≥2 answers"] in ("1", "2")
+
+
+def test_reveal_after_submit_shows_the_breakdown(app, store):
+    camp = C.create_campaign(store, "reveal", selection={"action_type": "message"}, sample_size=3, seed=1,
+                             reveal_after_submit=True)
+    at = sign_in(app(ANNOTATE), "ann")
+    answer_message(at, store, camp.id, "ann", "Here is your answer.")
+    assert "how your previous answer was graded" in all_text(at)
+    assert [m for m in at.metric if m.label == "Reward"]
+
+
+def test_annotator_never_sees_the_expected_action_nor_others_answers(app, store):
+    camp = C.create_campaign(store, "blind", selection={"action_type": "message", "exclude_flags": "empty_expected"},
+                             sample_size=4, seed=2, shared_share=1.0)
+    ann = sign_in(app(ANNOTATE), "ann")
+    secret = "ANN-PRIVATE-ANSWER-7431"
+    seen_ids = []
+    for _ in range(2):
+        a = C.next_item(store, camp.id, "ann")
+        dp = store.get(a.dp_id)
+        shown = all_text(ann)
+        assert dp.expected_content.strip() and dp.expected_content.strip()[:200] not in shown
+        last_user = [m for m in dp.context if m.get("role") == "user"][-1]["content"]
+        assert last_user.strip()[:100] in shown  # the context is there (so the check above can fail)
+        assert "Expected action" not in shown and "Reveal" not in shown
+        seen_ids.append(a.dp_id)
+        answer_message(ann, store, camp.id, "ann", secret)
+    bob = sign_in(app(ANNOTATE), "bob")
+    b = C.next_item(store, camp.id, "bob")
+    assert b.dp_id == seen_ids[0]  # shared: bob gets the item ann answered
+    shown = all_text(bob)
+    assert secret not in shown
+    assert store.get(b.dp_id).expected_content.strip()[:200] not in shown
+    # the decision point id is not shown either (it would lead to the page that reveals the expected action)
+    assert b.dp_id not in shown
+
+
+def test_admin_passphrase_is_required_when_set(app, monkeypatch, store):
+    C.create_campaign(store, "locked", sample_size=3, seed=1)
+    monkeypatch.setenv("NEMO_ADMIN_PASSWORD", "open sesame")
+    at = app(CAMPAIGNS)
+    assert [t for t in at.text_input if t.label == "Admin passphrase"]
+    assert not [b for b in at.button if b.label == "Create campaign"]
+    assert not at.tabs and not at.main.metric and not [s for s in at.selectbox if s.label == "Campaign"]
+    at.text_input(key="campaigns::passphrase").input("open sesam")
+    ok(button(at, "Unlock").click().run())
+    assert "Wrong passphrase." in all_text(at)
+    assert not at.tabs
+    at.text_input(key="campaigns::passphrase").input("open sesame")
+    ok(button(at, "Unlock").click().run())
+    assert [b for b in at.button if b.label == "Create campaign"] and at.tabs
+    # annotating needs no passphrase
+    annotate = app(ANNOTATE)
+    assert [t for t in annotate.text_input if t.label == "Your name"]
+
+
+def test_pages_without_campaigns(app):
+    annotate = sign_in(app(ANNOTATE), "ann")
+    assert "No campaign is open" in all_text(annotate)
+    admin = app(CAMPAIGNS)
+    assert [b for b in admin.button if b.label == "Create campaign"]
