@@ -15,6 +15,7 @@ from nemo_core.filters import SORTS, BadFilter, DecisionPointFilter
 from ui.db import require_store, signature
 from ui.listing import PAGE_SIZE, ListState, expected_label, n_pages
 from ui.overview_data import filtered_count, tool_options
+from ui.safe import escape_markdown
 
 ANY = "(any)"
 DECISION_PAGE = "pages/decision_point.py"
@@ -27,7 +28,7 @@ st.title("Browse decision points")
 try:
     state = ListState.from_query(st.query_params.to_dict())
 except BadFilter as exc:
-    st.error(f"The filter in this link is not valid: {exc.one_line()}")
+    st.error("The filter in this link is not valid: " + escape_markdown(exc.one_line()))
     if st.button("Clear the filter", key="clear_bad_filter"):
         st.query_params.clear()
         st.rerun()

@@ -19,7 +19,7 @@ from ui.chat import render_call, render_conversation, render_reasoning
 from ui.db import require_store
 from ui.decision_hooks import render_prediction_panel, render_try_panel
 from ui.listing import ListState
-from ui.safe import show_text
+from ui.safe import escape_markdown, show_text
 from ui.tools_panel import render_tools
 
 BROWSE_PAGE = "pages/browse.py"
@@ -41,7 +41,8 @@ try:
     list_state: ListState | None = ListState.from_query(query)
 except BadFilter as exc:
     list_state = None
-    st.warning(f"The list filter in this link is not valid ({exc.one_line()}); previous / next in the list are off.")
+    st.warning(f"The list filter in this link is not valid ({escape_markdown(exc.one_line())}); "
+               "previous / next in the list are off.")
 
 dp_id = query.get("id", "").strip()
 if not dp_id:
@@ -54,7 +55,7 @@ if not dp_id:
 try:
     dp = store.get(dp_id)
 except UnknownDecisionPoint as exc:
-    st.error(f"Cannot open this decision point: {exc.one_line()}")
+    st.error("Cannot open this decision point: " + escape_markdown(exc.one_line()))
     open_by_id_form()
     st.stop()
 
@@ -114,7 +115,7 @@ with right:
             for flag in dp.flags:
                 st.caption(f"Flag `{flag}`: {FLAGS.get(flag, '')}")
             if dp.ungradeable_reason:
-                st.warning(f"Ungradeable: {dp.ungradeable_reason}")
+                st.warning("Ungradeable: " + escape_markdown(dp.ungradeable_reason))
             if dp.action_type == "function_call":
                 if len(dp.expected_calls) > 1:
                     st.caption(f"A parallel turn: {len(dp.expected_calls)} calls; a submission is graded "

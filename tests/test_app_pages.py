@@ -364,3 +364,31 @@ def test_very_long_tool_result_is_collapsed(open_page):
     assert "Large JSON" in captions(at)
     big = [j for j in at.json if "request 499 served" in j.value]
     assert big and big[0].proto.expanded is False or big[0].proto.max_expand_depth == 1
+
+
+HOSTILE = "![x](http://203.0.113.7/p.png)"
+
+
+@pytest.mark.parametrize(
+    "page_file, query",
+    [
+        (DECISION, {"id": HOSTILE}),
+        (DECISION, {"id": f"tool_calling/{HOSTILE}/2"}),
+        (DECISION, {"id": PARALLEL, "split": HOSTILE}),
+        (BROWSE, {"split": HOSTILE}),
+        (BROWSE, {"min_turn": HOSTILE}),
+    ],
+)
+def test_values_from_the_url_are_escaped_in_messages(open_page, page_file, query):
+    at = open_page(page_file, **query)
+    messages = [e.value for e in at.error] + [w.value for w in at.warning]
+    assert messages, "a bad value gives a message"
+    for body in messages:
+        assert "](http" not in body and "203.0.113.7" not in body, body
+
+
+def test_sidebar_escapes_the_path_typed(open_page, tmp_path):
+    at = open_page("pages/overview.py")
+    at.sidebar.text_input[0].input(str(tmp_path / "![x](http:" / "203.0.113.7" / "p.png)"))
+    by_label(at.sidebar.button, "Open").click().run()
+    assert at.sidebar.error and all("](http" not in e.value for e in at.sidebar.error)

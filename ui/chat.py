@@ -13,7 +13,7 @@ import streamlit as st
 
 from nemo_core.records import content_text, link_tool_results, parse_tool_calls
 
-from .safe import code_span, show_text, show_value
+from .safe import code_span, escape_markdown, show_text, show_value
 
 AVATARS = {"user": "🧑", "assistant": "🤖", "tool": "🛠️"}
 
@@ -32,7 +32,7 @@ def render_call(call: Any, answered: bool) -> None:
     """One tool call: its name, then its arguments as JSON (or the raw value and why it is not JSON)."""
     st.markdown(f"**Tool call {call.position + 1}:** {code_span(call.name or '(no function name)')}")
     if call.error:
-        st.warning(f"Arguments cannot be graded: {call.error}")
+        st.warning("Arguments cannot be graded: " + escape_markdown(call.error))
         show_value(call.arguments_raw)
     else:
         st.json(call.arguments, expanded=True)

@@ -23,6 +23,8 @@ from nemo_core.config import DEFAULT_DB
 from nemo_core.errors import NemoError, StoreError
 from nemo_core.store import Store
 
+from .safe import escape_markdown
+
 DB_KEY = "nemo_db_path"
 
 
@@ -120,7 +122,7 @@ def sidebar() -> Store | None:
             info = summary(str(Path(path).resolve()), signature(store))
         except (NemoError, sqlite3.DatabaseError) as exc:
             message = exc.one_line() if isinstance(exc, NemoError) else str(exc)
-            st.error(f"Cannot open this database: {message}")
+            st.error("Cannot open this database: " + escape_markdown(message))
             store = None
         else:
             c1, c2 = st.columns(2)
@@ -140,7 +142,7 @@ def sidebar() -> Store | None:
             if submitted:
                 problem = check_workbench_db(new_path)
                 if problem:
-                    st.error(problem)
+                    st.error(escape_markdown(problem))
                 else:
                     st.session_state[DB_KEY] = str(Path(new_path).expanduser().resolve())
                     st.rerun()

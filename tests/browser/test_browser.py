@@ -108,3 +108,16 @@ def test_bad_id_gives_a_clear_message(page, app_url, outside_requests):
     assert "is not a decision point id" in error.inner_text()
     screenshot(page, "decision_point_bad_id")
     assert outside_requests == []
+
+
+def test_markup_in_the_url_is_not_rendered(page, app_url, outside_requests):
+    page.goto(app_url + "/decision_point?id=" + "![x](http://203.0.113.7/url.png)")
+    wait_idle(page)
+    error = page.get_by_test_id("stAlertContentError")
+    assert "![x](http://203.0.113.7/url.png)" in error.inner_text()
+    assert page.locator('img[src*="203.0.113.7"]').count() == 0
+    page.goto(app_url + "/browse?split=" + "![x](http://203.0.113.7/split.png)")
+    wait_idle(page)
+    assert "unknown split" in page.get_by_test_id("stAlertContentError").inner_text()
+    page.wait_for_timeout(500)
+    assert outside_requests == [], f"the page tried to fetch: {outside_requests}"
