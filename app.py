@@ -16,8 +16,6 @@ pages = [
     st.Page("pages/compare.py", title="Compare runs", icon="⚖️", url_path="compare"),
     st.Page("pages/annotate.py", title="Annotate", icon="✍️", url_path="annotate"),
     st.Page("pages/campaigns.py", title="Campaigns", icon="🗂️", url_path="campaigns"),
-    st.Page("pages/annotate.py", title="Annotate", icon="✍️", url_path="annotate"),
-    st.Page("pages/campaigns.py", title="Campaigns", icon="🗂️", url_path="campaigns"),
     st.Page("pages/audit.py", title="Grader audit", icon="🔬", url_path="audit"),
 ]
 st.navigation(pages).run()
