@@ -330,7 +330,10 @@ def compare_runs(store: Store, run_a: int | str, run_b: int | str, *, top: int =
     done on their value counts by `metrics.mean_ci_counts`, so it is exact and fast at any size.
     """
     a, b = get_run(store, run_a), get_run(store, run_b)
-    shared_join = ("FROM predictions pa JOIN predictions pb ON pb.run_id = ? AND pb.dp_id = pa.dp_id "
+    ensure_taxonomy(store, a.id)
+    ensure_taxonomy(store, b.id)
+    # both sides read the (run_id, dp_id, reward) index only: a merge in decision point order
+    shared_join = ("FROM prediction_taxonomy pa JOIN prediction_taxonomy pb ON pb.run_id = ? AND pb.dp_id = pa.dp_id "
                    "WHERE pa.run_id = ?")
     counts = store.query(
         f"SELECT round(pa.reward - pb.reward, 9) AS d, count(*) AS n, sum(pa.reward) AS sa, sum(pb.reward) AS sb "
@@ -354,13 +357,24 @@ def compare_runs(store: Store, run_a: int | str, run_b: int | str, *, top: int =
             ties += r["n"]
     n_graded = wins + losses + ties
     ci = mean_ci_counts(diffs)
-    n_a = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (a.id,)) or 0
-    n_b = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (b.id,)) or 0
-    biggest = store.query(
-        f"SELECT pa.dp_id, pa.split, pa.action_type, pa.reward AS reward_a, pb.reward AS reward_b, "
-        f"pa.reward - pb.reward AS difference, pa.reason AS reason_a, pb.reason AS reason_b "
+    n_a = store.scalar("SELECT count(*) FROM prediction_taxonomy WHERE run_id = ?", (a.id,)) or 0
+    n_b = store.scalar("SELECT count(*) FROM prediction_taxonomy WHERE run_id = ?", (b.id,)) or 0
+    top_pairs = store.query(
+        f"SELECT pa.dp_id, pa.reward AS reward_a, pb.reward AS reward_b, pa.reward - pb.reward AS difference "
         f"{shared_join} AND pa.reward IS NOT NULL AND pb.reward IS NOT NULL AND pa.reward != pb.reward "
         f"ORDER BY abs(pa.reward - pb.reward) DESC, pa.dp_id LIMIT ?", (b.id, a.id, int(top)))
+    biggest: list[dict[str, Any]] = []
+    if top_pairs:
+        ids = [r["dp_id"] for r in top_pairs]
+        marks = ", ".join("?" * len(ids))
+        detail = {(r["run_id"], r["dp_id"]): r for r in store.query(
+            f"SELECT run_id, dp_id, split, action_type, reason FROM predictions WHERE run_id IN (?, ?) "
+            f"AND dp_id IN ({marks})", (a.id, b.id, *ids))}
+        for r in top_pairs:
+            da, db = detail.get((a.id, r["dp_id"]), {}), detail.get((b.id, r["dp_id"]), {})
+            biggest.append({"dp_id": r["dp_id"], "split": da.get("split"), "action_type": da.get("action_type"),
+                            "reward_a": r["reward_a"], "reward_b": r["reward_b"], "difference": r["difference"],
+                            "reason_a": da.get("reason"), "reason_b": db.get("reason")})
     return Comparison(
         a.name, b.name, n_shared, n_a - n_shared, n_b - n_shared, n_ungraded, wins, losses, ties,
         {**ci.to_json(), "n_ungraded": n_ungraded},
