@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui.schema_form import Field, arguments_from, fields_of, parse_raw
+from ui.schema_form import Field, arguments_from, field_label, fields_of, parse_raw
 
 ALL_TYPES = {
     "type": "object",
@@ -67,11 +67,11 @@ def submit(at: AppTest) -> dict | None:
 
 def test_every_type_gets_its_widget_with_required_marks_and_help():
     at = run_form(ALL_TYPES)
-    assert widget(at, "text_input", "name").label == "name \\*"
+    assert widget(at, "text_input", "name").label == "name *"
     assert "Who is asking" in widget(at, "text_input", "name").help
-    assert widget(at, "number_input", "count").label == "count \\*"
+    assert widget(at, "number_input", "count").label == "count *"
     assert widget(at, "number_input", "ratio").label == "ratio"
-    assert widget(at, "checkbox", "flag").label == "flag \\*"
+    assert widget(at, "checkbox", "flag").label == "flag *"
     assert widget(at, "selectbox", "opt_flag").options == ["(not set)", "true", "false"]
     assert widget(at, "selectbox", "colour").options == ["red", "green"]
     assert widget(at, "selectbox", "colour").value is None  # a required enum starts unchosen
@@ -133,7 +133,7 @@ def test_invalid_json_in_array_or_object_field_is_an_error_and_no_submission():
 def test_quirky_schema_every_property_gets_a_widget():
     at = run_form(QUIRKY)
     assert widget(at, "selectbox", "reason").options == ["user_request", "delivery_issue", "3"]
-    assert widget(at, "text_area", "dietary_flags").label == "dietary\\_flags"
+    assert widget(at, "text_area", "dietary_flags").label == "dietary_flags"
     assert widget(at, "text_input", "nickname").label == "nickname"  # ["string", "null"] is a string
     for name in ("anything", "odd", "address"):
         assert widget(at, "text_area", name) is not None
@@ -188,3 +188,10 @@ def test_arguments_from_converts_integral_floats_and_keeps_empty_strings_out():
     assert arguments_from(fields, {"n": 250.0, "s": "", "j": "  "}).arguments == {"n": 250}
     assert arguments_from(fields, {"n": 2.5, "s": " x ", "j": "[]"}).arguments == {"n": 2.5, "s": " x ", "j": []}
     assert parse_raw("").errors
+
+
+def test_field_labels_keep_plain_names_and_escape_anything_else():
+    assert field_label(Field("user_id", "string", required=True)) == "user_id *"
+    assert field_label(Field("_x_", "string")) == "\\_x\\_"  # would be emphasis
+    label = field_label(Field("![x](http://203.0.113.7/p.png)", "string"))
+    assert label.startswith("\\!\\[x\\]\\(")

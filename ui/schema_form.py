@@ -17,6 +17,7 @@ Schema text is dataset text: labels go through `inert_label`, help through `esca
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,8 +165,18 @@ def _option_label(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_]{0,58}[A-Za-z0-9])?")
+
+
+def field_label(f: Field) -> str:
+    """The widget label: a plain identifier as is (an underscore inside a word is never Markdown, and
+    screen readers then read the name, not backslashes), anything else escaped; " *" marks required."""
+    name = f.name if _PLAIN_NAME.fullmatch(f.name) else inert_label(f.name, 60)
+    return name + (" *" if f.required else "")
+
+
 def _widget(f: Field, key: str) -> Any:
-    label = inert_label(f.name, 60) + (" \\*" if f.required else "")
+    label = field_label(f)
     help_text = escape_markdown(f"{f.type_label}{' · required' if f.required else ''}"
                                 + (f" — {f.description}" if f.description else ""))
     wkey = f"{key}::field::{f.name}"
