@@ -518,6 +518,7 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
     import gc
     import multiprocessing
     import os
+    import threading
     import time
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -532,7 +533,10 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
         raise LLMNotConfigured("the LLM grader was chosen but no grader was given")
     grader_model = llm.model if chosen == "llm" and llm is not None else None
     if workers is None:
-        workers = (os.cpu_count() or 1) if chosen != "llm" and path.stat().st_size >= PARALLEL_MIN_BYTES else 0
+        # Forking a process that runs other threads (the app's server) can deadlock the child on a lock one
+        # of them held, so the default is worker processes only from a single-threaded program (the CLI).
+        big = path.stat().st_size >= PARALLEL_MIN_BYTES
+        workers = (os.cpu_count() or 1) if chosen != "llm" and big and threading.active_count() == 1 else 0
     if chosen == "llm" or (os.cpu_count() or 1) < 2:
         workers = 0
     run_id = create_run(store, run_name, kind=kind, grader=chosen, grader_model=grader_model,
@@ -541,13 +545,17 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
     result = FileGradeResult(run_id, run_name, chosen, grader_model, workers=workers)
     started = time.perf_counter()
     seen: dict[str, int] = {}
+    process_pool = None
+    if workers:  # forked before any thread of ours starts (the progress bar's monitor, the LLM pool)
+        store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        ctx = multiprocessing.get_context("fork" if os.name != "nt" else "spawn")
+        process_pool = ctx.Pool(workers, initializer=_worker_init, initargs=(str(store.path), chosen))
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="grade", dynamic_ncols=True)
     thread_pool = ThreadPoolExecutor(max_workers=max(1, concurrency)) if chosen == "llm" else None
-    process_pool = None
     loader = TargetLoader(store)
     store.conn.execute("PRAGMA cache_size = -262144")  # 256 MB: the (run, id) index grows by a million keys
 
@@ -607,10 +615,7 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
     # thousand allocations it walks them all (measured: grading ran at half speed). Nothing here makes cycles.
     gc.disable()
     try:
-        if workers:
-            store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            ctx = multiprocessing.get_context("fork" if os.name != "nt" else "spawn")
-            process_pool = ctx.Pool(workers, initializer=_worker_init, initargs=(str(store.path), chosen))
+        if process_pool is not None:
             pending: deque = deque()
             for batch in batches():
                 pending.append(process_pool.apply_async(_worker_grade, (batch,)))
