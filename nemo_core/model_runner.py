@@ -269,9 +269,7 @@ class ModelRunner:
 
     def _fail(self, out: ModelAnswer, started: float, kind: str, message: str) -> ModelAnswer:
         out.latency_ms = (time.perf_counter() - started) * 1000
-        out.error_kind = kind
-        out.error = message
-        return out
+        return self._fail_parsed(out, kind, message)
 
     def _parse(self, out: ModelAnswer, response: Any, dp: Any) -> ModelAnswer:
         try:
@@ -331,8 +329,10 @@ class ModelRunner:
 
     @staticmethod
     def _fail_parsed(out: ModelAnswer, kind: str, message: str) -> ModelAnswer:
+        """A failure; the error text starts with its kind in words ("timeout: ...", "invalid action: ..."),
+        which is what the failure taxonomy (`taxonomy.runner_error_kind`) reads."""
         out.error_kind = kind
-        out.error = message
+        out.error = f"{kind.replace('_', ' ')}: {message}"
         out.action = None
         return out
 

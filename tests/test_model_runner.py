@@ -197,3 +197,15 @@ def test_select_ids_is_seeded(demo_store):
     c = select_ids(demo_store, MESSAGE_DP_FILTER, limit=5, sample_seed=4)
     assert a == b and a != c and len(set(a)) == 5
     assert select_ids(demo_store, MESSAGE_DP_FILTER, limit=5) == demo_store.ids(MESSAGE_DP_FILTER, limit=5)
+
+
+def test_failure_texts_name_their_kind_for_the_failure_taxonomy(fake_openai, call_dp):
+    from nemo_core.taxonomy import runner_error_kind
+
+    fake_openai.script(Reply.slow(2.0), Reply.error(429, "slow down", retry_after=0), Reply.error(500, "x"))
+    timeout = runner_for(fake_openai, timeout=0.5).answer(call_dp)
+    limited = runner_for(fake_openai, max_attempts=1).answer(call_dp)
+    server = runner_for(fake_openai, max_attempts=1).answer(call_dp)
+    assert timeout.error.startswith("timeout: ") and runner_error_kind(timeout.error) == "timeout"
+    assert limited.error.startswith("rate limited: ") and runner_error_kind(limited.error) == "api_error"
+    assert server.error.startswith("server error: ") and runner_error_kind(server.error) == "api_error"
