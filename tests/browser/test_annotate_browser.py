@@ -1,0 +1,71 @@
+"""One annotation in a real browser (headless Chromium), offline: an admin creates a campaign on the Campaigns
+page, an annotator signs in on Annotate, sees the item blind, answers with the Try panel's form (raw JSON
+arguments), sees the grade (the campaign reveals it), and the answer shows up in the campaign's progress
+and results. Screenshots go to artifacts/screenshots/annotate_*.png.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from browser_helpers import screenshot, wait_idle
+
+pytestmark = pytest.mark.browser
+
+
+def test_one_annotation(page, app_url, outside_requests):
+    page.goto(app_url + "/campaigns")
+    wait_idle(page)
+    if page.get_by_text("No campaign yet").count() == 0:
+        page.get_by_text("Create a campaign").click()
+    page.get_by_label("Name", exact=True).fill("browser-pilot")
+    page.get_by_test_id("stSelectbox").filter(has_text="Action type").click()
+    page.get_by_role("option", name="function_call").click()
+    page.get_by_label("Sample size").fill("4")
+    page.get_by_label("Instructions shown to annotators").fill("Call the tool the assistant needs next.")
+    page.get_by_text("Show annotators the grade of each answer").click()
+    screenshot(page, "annotate_0_create_form")
+    page.get_by_role("button", name="Create campaign").click()
+    wait_idle(page)
+    assert page.get_by_text(re.compile(r"Created with 4 items drawn from \d+ matching")).is_visible()
+    screenshot(page, "annotate_1_campaign_created")
+
+    page.goto(app_url + "/annotate")
+    wait_idle(page)
+    page.get_by_role("textbox", name="Your name").fill("browser-ann")
+    page.get_by_role("button", name="Start annotating").click()
+    wait_idle(page)
+    page.get_by_test_id("stSelectbox").filter(has_text="Campaign").click()
+    page.get_by_role("option", name="browser-pilot").click()
+    wait_idle(page)
+    assert page.get_by_text("Item 1 of 4").is_visible()
+    assert page.get_by_text("Call the tool the assistant needs next.").is_visible()
+    assert page.get_by_test_id("stChatMessage").count() > 0
+    assert page.get_by_text("Expected action").count() == 0  # blind
+    screenshot(page, "annotate_2_item_blind")
+
+    page.get_by_label("Note (optional)").fill("answered from the browser test")
+    page.get_by_text("Raw JSON arguments").click()
+    wait_idle(page)
+    page.get_by_role("textbox", name="Arguments (JSON)").fill('{"anything": 1}')
+    page.get_by_role("button", name="Submit this call").click()
+    wait_idle(page)
+    assert page.get_by_text("how your previous answer was graded").is_visible()
+    assert page.get_by_test_id("stMetricValue").first.is_visible()  # the breakdown's reward
+    assert page.get_by_text("Item 2 of 4").is_visible()
+    screenshot(page, "annotate_3_after_submit_revealed")
+
+    page.goto(app_url + "/campaigns")
+    wait_idle(page)
+    page.get_by_test_id("stSelectbox").filter(has_text="Campaign").click()
+    page.get_by_role("option", name=re.compile("browser-pilot")).click()
+    wait_idle(page)
+    assert page.get_by_text(re.compile(r"Campaign: 1 of 4 answers")).is_visible()
+    screenshot(page, "annotate_4_progress")
+    page.get_by_role("tab", name="Results").click()
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=20_000)
+    assert page.get_by_text("Human baseline reward").is_visible()
+    screenshot(page, "annotate_5_results")
+    assert outside_requests == []
