@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import DEMO_DB, DEMO_DIR
+from .store import SCHEMA_VERSION
 from .synth import DOMAINS, interactive_agent_row, synth_uuid, tool_calling_row
 
 SEED = 20251126
@@ -201,6 +202,20 @@ def demo_files(src: Path = DEMO_DIR) -> list[Path]:
     return sorted(p for p in src.glob("*.jsonl"))
 
 
+def _schema_version(path: Path) -> int | None:
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        finally:
+            conn.close()
+        return int(row[0]) if row else None
+    except (sqlite3.Error, ValueError):
+        return None
+
+
 def ensure_demo_db(path: Path = DEMO_DB, src: Path = DEMO_DIR, *, rebuild: bool = False) -> Path:
     """Build the demo database from `data/demo/` unless it is already there (and newer than the files).
 
@@ -214,7 +229,7 @@ def ensure_demo_db(path: Path = DEMO_DB, src: Path = DEMO_DIR, *, rebuild: bool 
     files = demo_files(src)
     if path.exists() and not rebuild:
         newest = max((f.stat().st_mtime for f in files), default=0)
-        if path.stat().st_mtime >= newest:
+        if path.stat().st_mtime >= newest and _schema_version(path) == SCHEMA_VERSION:
             return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".demo-", suffix=".db", dir=path.parent)

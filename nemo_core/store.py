@@ -34,8 +34,26 @@ from .errors import StoreError, UnknownDecisionPoint
 from .extract import DP_COLUMNS, FLAGS
 from .filters import DecisionPointFilter, order_by
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
+
+# Secondary indexes of decision_points, by name. A bulk ingest drops them and builds them again at the end
+# (sorting once is far cheaper than 1.2 M random B-tree inserts); `Store.open` recreates any that are missing,
+# so an interrupted bulk ingest heals itself on the next open.
+DP_INDEXES: dict[str, str] = {
+    "dp_id": "CREATE UNIQUE INDEX IF NOT EXISTS dp_id ON decision_points(id)",
+    "dp_split_type_tool": "CREATE INDEX IF NOT EXISTS dp_split_type_tool ON decision_points(split, action_type, expected_tool)",
+    "dp_tool": "CREATE INDEX IF NOT EXISTS dp_tool ON decision_points(expected_tool, split, action_type)",
+    "dp_conversation": "CREATE INDEX IF NOT EXISTS dp_conversation ON decision_points(conversation_id, turn_index)",
+    "dp_n_tools": "CREATE INDEX IF NOT EXISTS dp_n_tools ON decision_points(n_tools)",
+    "dp_turn_index": "CREATE INDEX IF NOT EXISTS dp_turn_index ON decision_points(turn_index)",
+    "dp_context_chars": "CREATE INDEX IF NOT EXISTS dp_context_chars ON decision_points(context_chars)",
+    **{
+        f"dp_flag_{name}": f"CREATE INDEX IF NOT EXISTS dp_flag_{name} ON decision_points(split, action_type) WHERE flag_{name} = 1"
+        for name in FLAGS
+    },
+}
+_DP_INDEX_DDL = ";\n".join(DP_INDEXES.values()) + ";"
 
 _CORE_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -54,7 +72,7 @@ CREATE TABLE IF NOT EXISTS conversations (
 CREATE TABLE IF NOT EXISTS decision_points (
     rowid INTEGER PRIMARY KEY,
     conversation_id INTEGER NOT NULL REFERENCES conversations(id),
-    id TEXT NOT NULL UNIQUE,
+    id TEXT NOT NULL,
     split TEXT NOT NULL,
     conversation_uuid TEXT NOT NULL,
     turn_index INTEGER NOT NULL,
@@ -70,14 +88,7 @@ CREATE TABLE IF NOT EXISTS decision_points (
     ungradeable_reason TEXT,
     {", ".join(f"flag_{name} INTEGER NOT NULL DEFAULT 0" for name in FLAGS)}
 );
-CREATE INDEX IF NOT EXISTS dp_split_type_tool ON decision_points(split, action_type, expected_tool);
-CREATE INDEX IF NOT EXISTS dp_type_tool ON decision_points(action_type, expected_tool);
-CREATE INDEX IF NOT EXISTS dp_tool ON decision_points(expected_tool);
-CREATE INDEX IF NOT EXISTS dp_conversation ON decision_points(conversation_id, turn_index);
-CREATE INDEX IF NOT EXISTS dp_n_tools ON decision_points(n_tools);
-CREATE INDEX IF NOT EXISTS dp_turn_index ON decision_points(turn_index);
-CREATE INDEX IF NOT EXISTS dp_context_chars ON decision_points(context_chars);
-{"".join(f"CREATE INDEX IF NOT EXISTS dp_flag_{name} ON decision_points(split, action_type) WHERE flag_{name} = 1;" for name in FLAGS)}
+{_DP_INDEX_DDL}
 CREATE VIRTUAL TABLE IF NOT EXISTS conversation_fts USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2');
 CREATE TABLE IF NOT EXISTS ingests (
     id INTEGER PRIMARY KEY,
@@ -219,6 +230,16 @@ class Store:
                 raise
             else:
                 self.conn.execute("COMMIT")
+
+    def drop_decision_point_indexes(self) -> None:
+        """Before a bulk load: drop the secondary indexes (`create_decision_point_indexes` restores them)."""
+        with self._lock:
+            for name in DP_INDEXES:
+                self.conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+    def create_decision_point_indexes(self) -> None:
+        with self._lock:
+            self.conn.executescript(_DP_INDEX_DDL)
 
     # ---- small query helpers -------------------------------------------------------------------
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:

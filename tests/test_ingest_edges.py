@@ -51,3 +51,41 @@ def test_histogram_with_one_bin_counts_everything(demo_store):
     rows = demo_store.histogram("n_tools", [0])
     assert sum(r["n"] for r in rows) == demo_store.n_decision_points()
     assert {r["bin"] for r in rows} == {0}
+
+
+def _dp_indexes(store: Store) -> set[str]:
+    return {r["name"] for r in store.query(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'decision_points' AND name LIKE 'dp_%'")}
+
+
+def test_a_bulk_load_rebuilds_every_index_at_the_end(tmp_path, monkeypatch):
+    from nemo_core.store import DP_INDEXES
+
+    monkeypatch.setattr(ingest_module, "BULK_BYTES", 0)
+    with Store.open(tmp_path / "t.db") as store:
+        seen_during = []
+        real = Store.insert_conversations
+
+        def spy(self, items, ingest_id=None):
+            seen_during.append(_dp_indexes(self))
+            return real(self, items, ingest_id)
+
+        monkeypatch.setattr(Store, "insert_conversations", spy)
+        ingest_module.ingest(store, [SHAPES], workers=1)
+        assert seen_during and seen_during[0] == set()  # rows went in without the secondary indexes
+        assert _dp_indexes(store) == set(DP_INDEXES)
+        plan = store.query("EXPLAIN QUERY PLAN SELECT * FROM decision_points WHERE id = ?", ("x",))
+        assert "dp_id" in " ".join(r["detail"] for r in plan)
+
+
+def test_an_interrupted_bulk_load_gets_its_indexes_back_on_the_next_open(tmp_path, monkeypatch):
+    from nemo_core.store import DP_INDEXES
+
+    monkeypatch.setattr(ingest_module, "BULK_BYTES", 0)
+    monkeypatch.setattr(Store, "create_decision_point_indexes", lambda self: None)  # as if killed first
+    with Store.open(tmp_path / "t.db") as store:
+        ingest_module.ingest(store, [SHAPES], workers=1)
+        assert _dp_indexes(store) == set()
+    monkeypatch.undo()
+    with Store.open(tmp_path / "t.db") as store:
+        assert _dp_indexes(store) == set(DP_INDEXES)
