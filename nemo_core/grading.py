@@ -283,6 +283,11 @@ def grade_action(store: Store | None, dp: Gradeable, action: Action | dict | str
     notes = [f"{act.ignored_calls} extra tool call{'s' if act.ignored_calls != 1 else ''} ignored "
              "(an assistant message is graded on its first call)"] if act.ignored_calls else []
     expected_type = dp.action_type
+    if not dp.gradeable:  # SPEC §4: whatever was submitted, a flagged decision point is not graded
+        why = getattr(dp, "ungradeable_reason", None) or "the expected call's arguments are not an object"
+        return Breakdown(None, int(act.type == expected_type), None, None, FUNCTION_CALL_GRADER, None,
+                         UNGRADEABLE_REFERENCE, notes=notes + [f"the reference cannot be graded: {why}"],
+                         expected_type=expected_type, submitted_type=act.type, submitted_name=act.name)
     if act.type != expected_type:
         is_message_task = expected_type == "message"
         return Breakdown(
@@ -293,11 +298,6 @@ def grade_action(store: Store | None, dp: Gradeable, action: Action | dict | str
             expected_name=dp.expected_calls[0].name if dp.expected_calls else None, submitted_name=act.name,
         )
     if expected_type == "function_call":
-        if not dp.gradeable:
-            why = getattr(dp, "ungradeable_reason", None) or "the expected call's arguments are not an object"
-            return Breakdown(None, 1, None, None, FUNCTION_CALL_GRADER, None, UNGRADEABLE_REFERENCE,
-                             notes=notes + [f"the reference cannot be graded: {why}"], expected_type=expected_type,
-                             submitted_type=act.type, submitted_name=act.name)
         score = score_function_call(dp.expected_calls, act.name or "", act.arguments, act.arguments_error, dp.toolset)
         return Breakdown(
             score.reward, 1 if score.reward is not None else None, score.name_match, score.arg_match,
@@ -498,8 +498,33 @@ def _worker_init(db_path: str, grader: str) -> None:
     _WORKER.update(store=store, loader=TargetLoader(store), grader=grader)
 
 
-def _worker_grade(lines: list[tuple[int, bytes]]) -> list[LineResult]:
-    return grade_lines(_WORKER["store"], _WORKER["loader"], lines, grader=_WORKER["grader"])
+def _breakdown_column() -> int:
+    from .runs import PREDICTION_COLUMNS
+
+    return PREDICTION_COLUMNS.index("breakdown") - 1  # rows here have no run id yet
+
+
+_BREAKDOWN_COLUMN = _breakdown_column()
+
+
+def _worker_grade(lines: list[tuple[int, bytes]]) -> list[tuple]:
+    """Grade a batch in a worker; results as plain tuples, the breakdown JSON not repeated in the row (it
+    is the result line): half the bytes to pickle back."""
+    out = []
+    for r in grade_lines(_WORKER["store"], _WORKER["loader"], lines, grader=_WORKER["grader"]):
+        row = r.row
+        if row is not None and r.encoded is not None:
+            row = (*row[:_BREAKDOWN_COLUMN], None, *row[_BREAKDOWN_COLUMN + 1:])
+        out.append((r.line, r.dp_id, r.problem, r.encoded, row, r.reward_none, r.model, r.dedup))
+    return out
+
+
+def _from_worker(item: tuple) -> LineResult:
+    res = LineResult(*item)
+    if res.row is not None and res.encoded is not None:
+        row = res.row
+        res.row = (*row[:_BREAKDOWN_COLUMN], res.encoded.decode(), *row[_BREAKDOWN_COLUMN + 1:])
+    return res
 
 
 def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", llm: LLMGrader | None = None,
@@ -621,12 +646,12 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
                 pending.append(process_pool.apply_async(_worker_grade, (batch,)))
                 while len(pending) > 2 * workers:
                     t = time.perf_counter()
-                    done = pending.popleft().get()
+                    done = [_from_worker(item) for item in pending.popleft().get()]
                     result._add("wait for workers", t)
                     absorb(done, dedup=True)
             while pending:
                 t = time.perf_counter()
-                done = pending.popleft().get()
+                done = [_from_worker(item) for item in pending.popleft().get()]
                 result._add("wait for workers", t)
                 absorb(done, dedup=True)
         else:

@@ -133,6 +133,12 @@ def test_ungradeable_reference_is_none_never_zero():
     assert b.to_json("x")["reward"] is None
 
 
+def test_ungradeable_reference_is_none_even_for_the_wrong_action_type():
+    target = call_target(("f", "[1]"), flags=("ungradeable",))
+    b = grade_action(None, target, {"type": "message", "content": "hi"}, grader="keyword")
+    assert (b.reward, b.reason, b.action_type_match) == (None, "ungradeable_reference", 0)
+
+
 def test_expected_call_with_bad_arguments_is_ungradeable_even_unflagged():
     b = grade_action(None, call_target(("f", "{oops")), fc("f", {}))
     assert b.reward is None and b.reason == "ungradeable_reference"
