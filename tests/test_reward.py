@@ -303,3 +303,14 @@ def test_schemas_with_other_keywords_use_jsonschema():
                                                           "v": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}},
                          {"code": "abc", "v": "x"})
     assert check.valid is False and set(check.by_key) == {"code", "v"}
+
+
+def test_breakdown_json_round_trip():
+    from nemo_core.grading import Breakdown
+
+    for target, action in ((call_target(("f", {"a": 1}), ("g", {})), fc("f", {"a": "1", "b": 2})),
+                           (message_target(), {"type": "message", "content": "Ships tomorrow"})):
+        b = grade_action(None, target, action, grader="keyword")
+        data = b.to_json("x/y/1")
+        assert list(data)[:8] == ["id", "reward", "action_type_match", "name_match", "arg_match", "grader", "reason", "keys"]
+        assert Breakdown.from_json(data) == b
