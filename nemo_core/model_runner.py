@@ -435,6 +435,11 @@ def run_model(store: Any, runner: ModelRunner, ids: list[str], *, run_name: str,
         done = done_ids(store, run_id)
         with store.transaction() as conn:
             conn.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?", (run_id,))
+            # transient failures are asked again: their old rows go (if this run stops early, the next
+            # resume still asks them, since they are not done)
+            stale = [r["dp_id"] for r in store.query("SELECT dp_id FROM predictions WHERE run_id = ?", (run_id,))
+                     if r["dp_id"] not in done]
+            conn.executemany("DELETE FROM predictions WHERE run_id = ? AND dp_id = ?", [(run_id, i) for i in stale])
     else:
         run_id = create_run(store, run_name, kind="run-model", grader=chosen, grader_model=grader_model,
                             rule_version=RULE_VERSION, model=runner.config.model,
@@ -472,8 +477,6 @@ def run_model(store: Any, runner: ModelRunner, ids: list[str], *, run_name: str,
             dp_id, dp, answer, breakdown = future.result()
             extra = answer.extra()
             action = answer.action_json()
-            with store.transaction() as conn:  # a transient failure asked again replaces its old row
-                conn.execute("DELETE FROM predictions WHERE run_id = ? AND dp_id = ?", (run_id, dp_id))
             insert_predictions(store, [prediction_row(
                 run_id, dp_id, breakdown, action=action, extra=extra, split=dp.split, action_type=dp.action_type,
                 error=answer.error, latency_ms=answer.latency_ms, line=line_of.get(dp_id))])

@@ -113,3 +113,17 @@ def test_no_endpoint_is_a_one_line_error(capsys, demo_db):
     assert code == 1 and err.startswith("error: ") and "OPENAI_API_KEY" in err
     with Store.open(demo_db) as store:
         assert store.scalar("SELECT count(*) FROM runs") == 0
+
+
+def test_concurrent_run_stores_every_answer_once(capsys, fake_openai, demo_db):
+    """Several requests in flight (the server waits 0.1 s per reply): every id answered and stored once."""
+    fake_openai.delay = 0.1
+    code, out, err = run_cli(capsys, *base_args(fake_openai, demo_db, "--limit", "40", "--concurrency", "8",
+                                                "--run", "parallel"))
+    assert code == 0, err
+    assert len(fake_openai.completion_requests) == 40
+    with Store.open(demo_db) as store:
+        run_id = store.scalar("SELECT id FROM runs WHERE name = 'parallel'")
+        rows = store.query("SELECT dp_id, line FROM predictions WHERE run_id = ?", (run_id,))
+        assert sorted(r["dp_id"] for r in rows) == sorted(store.ids(None, limit=40))
+        assert sorted(r["line"] for r in rows) == list(range(1, 41))
