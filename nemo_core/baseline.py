@@ -102,6 +102,7 @@ class BaselineResults:
     skips_by_annotator: dict[str, int]
     agreement: Agreement
     disagreements: list[Disagreement]
+    seconds: list[float] = field(default_factory=list)  # time per answered item, for a histogram
 
     def table(self) -> list[dict[str, Any]]:
         """Every score as one row (group, value, mean, CI, n): what the page shows and the CLI could print."""
@@ -241,6 +242,7 @@ def results_from_rows(rows: list[dict[str, Any]], *, seed: int, campaign: Campai
         skips_by_annotator=dict(Counter(r["annotator"] for r in skipped)),
         agreement=agreement_of(answered),
         disagreements=disagreements_of(answered),
+        seconds=[float(r["seconds"]) for r in answered if r["seconds"] is not None],
     )
 
 

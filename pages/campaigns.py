@@ -23,7 +23,7 @@ from nemo_core.errors import NemoError
 from nemo_core.extract import FLAGS
 from nemo_core.filters import DecisionPointFilter
 from nemo_core.llm_grader import LLMGrader
-from ui.db import require_store
+from ui.db import get_store, require_store
 from ui.safe import escape_markdown, inert_label
 from ui.try_panel import grader_config
 
@@ -63,6 +63,19 @@ if expected and not st.session_state.get(ADMIN_KEY):
         st.error("Wrong passphrase.")
     st.page_link(ANNOTATE_PAGE, label="Go to the Annotate page", icon="✍️")
     st.stop()
+
+
+@st.cache_data(show_spinner="Computing the results…", max_entries=8)
+def cached_results(path: str, campaign_id: int, signature: tuple):
+    """Results of a campaign, recomputed only when an answer or a skip is submitted (`signature`): a
+    campaign of 40,000 answers takes seconds to summarise."""
+    return campaign_results(get_store(path), campaign_id)
+
+
+def results_signature(campaign_id: int) -> tuple:
+    row = store.query("SELECT count(*) AS n, max(submitted_at) AS last, sum(status = 'answered') AS answered "
+                      "FROM campaign_answers WHERE campaign_id = ?", (campaign_id,))[0]
+    return tuple(row.values())
 
 
 def ci_text(ci) -> str:
@@ -175,7 +188,7 @@ with progress_tab:
 
 # ---- results ---------------------------------------------------------------------------------------------
 with results_tab:
-    res = campaign_results(store, cid)
+    res = cached_results(str(store.path), cid, results_signature(cid))
     if res.n_answers == 0:
         st.caption("No answers yet.")
     else:
@@ -217,9 +230,8 @@ with results_tab:
                                "skips": res.skips_by_annotator.get(k, 0)} for k, v in res.time_by_annotator.items()])
         st.dataframe(times, hide_index=True, width="stretch", key="campaigns::times",
                      column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("median s", "mean s")})
-        secs = [r["seconds"] for r in export_rows(store, cid) if r["status"] == "answered" and r["seconds"] is not None]
-        if secs:
-            hist = go.Figure(go.Histogram(x=secs, nbinsx=30))
+        if res.seconds:
+            hist = go.Figure(go.Histogram(x=res.seconds, nbinsx=30))
             hist.update_layout(height=250, xaxis_title="seconds from showing to submitting", yaxis_title="answers",
                                margin=dict(l=0, r=0, t=10, b=0))
             st.plotly_chart(hist, width="stretch", config={"displaylogo": False}, key="campaigns::time_chart")
@@ -261,7 +273,7 @@ with results_tab:
 
 # ---- export ----------------------------------------------------------------------------------------------
 with export_tab:
-    people = sorted({p.annotator for p in C.progress(store, cid).annotators})
+    people = [p.annotator for p in prog.annotators]
     who = st.selectbox("Answers of", ["(all annotators)", *people], key="campaigns::export_who")
     annotator = None if who == "(all annotators)" else who
     rows = export_rows(store, cid, annotator=annotator)
