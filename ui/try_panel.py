@@ -213,9 +213,14 @@ def _attempts(store: Any, dp: Any) -> None:
     st.dataframe(frame, hide_index=True, width="stretch", key=f"try::attempts_table::{dp.id}",
                  column_config={"reward": st.column_config.NumberColumn(format="%.3f")})
     by_id = {a.id: a for a in attempts}
-    chosen = st.selectbox("Show an attempt's breakdown", list(by_id), key=f"try::attempt_pick::{dp.id}::{len(attempts)}",  # a new attempt shows first
-                          format_func=lambda i: f"#{i} · {by_id[i].who} · "
-                                                + ("not graded" if by_id[i].reward is None else f"{by_id[i].reward:.3f}"))
+
+    def label(attempt_id: int) -> str:
+        a = by_id[attempt_id]
+        return f"#{a.id} · {a.who} · " + ("not graded" if a.reward is None else f"{a.reward:.3f}")
+
+    # the key changes with the count, so a new attempt is the one shown
+    chosen = st.selectbox("Show an attempt's breakdown", list(by_id), format_func=label,
+                          key=f"try::attempt_pick::{dp.id}::{len(attempts)}")
     picked = by_id[chosen]
     if picked.action is not None:
         with st.expander("The action", expanded=False):
