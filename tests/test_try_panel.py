@@ -179,3 +179,24 @@ def test_breakdown_key_table_marks_extra_and_schema_problems():
     assert rows[0]["expected"] == "5" and rows[0]["submitted"] == '"5"' and "string" in rows[0]["hint"]
     assert rows[1]["status"] == "➕ extra" and rows[1]["expected"] == "—" and rows[1]["submitted"] == "null"
     assert any("Not valid under the tool's JSON schema" in m.value for m in at.markdown)
+
+
+def test_a_task_without_tools_offers_only_a_message(open_dp):
+    at = open_dp("tool_calling/demo-no-tools/2")
+    assert any("offers no tools of its own" in i.value for i in at.info)
+    at.radio(key="try::mode::tool_calling/demo-no-tools/2").set_value("Send a message").run()
+    at.text_area(key="try::message::tool_calling/demo-no-tools/2").input("hello")
+    click(at, "Grade this message")
+    assert "Reward" in metrics(at)
+
+
+def test_a_tool_without_parameters_is_called_with_empty_arguments(open_dp, demo_db):
+    dp_id = "tool_calling/demo-odd-tool-definitions/2"
+    at = open_dp(dp_id)
+    at.selectbox(key=f"try::tool::{dp_id}").set_value("ping").run()
+    assert any("takes no parameters" in c.value for c in at.caption)
+    click(at, "Grade this call")
+    with Store.open(demo_db) as store:
+        (attempt,) = list_attempts(store, dp_id)
+    assert attempt.action == {"type": "function_call", "name": "ping", "arguments": {}}
+    assert attempt.breakdown["submitted_name"] == "ping"
