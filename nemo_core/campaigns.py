@@ -208,13 +208,41 @@ class Campaign:
 
 @dataclass
 class Sample:
-    """What `draw_sample` chose: item ids in hand-out order, their strata, which are shared."""
+    """What `draw_sample` chose: item ids in hand-out order, their strata, which are shared, and the
+    columns a campaign item keeps (`info`: id -> split, action_type, expected_tools)."""
 
     ids: list[str]
     strata: dict[str, str]
     shared: set[str]
     population: int
     allocation: dict[str, dict[str, int]] = field(default_factory=dict)  # stratum -> {"population", "drawn"}
+    info: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def pool_rowids(store: Store, flt: DecisionPointFilter) -> list[int]:
+    """The rowids of the decision points the filter matches, in rowid order: the same rows, in the same
+    order, as `store.ids(flt)`, but cheap at full scale. A split × action type condition is answered from
+    its covering index (no table row read: 1.1 s instead of 4-12 s for 570,000 rows), and each excluded
+    flag is subtracted through the flag's partial index instead of being checked on every row."""
+    base = dataclasses.replace(flt, exclude_flags=())
+    where, params = base.where()
+    with store._lock:  # noqa: SLF001 - the store's own lock; one connection serves every thread
+        rows = {r[0] for r in store.conn.execute(f"SELECT dp.rowid FROM decision_points AS dp WHERE {where}", params)}
+        for flag in flt.exclude_flags:
+            w, p = dataclasses.replace(base, flags=(*base.flags, flag)).where()
+            rows.difference_update(r[0] for r in store.conn.execute(
+                f"SELECT dp.rowid FROM decision_points AS dp WHERE {w}", p))
+    return sorted(rows)
+
+
+def _info(store: Store, rowids: list[int]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(rowids), 5_000):
+        chunk = rowids[start:start + 5_000]
+        for r in store.query("SELECT rowid AS rid, id, split, action_type, expected_tools FROM decision_points "
+                             f"WHERE rowid IN ({','.join('?' * len(chunk))})", chunk):
+            out[r.pop("rid")] = r
+    return out
 
 
 def draw_sample(store: Store, flt: DecisionPointFilter, n: int, seed: int, *, stratify: bool = False,
@@ -222,15 +250,16 @@ def draw_sample(store: Store, flt: DecisionPointFilter, n: int, seed: int, *, st
     """A reproducible sample of `n` decision points from the filter (all of them when fewer match).
 
     One `random.Random(seed)` does everything, in a fixed order, so the same store, filter and seed always
-    give the same items in the same order. Stratified: per split × action type (in `SPLITS` × `ACTION_TYPES`
-    order), `n` allocated proportionally (`allocate`), a simple random sample in each stratum. The items
-    are then shuffled into one hand-out order, and the first round(shared_share × n) of that order are the
-    shared items (a random subset, since the order is random)."""
+    give the same items in the same order. The pool of each split × action type stratum (in `SPLITS` ×
+    `ACTION_TYPES` order) is the filter's matches in rowid order (`pool_rowids`, the order of `store.ids`).
+    Stratified: `n` allocated proportionally (`allocate`), a simple random sample in each stratum; else a
+    simple random sample of all the pools joined. The items are then shuffled into one hand-out order, and
+    the first round(shared_share × n) of that order are the shared items (a random subset)."""
     flt.validate()
     rng = random.Random(int(seed))
-    strata: dict[str, str] = {}
     allocation: dict[str, dict[str, int]] = {}
-    pools: dict[str, list[str]] = {}
+    pools: dict[str, list[int]] = {}
+    stratum_of_row: dict[int, str] = {}
     for split in SPLITS:
         if flt.split and flt.split != split:
             continue
@@ -238,26 +267,31 @@ def draw_sample(store: Store, flt: DecisionPointFilter, n: int, seed: int, *, st
             if flt.action_type and flt.action_type != action_type:
                 continue
             key = stratum_of(split, action_type)
-            pools[key] = store.ids(dataclasses.replace(flt, split=split, action_type=action_type))
-            for dp_id in pools[key]:
-                strata[dp_id] = key
+            pools[key] = pool_rowids(store, dataclasses.replace(flt, split=split, action_type=action_type))
     population = sum(len(p) for p in pools.values())
+    chosen: list[int] = []
     if stratify:
         counts = allocate({k: len(p) for k, p in pools.items()}, n)
-        chosen: list[str] = []
         for key, pool in pools.items():
-            chosen.extend(rng.sample(pool, counts[key]))
+            picked = rng.sample(pool, counts[key])
+            chosen.extend(picked)
+            stratum_of_row.update(dict.fromkeys(picked, key))
             allocation[key] = {"population": len(pool), "drawn": counts[key]}
     else:
-        everything = [dp_id for pool in pools.values() for dp_id in pool]
-        chosen = rng.sample(everything, min(max(int(n), 0), len(everything)))
+        everything = [(rowid, key) for key, pool in pools.items() for rowid in pool]
+        picked = rng.sample(everything, min(max(int(n), 0), len(everything)))
         for key, pool in pools.items():
             allocation[key] = {"population": len(pool), "drawn": 0}
-        for dp_id in chosen:
-            allocation[strata[dp_id]]["drawn"] += 1
+        for rowid, key in picked:
+            chosen.append(rowid)
+            stratum_of_row[rowid] = key
+            allocation[key]["drawn"] += 1
     rng.shuffle(chosen)
-    n_shared = round(len(chosen) * float(shared_share))
-    return Sample(chosen, {i: strata[i] for i in chosen}, set(chosen[:n_shared]), population, allocation)
+    info = _info(store, chosen)
+    ids = [info[r]["id"] for r in chosen]
+    n_shared = round(len(ids) * float(shared_share))
+    return Sample(ids, {info[r]["id"]: stratum_of_row[r] for r in chosen}, set(ids[:n_shared]), population,
+                  allocation, {info[r]["id"]: info[r] for r in chosen})
 
 
 def create_campaign(store: Store, name: str, *, selection: DecisionPointFilter | dict[str, Any] | None = None,
@@ -283,10 +317,7 @@ def create_campaign(store: Store, name: str, *, selection: DecisionPointFilter |
     sample = draw_sample(store, flt, int(sample_size), int(seed), stratify=stratify, shared_share=shared_share)
     if not sample.ids:
         raise CampaignError("no decision point matches this selection", "widen the selection")
-    rows = store.query(
-        f"SELECT id, split, action_type, expected_tools FROM decision_points WHERE id IN "
-        f"({','.join('?' * len(sample.ids))})", sample.ids) if len(sample.ids) <= 30_000 else None
-    info = {r["id"]: r for r in rows} if rows is not None else _rows_in_chunks(store, sample.ids)
+    info = sample.info
     with store.transaction() as conn:
         if conn.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
             raise CampaignError(f"a campaign named {name!r} exists already", "choose another name")
@@ -305,16 +336,6 @@ def create_campaign(store: Store, name: str, *, selection: DecisionPointFilter |
               sample.strata[dp_id], int(dp_id in sample.shared)) for pos, dp_id in enumerate(sample.ids)],
         )
     return get_campaign(store, cid)
-
-
-def _rows_in_chunks(store: Store, ids: list[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), 10_000):
-        chunk = ids[start:start + 10_000]
-        for r in store.query(f"SELECT id, split, action_type, expected_tools FROM decision_points WHERE id IN "
-                             f"({','.join('?' * len(chunk))})", chunk):
-            out[r["id"]] = r
-    return out
 
 
 def get_campaign(store: Store, campaign: int | str) -> Campaign:

@@ -51,6 +51,17 @@ def test_sample_is_reproducible_with_a_seed(demo_store):
     assert {r["dp_id"] for r in stored if r["shared"]} == first.shared
 
 
+@pytest.mark.parametrize("query", [
+    {}, {"exclude_flags": "ungradeable"}, {"split": "tool_calling", "exclude_flags": "parallel,ungradeable"},
+    {"action_type": "function_call", "flags": "parallel"}, {"text": "balance", "exclude_flags": "empty_expected"},
+])
+def test_pool_is_exactly_what_store_ids_returns(demo_store, query):
+    flt = DecisionPointFilter.from_query(query)
+    rowids = C.pool_rowids(demo_store, flt)
+    ids = [demo_store.scalar("SELECT id FROM decision_points WHERE rowid = ?", (r,)) for r in rowids]
+    assert ids == demo_store.ids(flt) and ids
+
+
 def test_stratified_sample_is_proportional(demo_store):
     counts = demo_store.counts()  # tool_calling 55 fc / 57 msg, interactive_agent 26 fc / 42 msg (180)
     sample = C.draw_sample(demo_store, DecisionPointFilter(), 90, seed=1, stratify=True)
