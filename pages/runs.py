@@ -115,7 +115,9 @@ overall = summary["overall"]
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Predictions", f"{summary['n']:,}")
 c2.metric("Mean reward", "–" if overall["mean"] is None else f"{overall['mean']:.3f}")
-c3.metric("95% CI", "–" if overall["ci_low"] is None else f"{overall['ci_low']:.3f} – {overall['ci_high']:.3f}")
+c3.metric("95% CI", "–" if overall["ci_low"] is None else f"{overall['ci_low']:.2f}–{overall['ci_high']:.2f}",
+          help="95% bootstrap interval of the mean reward" + (
+              "" if overall["ci_low"] is None else f": [{overall['ci_low']:.4f}, {overall['ci_high']:.4f}]"))
 c4.metric("Not graded", f"{overall['n_ungraded']:,}")
 st.caption(f"Kind {code_span(run.kind)} · model {code_span(run.model or '–')} · grader {code_span(run.grader)}"
            f" · source {code_span(run.source_file or '–')} · created {run.created_at} · status {run.status}"

@@ -62,10 +62,9 @@ def render_prediction(store: Store, run_name: str, dp_id: str, revealed: bool) -
         tax = p.get("taxonomy") or {}
         category = tax.get("category")
         show_breakdown = bool(p.get("breakdown")) and revealed
-        c1, c2 = st.columns(2)
-        c1.metric("Category", category or "–")
         if not show_breakdown:  # otherwise the breakdown shows the reward
-            c2.metric("Reward", _fmt(p.get("reward")))
+            st.metric("Reward", _fmt(p.get("reward")))
+        st.markdown(f"**Category:** {code_span(category or '–')}")
         if category:
             detail = CATEGORIES.get(category, "")
             if tax.get("sub_kind"):
