@@ -209,3 +209,19 @@ def test_failure_texts_name_their_kind_for_the_failure_taxonomy(fake_openai, cal
     assert timeout.error.startswith("timeout: ") and runner_error_kind(timeout.error) == "timeout"
     assert limited.error.startswith("rate limited: ") and runner_error_kind(limited.error) == "api_error"
     assert server.error.startswith("server error: ") and runner_error_kind(server.error) == "api_error"
+
+
+def test_refusal_is_graded_as_the_message_and_an_empty_reply_fails(fake_openai, call_dp):
+    fake_openai.script(Reply.refusal("I can't move money."), Reply("text", content=None))
+    runner = runner_for(fake_openai)
+    refused = runner.answer(call_dp)
+    assert refused.action.type == "message" and refused.action.content == "I can't move money."
+    assert any("refused" in n for n in refused.notes)
+    empty = runner.answer(call_dp)
+    assert empty.failed and empty.error_kind == "empty_reply" and empty.raw_response is not None
+
+
+def test_submit_message_without_a_message_is_an_invalid_action(fake_openai, call_dp):
+    fake_openai.script(Reply.tool_calls([("submit_message", {"text": "hi"})]))
+    answer = runner_for(fake_openai).answer(call_dp)
+    assert answer.failed and answer.error_kind == "invalid_action" and answer.error.startswith("invalid action: ")
