@@ -9,6 +9,8 @@ by the core. After submitting, the breakdown is shown only when the campaign say
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import streamlit as st
 
 from nemo_core import campaigns as C
@@ -107,7 +109,11 @@ with right:
                           key=f"annotate::confidence::{assignment.id}")
     note = st.text_area("Note (optional)", key=f"annotate::note::{assignment.id}", height=70,
                         placeholder="anything odd about this item, or why you chose this answer")
-    action = answer_form(dp, key=f"annotate::{assignment.id}", call_label="Submit this call",
+    # The form keys its widgets by `dp.id`, and Streamlit writes widget keys into the page (CSS classes):
+    # hand it the item's tools under a token, so the decision point id (a way to look the item up on the
+    # Decision point page, which shows the expected action) never reaches the browser.
+    blind_item = SimpleNamespace(id=f"item-{assignment.id}", toolset=dp.toolset)
+    action = answer_form(blind_item, key=f"annotate::{assignment.id}", call_label="Submit this call",
                          message_label="Submit this message")
     if action is not None:
         config = grader_config()

@@ -77,8 +77,8 @@ def sign_in(at: AppTest, name: str) -> AppTest:
 
 def answer_message(at: AppTest, store: Store, cid: int, who: str, text: str) -> C.Assignment:
     a = C.next_item(store, cid, who)  # the annotator's open item (the page handed it out)
-    at.radio(key=f"annotate::{a.id}::mode::{a.dp_id}").set_value("Send a message").run()
-    at.text_area(key=f"annotate::{a.id}::message::{a.dp_id}").input(text)
+    at.radio(key=f"annotate::{a.id}::mode::item-{a.id}").set_value("Send a message").run()
+    at.text_area(key=f"annotate::{a.id}::message::item-{a.id}").input(text)
     ok(button(at, "Submit this message").click().run())
     return a
 
@@ -163,8 +163,12 @@ def test_annotator_never_sees_the_expected_action_nor_others_answers(app, store)
     shown = all_text(bob)
     assert secret not in shown
     assert store.get(b.dp_id).expected_content.strip()[:200] not in shown
-    # the decision point id is not shown either (it would lead to the page that reveals the expected action)
+    # the decision point id is not shown either (it would lead to the page that reveals the expected action),
+    # not even in a widget key (Streamlit writes those into the page)
     assert b.dp_id not in shown
+    keys = [w.key for kind in ("radio", "text_area", "text_input", "selectbox", "button", "toggle")
+            for w in getattr(bob, kind) if getattr(w, "key", None)]
+    assert keys and not [k for k in keys if b.dp_id in k]
 
 
 def test_admin_passphrase_is_required_when_set(app, monkeypatch, store):

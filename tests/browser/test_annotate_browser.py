@@ -44,6 +44,11 @@ def test_one_annotation(page, app_url, outside_requests):
     assert page.get_by_text("Call the tool the assistant needs next.").is_visible()
     assert page.get_by_test_id("stChatMessage").count() > 0
     assert page.get_by_text("Expected action").count() == 0  # blind
+    # no decision point id anywhere in the page, widget keys included (it would lead to the expected action)
+    # (the demo's conversation uuids start with synth- or demo-; Streamlit rewrites "/" in a key's CSS class)
+    html = page.content()
+    assert "Call the tool the assistant needs next." in html
+    assert not re.search(r"(synth|demo)-[0-9a-z]+-", html)
     screenshot(page, "annotate_2_item_blind")
 
     page.get_by_label("Note (optional)").fill("answered from the browser test")
