@@ -18,6 +18,7 @@ CALL_DP = "interactive_agent/synth-b81d1299-b213-6003-cf00484b/12"  # expects tr
 
 
 def test_fill_the_form_submit_and_see_the_breakdown(page, app_url, outside_requests):
+    page.set_default_timeout(SLOW)
     page.goto(app_url + f"/decision_point?id={CALL_DP}")
     wait_idle(page, timeout=SLOW)
     page.wait_for_selector('[data-testid="stChatMessage"]', timeout=SLOW)
@@ -46,6 +47,7 @@ def test_fill_the_form_submit_and_see_the_breakdown(page, app_url, outside_reque
 
 
 def test_ask_a_model_on_a_local_server(page, app_url, outside_requests):
+    page.set_default_timeout(SLOW)
     with FakeOpenAI() as server:
         server.script(Reply.tool_calls([("transfer_funds", {"from_account": "CHK-009", "to_account": "SAV-00A",
                                                             "amount": 250, "currency": "GBP"})]))
