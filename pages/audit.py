@@ -42,13 +42,14 @@ from nemo_core.llm_grader import LLMConfig, LLMGrader
 from ui.breakdown import render_breakdown
 from ui.chat import render_conversation
 from ui.db import require_store
-from ui.safe import code_span, escape_markdown, inert_label, show_text
+from ui.safe import code_span, escape_markdown, show_text
 
 DECISION_PAGE = "pages/decision_point.py"
 SET_PARAM = "set"
 RATER_KEY = "audit_rater"
 REVEAL_KEY = "audit_revealed"
 FLASH_KEY = "audit_flash"
+AGREEMENT_VIEW, JUDGE_VIEW = "Agreement and disagreements", "Judge blind"
 SOURCE_LABELS = {"calibration": "Calibration candidates (no model needed)", "run": "A run's message replies",
                  "campaign": "A campaign's human answers"}
 NO_KEY_HELP = (
@@ -72,6 +73,12 @@ def _secret(name: str) -> str | None:
 def grader_config() -> LLMConfig:
     """The `openai_api_key` secret, else OPENAI_API_KEY (SPEC §4); the same for the endpoint."""
     return LLMConfig.from_env(api_key=_secret("openai_api_key"), base_url=_secret("openai_base_url"))
+
+
+def one_line(text: str, limit: int = 140) -> str:
+    """Text for a selectbox option (shown as plain text, never Markdown): one line, cut."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -142,7 +149,7 @@ names = [s.name for s in sets]
 wanted = st.query_params.get(SET_PARAM)
 index = names.index(wanted) if wanted in names else 0
 chosen = st.selectbox("Audit set", names, index=index, key=f"audit_set::{wanted}",
-                      format_func=lambda n: inert_label(next(s.label for s in sets if s.name == n), 120))
+                      format_func=lambda n: one_line(next(s.label for s in sets if s.name == n), 120))
 if st.query_params.get(SET_PARAM) != chosen:
     st.query_params[SET_PARAM] = chosen
 audit_set = get_audit_set(store, chosen)
@@ -199,15 +206,6 @@ def grade_section() -> None:
         message += f" {result.n_failed:,} failed (left unscored; grade again to retry)."
     st.session_state[FLASH_KEY] = message
     st.rerun()
-
-
-grade_section()
-
-rows = audit_rows(store, audit_set.id)
-st.divider()
-st.subheader("Agreement")
-threshold = st.slider("Pass threshold (a score at or above it passes)", 0.0, 1.0, 0.5, 0.05, key="audit_threshold")
-figures = agreement(rows, threshold=threshold)
 
 
 def frame(rows_: list[AuditRow]) -> pd.DataFrame:
@@ -290,9 +288,8 @@ def agreement_section() -> None:
     with right:
         cm = figures.confusion
         st.markdown(f"**At the threshold {threshold:.2f}** (the LLM's pass/fail as the reference)")
-        st.dataframe(pd.DataFrame({"": ["LLM passes", "LLM fails"], "keyword passes": [cm.tp, cm.fp],
-                                   "keyword fails": [cm.fn, cm.tn]}), hide_index=True, width="stretch",
-                     key="audit_confusion")
+        st.table(pd.DataFrame({"keyword passes": [cm.tp, cm.fp], "keyword fails": [cm.fn, cm.tn]},
+                              index=["LLM passes", "LLM fails"]))
         agree = (cm.tp + cm.tn) / cm.n if cm.n else None
         st.markdown(f"Cohen's kappa **{fmt(figures.kappa)}** · F1 **{fmt(figures.f1)}** · raw agreement "
                     f"**{fmt(agree)}**")
@@ -316,24 +313,19 @@ def agreement_section() -> None:
     st.dataframe(group_table(figures.by_kind), hide_index=True, width="stretch", key="audit_by_kind")
 
 
-agreement_section()
-
-
 # ---- humans -------------------------------------------------------------------------------------------------
 def human_section() -> None:
     st.subheader("People as a third rater")
     if not figures.n_human:
-        st.caption("No human judgement yet: judge items blind below.")
+        st.caption("No human judgement yet: choose the “Judge blind” view above.")
         return
     st.dataframe(pd.DataFrame([{
         "pair": f"human vs {h.b}", "items": h.n, "pearson": h.pearson, "spearman": h.spearman,
         "mean |difference|": h.mae, f"kappa at {threshold:.2f}": h.kappa, "mean human": h.mean_a,
         f"mean {h.b}": h.mean_b,
     } for h in figures.human]), hide_index=True, width="stretch", key="audit_human_table")
-    st.caption(f"{figures.n_human:,} items judged; an item judged by several people counts with their mean.")
-
-
-human_section()
+    st.caption(f"{figures.n_human:,} item{'s' if figures.n_human != 1 else ''} judged; an item judged by several "
+               "people counts with their mean. Judge more with the “Judge blind” view above.")
 
 
 # ---- disagreements and one item in detail ---------------------------------------------------------------
@@ -362,17 +354,14 @@ def item_detail(row: AuditRow) -> None:
     with b:
         st.markdown(f"**Candidate** ({escape_markdown(KINDS.get(row.kind, row.kind))})")
         show_text(row.candidate)
-    a, b = st.columns(2)
-    with a:
-        render_breakdown(keyword_breakdown(row), key=f"audit_kw_{row.item_id}", title="Keyword grader")
-    with b:
-        if row.llm is not None:
-            render_breakdown(llm_breakdown(row), key=f"audit_llm_{row.item_id}", title="LLM grader")
-        elif row.llm_error:
-            st.warning("The LLM grader failed on this item (it is retried on the next pass): "
-                       + escape_markdown(row.llm_error))
-        else:
-            st.info("No LLM score yet.")
+    if row.llm is not None:
+        render_breakdown(llm_breakdown(row), key=f"audit_llm_{row.item_id}", title="LLM grader")
+    elif row.llm_error:
+        st.warning("The LLM grader failed on this item (it is retried on the next pass): "
+                   + escape_markdown(row.llm_error))
+    else:
+        st.info("No LLM score yet.")
+    render_breakdown(keyword_breakdown(row), key=f"audit_kw_{row.item_id}", title="Keyword grader")
     if row.human is not None:
         st.caption(f"People: {row.human * 10:.1f}/10 (mean of {row.n_human})")
 
@@ -391,14 +380,11 @@ def disagreement_section() -> None:
                  key="audit_disagreements")
     labels = {r.item_id: r for r in listed}
     pick = st.selectbox(
-        "Open an item", list(labels), key="audit_open_item",
-        format_func=lambda i: inert_label(
+        "Open an item", list(labels), key=f"audit_open_item::{audit_set.id}::{counts['llm_scored']}",
+        format_func=lambda i: one_line(
             (f"|Δ| {abs(labels[i].llm - labels[i].keyword):.2f} · " if labels[i].llm is not None else "")
-            + f"keyword {labels[i].keyword:.2f} · {labels[i].kind} · {labels[i].dp_id}", 140))
+            + f"keyword {labels[i].keyword:.2f} · {labels[i].kind} · {labels[i].dp_id}"))
     item_detail(labels[pick])
-
-
-disagreement_section()
 
 
 # ---- blind human judgement -----------------------------------------------------------------------------------
@@ -414,12 +400,9 @@ def judge_section() -> None:
             st.success(f"You said {revealed['score']}/10. Keyword grader: {done.keyword * 10:.1f}/10 · LLM grader: "
                        + (f"{done.llm_score}/10" if done.llm_score is not None else "not scored") + ".")
             with st.expander("Why each grader scored it so"):
-                a, b = st.columns(2)
-                with a:
-                    render_breakdown(keyword_breakdown(done), key=f"audit_rev_kw_{done.item_id}", title="Keyword grader")
-                with b:
-                    if done.llm is not None:
-                        render_breakdown(llm_breakdown(done), key=f"audit_rev_llm_{done.item_id}", title="LLM grader")
+                if done.llm is not None:
+                    render_breakdown(llm_breakdown(done), key=f"audit_rev_llm_{done.item_id}", title="LLM grader")
+                render_breakdown(keyword_breakdown(done), key=f"audit_rev_kw_{done.item_id}", title="Keyword grader")
     if not rater:
         st.info("Type your name to start judging.")
         return
@@ -451,8 +434,21 @@ def judge_section() -> None:
                 st.rerun()
 
 
-judge_section()
-
+# ---- the page ------------------------------------------------------------------------------------------------
+grade_section()
+rows = audit_rows(store, audit_set.id)
+st.divider()
+view = st.radio("View", [AGREEMENT_VIEW, JUDGE_VIEW], horizontal=True, key="audit_view",
+                help="Judging blind shows no grader's score until you submit, so the agreement views are hidden.")
+if view == JUDGE_VIEW:
+    judge_section()
+    st.stop()
+st.subheader("Agreement")
+threshold = st.slider("Pass threshold (a score at or above it passes)", 0.0, 1.0, 0.5, 0.05, key="audit_threshold")
+figures = agreement(rows, threshold=threshold)
+agreement_section()
+human_section()
+disagreement_section()
 st.divider()
 st.download_button("Download the audit table (CSV)", to_csv(rows), file_name=f"audit-{audit_set.id}.csv",
                    mime="text/csv", key="audit_csv",

@@ -77,6 +77,9 @@ def test_blind_judgement_reveals_scores_only_after_submitting(open_page, demo_db
     finally:
         store.close()
     at = open_page(set="calibration")
+    at.radio(key="audit_view").set_value("Judge blind").run()
+    assert not at.get("plotly_chart") and not at.dataframe  # no score anywhere while judging
+    assert "Mean keyword score" not in [m.label for m in at.metric]
     at.text_input(key="audit_rater").input("ann").run()
     assert not at.exception
     assert "You said" not in texts(at)
@@ -94,7 +97,10 @@ def test_blind_judgement_reveals_scores_only_after_submitting(open_page, demo_db
     finally:
         store.close()
     assert len(judged) == 1 and judged[0].human == pytest.approx(0.8)
+    assert "Your score" in [s.label for s in at.get("slider")]  # the next item, still blind
+    at.radio(key="audit_view").set_value("Agreement and disagreements").run()
     assert any("human vs keyword" in str(df.value.to_dict()) for df in at.dataframe)
+    assert "1 item judged" in texts(at)
 
 
 def test_with_a_key_estimate_confirm_grade_and_agreement(open_page, demo_db, fake_openai, monkeypatch):  # noqa: F811
@@ -129,9 +135,9 @@ def test_with_a_key_estimate_confirm_grade_and_agreement(open_page, demo_db, fak
     assert metric(at, "Kappa at 0.50") != "—"
 
     def llm_passes() -> int:
-        confusion = next(df.value for df in at.dataframe if "keyword passes" in df.value.columns)
-        first = confusion.iloc[0]
-        assert first[""] == "LLM passes"
+        confusion = next(t.value for t in at.table if "keyword passes" in t.value.columns)
+        assert list(confusion.index) == ["LLM passes", "LLM fails"]
+        first = confusion.loc["LLM passes"]
         return int(first["keyword passes"] + first["keyword fails"])
 
     store = Store.open(demo_db)

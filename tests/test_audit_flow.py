@@ -25,19 +25,20 @@ from nemo_core.audit import (
     set_counts,
 )
 from nemo_core.grading import grade_file
+from nemo_core.keyword_grader import keywords
 from nemo_core.llm_grader import LLMConfig, LLMGrader
 
 FENCE = re.compile(r"<<<FENCE (\w+)\n(.*?)\nFENCE>>> \1", re.S)
 
 
 def judge(request) -> Reply:
-    """A deterministic 'model': 10 for the reference itself, 0 when no word is shared, else 5."""
+    """A deterministic 'model': 10 for the reference itself, 0 when no keyword is shared, else 5."""
     text = request.body["messages"][-1]["content"]
     parts = {label: body for label, body in FENCE.findall(text)}
     reference, candidate = parts["REFERENCE"].strip(), parts["CANDIDATE"].strip()
     if candidate == reference:
         score = 10
-    elif not set(re.findall(r"\w+", candidate.lower())) & set(re.findall(r"\w+", reference.lower())):
+    elif not keywords(candidate) & keywords(reference):
         score = 0
     else:
         score = 5

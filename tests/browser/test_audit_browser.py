@@ -1,0 +1,144 @@
+"""The Grader audit page in a real browser (headless Chromium), offline.
+
+Without a key: the shared app (conftest's `app_url`) says how to add one, builds a calibration set, takes a
+blind judgement. With a key: a second app process started here, whose LLM grader talks to the fake
+OpenAI-compatible server on 127.0.0.1: estimate, confirmation, grading, the charts, a disagreement with both
+graders' reasons, the CSV download. Screenshots go to artifacts/screenshots/audit_*.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from browser_helpers import screenshot, wait_idle
+from conftest import REPO, _free_port
+from fake_openai import FakeOpenAI
+from nemo_core.audit import build_audit_set
+from nemo_core.store import Store
+
+pytestmark = pytest.mark.browser
+
+
+def test_audit_without_a_key(page, app_url, outside_requests):
+    page.goto(app_url + "/audit")
+    wait_idle(page)
+    assert page.get_by_text("No OpenAI key is configured").is_visible()
+    assert page.get_by_text("secrets.toml").first.is_visible()
+    if page.get_by_text("No audit set yet").count():
+        screenshot(page, "audit_no_key_empty")
+        page.get_by_label("Decision points (at most)").fill("3")
+        page.get_by_role("button", name="Build the audit set").click()
+        wait_idle(page)
+        screenshot(page, "audit_after_build")
+        page.get_by_text("Audit set 'calibration': 9 items (9 new)").wait_for(timeout=20_000)
+    page.get_by_text("No item has an LLM score yet").wait_for(timeout=20_000)
+    page.wait_for_selector('[data-testid="stDataFrame"] canvas', timeout=20_000)
+    screenshot(page, "audit_no_key_keyword_side")
+
+    page.get_by_test_id("stRadio").filter(has_text="View").get_by_text("Judge blind").click()
+    wait_idle(page)
+    assert page.get_by_test_id("stPlotlyChart").count() == 0 and page.get_by_test_id("stDataFrame").count() == 0
+    page.get_by_label("Your name or initials").fill("browser-ann")
+    page.get_by_label("Your name or initials").press("Enter")
+    wait_idle(page)
+    assert page.get_by_text("Reference reply").last.is_visible()
+    assert page.get_by_text("You said").count() == 0  # blind: nothing revealed yet
+    page.get_by_role("button", name="Submit my judgement").click()
+    wait_idle(page)
+    page.get_by_text("You said 5/10. Keyword grader:").wait_for(timeout=20_000)
+    screenshot(page, "audit_no_key_judged")
+    assert outside_requests == []
+
+
+@pytest.fixture(scope="module")
+def keyed_app(demo_db_master, tmp_path_factory):
+    """A second app whose LLM grader is the fake server (env key and base URL), on its own database copy
+    holding a calibration set of 4 decision points (12 items)."""
+    work = tmp_path_factory.mktemp("audit_app")
+    db = work / "demo.db"
+    shutil.copy(demo_db_master, db)
+    store = Store.open(db)
+    try:
+        build_audit_set(store, "calibration", limit=4)
+    finally:
+        store.close()
+    from test_audit_flow import judge
+
+    server = FakeOpenAI().start()
+    server.responder = judge
+    port = _free_port()
+    env = {**os.environ, "NEMO_DB": str(db), "HOME": str(work), "OPENAI_API_KEY": "sk-browser-audit",
+           "OPENAI_BASE_URL": server.base_url}
+    env.pop("NEMO_GRADER_MODEL", None)
+    log = open(work / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
+         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"streamlit did not start; log:\n{(work / 'streamlit.log').read_text()}")
+            time.sleep(0.2)
+        yield url, server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        server.stop()
+
+
+def test_audit_with_a_key_grades_after_confirmation(page, keyed_app, outside_requests):
+    url, server = keyed_app
+    page.goto(url + "/audit?set=calibration")
+    wait_idle(page)
+    assert page.get_by_text("No OpenAI key is configured").count() == 0
+    assert page.get_by_text("about 12 API calls").first.is_visible()
+    grade = page.get_by_role("button", name="Grade now")
+    assert grade.is_disabled()
+    screenshot(page, "audit_estimate")
+    page.get_by_text("Yes, make about 12 API calls").click()
+    wait_idle(page)
+    assert page.get_by_role("button", name="Grade now").is_enabled()
+    page.get_by_role("button", name="Grade now").click()
+    wait_idle(page, timeout=60_000)
+    page.get_by_text("Graded 12 items").wait_for(timeout=60_000)
+    assert len(server.completion_requests) == 12
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=20_000)
+    assert page.get_by_test_id("stPlotlyChart").count() >= 2
+    metrics = dict(zip(page.get_by_test_id("stMetricLabel").all_inner_texts(),
+                       page.get_by_test_id("stMetricValue").all_inner_texts()))
+    assert metrics.get("Scored by both") == "12"
+    assert page.get_by_text("Keyword overlap:").first.is_visible()  # the first disagreement, both graders
+    opened = page.get_by_test_id("stSelectbox").filter(has_text="Open an item")
+    value = opened.get_by_role("combobox").input_value()
+    assert re.match(r"\|Δ\| 0\.\d\d · keyword", value), value  # the largest disagreement is opened first
+    screenshot(page, "audit_graded")
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download the audit table (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(open(info.value.path(), encoding="utf-8").read())))
+    assert len(rows) == 12 and all(r["llm_score"] != "" for r in rows)
+    assert "sk-browser-audit" not in page.content()
+    assert outside_requests == []
