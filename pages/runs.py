@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from nemo_core.errors import NemoError
+from nemo_core.llm_grader import LLMConfig, LLMGrader
 from nemo_core.runs import delete_run, get_run, unique_run_name
 from nemo_core.taxonomy import CATEGORIES, LOW_MESSAGE_SCORE
 from nemo_core.uploads import grade_upload, validate_predictions
@@ -35,8 +36,8 @@ def upload_section() -> None:
     with st.expander("Upload predictions (JSONL in the `grade` format)", expanded=False):
         st.caption('One object a line: `{"id": "<decision point id>", "action": {...}}`; other keys (model, '
                    "latency_ms, …) are kept. Every line is checked first; bad lines are listed with their line "
-                   "numbers and skipped, the good ones are graded (keyword grader, or the LLM when a key is "
-                   "configured) into a new run.")
+                   "numbers and skipped, the good ones are graded into a new run (messages by the keyword "
+                   "grader, or by the LLM grader when a key is configured and you choose it).")
         uploaded = st.file_uploader("Predictions file", type=["jsonl", "json", "txt"], key="runs_upload")
         if uploaded is None:
             return
@@ -52,14 +53,19 @@ def upload_section() -> None:
             st.error("No line of this file can be graded: fix the lines listed above.")
             return
         default = unique_run_name(store, f"upload-{uploaded.name.rsplit('.', 1)[0]}")
+        config = LLMConfig.from_env()
         with st.form("runs_upload_form"):
             name = st.text_input("Run name", value=default)
+            graders = ["keyword", "llm"] if config.configured else ["keyword"]
+            grader = st.radio("Message grader", graders, horizontal=True, key="runs_upload_grader",
+                              help="The LLM grader is offered when an OpenAI key is configured (OPENAI_API_KEY).")
             submitted = st.form_submit_button(f"Grade the {check.n_good:,} good lines and store the run")
         if submitted:
             try:
                 with st.spinner("Grading…"):
+                    llm = LLMGrader(config, store) if grader == "llm" else None
                     result, _ = grade_upload(store, data, run_name=name.strip(), filename=uploaded.name,
-                                             grader="keyword")
+                                             grader=grader, llm=llm)
             except NemoError as exc:
                 st.error(exc.one_line())
             else:
