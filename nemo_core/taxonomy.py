@@ -40,7 +40,7 @@ import orjson
 from .records import json_kind, normalise_tools
 from .store import Store, decompress_json, register_schema
 
-TAXONOMY_VERSION = "1"
+TAXONOMY_VERSION = "2"  # bump when a rule changes: stored taxonomies are then recomputed on use
 LOW_MESSAGE_SCORE = 0.5
 
 CORRECT = "correct"
@@ -143,9 +143,21 @@ class Classification:
                 "n_wrong_value": self.n_wrong_value, "n_wrong_type": self.n_wrong_type}
 
 
+# The error texts `model_runner` stores start with the failure's kind in words ("timeout: ...").
+_RUNNER_KINDS = {
+    "timeout": "timeout",
+    "rate limited": "api_error", "server error": "api_error", "connection": "api_error", "auth": "api_error",
+    "bad request": "api_error", "context too long": "api_error", "invalid response": "api_error",
+    "empty reply": "invalid_action", "invalid action": "invalid_action",
+}
+
+
 def runner_error_kind(error: str) -> str:
     """timeout / api_error / invalid_action / other, from the error text a runner or `grade` stored."""
-    text = error.lower()
+    text = error.strip().lower()
+    head = text.split(":", 1)[0].strip()
+    if head in _RUNNER_KINDS:
+        return _RUNNER_KINDS[head]
     if "timeout" in text or "timed out" in text:
         return "timeout"
     if text.startswith("invalid action") or "not a json object" in text or "malformed" in text:

@@ -146,6 +146,24 @@ def test_runner_errors():
     assert runner_error_kind("Timeout") == "timeout"
 
 
+@pytest.mark.parametrize("text, kind", [
+    ("timeout: no reply within 60 s", "timeout"),
+    ("rate limited: 429 after 5 attempts", "api_error"),
+    ("server error: 503", "api_error"),
+    ("connection: refused", "api_error"),
+    ("context too long: 200000 tokens", "api_error"),
+    ("bad request: 400", "api_error"),
+    ("auth: 401", "api_error"),
+    ("invalid response: not a chat completion", "api_error"),
+    ("empty reply: no content and no tool call", "invalid_action"),
+    ("invalid action: a call with no name", "invalid_action"),
+])
+def test_runner_error_texts_of_run_model(text, kind):
+    """The texts `model_runner` stores ("<kind in words>: ...") each map to their sub-kind."""
+    assert classify(None, error=text) == classify(None, error=text.upper())
+    assert classify(None, error=text).sub_kind == kind
+
+
 def test_ungradeable_reference(demo_store):
     row = demo_store.query("SELECT id FROM decision_points WHERE ungradeable_reason IS NOT NULL "
                            "AND action_type = 'function_call' LIMIT 1")[0]
