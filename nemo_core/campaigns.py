@@ -541,15 +541,6 @@ def release_stale(store: Store, campaign_id: int, older_than_minutes: float, *, 
             "AND shown_ts < ?", (campaign_id, ts - float(older_than_minutes) * 60)).rowcount
 
 
-def restart_clock(store: Store, assignment_id: int, *, now: float | None = None) -> None:
-    """Not used by the pages (an item's time counts from its first showing, refreshes included); kept for
-    an admin who wants to discount a known interruption."""
-    ts = time.time() if now is None else float(now)
-    with store.transaction() as conn:
-        conn.execute("UPDATE campaign_answers SET shown_ts = ?, shown_at = ? WHERE id = ? AND status = 'assigned'",
-                     (ts, _now_iso(ts), assignment_id))
-
-
 # ---- progress ------------------------------------------------------------------------------------------
 @dataclass
 class AnnotatorProgress:

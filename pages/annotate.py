@@ -94,7 +94,11 @@ if assignment is None:
     st.success("Your queue is empty: nothing left for you in this campaign. Thank you!")
     st.stop()
 
-dp = store.get(assignment.dp_id)
+try:
+    dp = store.get(assignment.dp_id)
+except NemoError:  # the database was rebuilt without this decision point: move on rather than get stuck
+    C.skip_item(store, assignment.id, name, "the decision point is no longer in the database")
+    st.rerun()
 st.subheader(f"Item {mine.done + 1} of {mine.total}")
 st.caption("What would the assistant do next? Call one of the tools, or answer the user with a message.")
 left, right = st.columns([3, 2], gap="large")

@@ -267,9 +267,16 @@ with results_tab:
                          column_config={"share": st.column_config.ProgressColumn(min_value=0, max_value=1,
                                                                                   format="percent"),
                                         "mean reward": st.column_config.NumberColumn(format="%.3f")})
-            for d in res.disagreements[:10]:
+            def link(d) -> None:
                 st.page_link(DECISION_PAGE, label=f"Open {inert_label(d.dp_id, 90)} ({d.n_disagree}/{d.n_answers} "
                                                   "disagree)", icon="🧩", query_params={"id": d.dp_id})
+
+            for d in res.disagreements[:10]:
+                link(d)
+            if len(res.disagreements) > 10:
+                with st.expander(f"The other {len(res.disagreements) - 10} items"):
+                    for d in res.disagreements[10:]:
+                        link(d)
 
 # ---- export ----------------------------------------------------------------------------------------------
 with export_tab:

@@ -195,3 +195,15 @@ def test_pages_without_campaigns(app):
     assert "No campaign is open" in all_text(annotate)
     admin = app(CAMPAIGNS)
     assert [b for b in admin.button if b.label == "Create campaign"]
+
+
+def test_an_item_gone_from_the_database_is_skipped_not_stuck(app, store):
+    camp = C.create_campaign(store, "gone", sample_size=2, seed=1)
+    at = sign_in(app(ANNOTATE), "ann")
+    first = C.next_item(store, camp.id, "ann")
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM decision_points WHERE id = ?", (first.dp_id,))
+    ok(at.run())
+    assert C.get_assignment(store, first.id).skip_reason == "the decision point is no longer in the database"
+    assert C.next_item(store, camp.id, "ann").dp_id != first.dp_id
+    assert "Item 2 of 2" in all_text(at)
