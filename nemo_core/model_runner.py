@@ -353,6 +353,18 @@ def answer_json(answer: ModelAnswer) -> str:
 
 
 # ---- whole runs (`run-model`) ----------------------------------------------------------------------------
+def public_url(url: str | None) -> str | None:
+    """A base URL as it may be stored: without user:password and query (where a key could hide)."""
+    if not url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def select_ids(store: Any, flt: Any = None, *, limit: int | None = None, sample_seed: int | None = None) -> list[str]:
     """The decision points a run covers: the filter's ids in store order, the first `limit` of them, or with
     `sample_seed` a seeded random sample of `limit` (all of them, shuffled, without a limit). The same seed
@@ -443,7 +455,7 @@ def run_model(store: Any, runner: ModelRunner, ids: list[str], *, run_name: str,
     else:
         run_id = create_run(store, run_name, kind="run-model", grader=chosen, grader_model=grader_model,
                             rule_version=RULE_VERSION, model=runner.config.model,
-                            settings={**(settings or {}), "base_url": runner.config.base_url})
+                            settings={**(settings or {}), "base_url": public_url(runner.config.base_url)})
         result = ModelRunResult(run_id, run_name)
         done = set()
     line_of = {dp_id: n for n, dp_id in enumerate(ids, start=1)}

@@ -127,3 +127,18 @@ def test_concurrent_run_stores_every_answer_once(capsys, fake_openai, demo_db):
         rows = store.query("SELECT dp_id, line FROM predictions WHERE run_id = ?", (run_id,))
         assert sorted(r["dp_id"] for r in rows) == sorted(store.ids(None, limit=40))
         assert sorted(r["line"] for r in rows) == list(range(1, 41))
+
+
+def test_the_stored_base_url_keeps_no_credentials(capsys, fake_openai, demo_db):
+    from nemo_core.model_runner import public_url
+
+    assert public_url("http://user:sk-secret@127.0.0.1:8000/v1?key=sk-secret") == "http://127.0.0.1:8000/v1"
+    url = fake_openai.base_url.replace("http://", "http://user:sk-secret@")
+    code, _, err = run_cli(capsys, "run-model", "--model", "m", "--base-url", url, "--db", str(demo_db), "--limit",
+                           "1", "--run", "creds", "--quiet")
+    assert code == 0, err
+    with Store.open(demo_db) as store:
+        settings = json.loads(store.scalar("SELECT settings FROM runs WHERE name = 'creds'"))
+    assert settings["base_url"] == fake_openai.base_url
+    for path in demo_db.parent.glob(demo_db.name + "*"):  # the database and its WAL
+        assert b"sk-secret" not in path.read_bytes()
