@@ -123,6 +123,12 @@ class AlreadySubmitted(CampaignError):
     hint = "ask for the next item"
 
 
+class AssignmentTaken(CampaignError):
+    """A released (stale) assignment whose slot someone else took before the late answer arrived."""
+
+    hint = "your answer was not stored; ask for your next item"
+
+
 # ---- small pure helpers ------------------------------------------------------------------------------------
 def _now_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
@@ -475,7 +481,7 @@ def _take_back(conn: Any, assignment_id: int, who: str) -> tuple:
         live = conn.execute("SELECT count(*) FROM campaign_answers WHERE item_id = ? AND status IN "
                             "('assigned', 'answered')", (item_id,)).fetchone()[0]
         if not shared and live >= overlap:
-            raise CampaignError("this item was handed to someone else after your assignment was released as stale",
+            raise AssignmentTaken("this item was handed to someone else after your assignment was released as stale",
                                 "your answer was not stored; ask for your next item")
     return row
 

@@ -82,11 +82,26 @@ if last:
         st.success("Saved. (This campaign does not show grades to annotators.)")
 
 # ---- the queue -------------------------------------------------------------------------------------------
-try:
-    assignment = C.next_item(store, campaign.id, name)
-except NemoError as exc:
-    st.error(escape_markdown(exc.one_line()))
-    st.stop()
+# The item on screen stays this session's item until it is submitted, even if an admin releases it as
+# stale meanwhile (then a late answer is still stored when nobody else took the slot): asking `next_item`
+# on every run would swap it for a new item and throw away what the person was typing.
+current_key = f"annotate::current::{campaign.id}::{name}"
+assignment = None
+held = st.session_state.get(current_key)
+if held is not None:
+    try:
+        kept = C.get_assignment(store, held)
+    except NemoError:
+        kept = None
+    if kept is not None and kept.annotator == name and kept.status in ("assigned", "released"):
+        assignment = kept
+if assignment is None:
+    try:
+        assignment = C.next_item(store, campaign.id, name)
+    except NemoError as exc:
+        st.error(escape_markdown(exc.one_line()))
+        st.stop()
+    st.session_state[current_key] = assignment.id if assignment is not None else None
 mine = C.annotator_progress(store, campaign.id, name)
 st.progress(mine.fraction, text=f"Your queue: {mine.done} of {mine.total} done "
                                 f"({mine.answered} answered, {mine.skipped} skipped)")
@@ -99,7 +114,10 @@ try:
 except NemoError:  # the database was rebuilt without this decision point: move on rather than get stuck
     C.skip_item(store, assignment.id, name, "the decision point is no longer in the database")
     st.rerun()
-st.subheader(f"Item {mine.done + 1} of {mine.total}")
+st.subheader(f"Item {mine.done + 1} of {max(mine.total, mine.done + 1)}")
+if assignment.status == "released":
+    st.warning("This item was handed out a long time ago and released for others. Your answer is still "
+               "stored if nobody else has taken it meanwhile.")
 st.caption("What would the assistant do next? Call one of the tools, or answer the user with a message.")
 left, right = st.columns([3, 2], gap="large")
 with left:
@@ -124,8 +142,11 @@ with right:
         try:
             done = C.submit_answer(store, assignment.id, name, action, note=note, confidence=confidence,
                                    llm=LLMGrader(config, store) if config.configured else None)
-        except C.AlreadySubmitted as exc:
-            st.info(escape_markdown(exc.one_line()))
+        except (C.AlreadySubmitted, C.AssignmentTaken) as exc:
+            st.session_state[current_key] = None  # move on to the next item
+            (st.info if isinstance(exc, C.AlreadySubmitted) else st.error)(escape_markdown(exc.one_line()))
+            if st.button("Next item", key=f"annotate::move_on::{assignment.id}"):
+                st.rerun()
         except NemoError as exc:
             st.error(escape_markdown(exc.one_line()))
         else:
@@ -138,6 +159,9 @@ with right:
         if skipped:
             try:
                 done = C.skip_item(store, assignment.id, name, reason)
+            except (C.AlreadySubmitted, C.AssignmentTaken) as exc:
+                st.session_state[current_key] = None
+                st.info(escape_markdown(exc.one_line()))
             except NemoError as exc:
                 st.error(escape_markdown(exc.one_line()))
             else:

@@ -207,3 +207,32 @@ def test_an_item_gone_from_the_database_is_skipped_not_stuck(app, store):
     assert C.get_assignment(store, first.id).skip_reason == "the decision point is no longer in the database"
     assert C.next_item(store, camp.id, "ann").dp_id != first.dp_id
     assert "Item 2 of 2" in all_text(at)
+
+
+def test_a_released_item_stays_on_screen_and_a_late_answer_is_kept(app, store):
+    camp = C.create_campaign(store, "stale", selection={"action_type": "message"}, sample_size=3, seed=1)
+    at = sign_in(app(ANNOTATE), "ann")
+    first = C.next_item(store, camp.id, "ann")
+    assert C.release_stale(store, camp.id, 0, now=first.shown_ts + 60) == 1
+    ok(at.run())  # a rerun (say, a widget change) keeps the same item instead of handing out a new one
+    assert "released for others" in all_text(at)
+    at.radio(key=f"annotate::{first.id}::mode::item-{first.id}").set_value("Send a message").run()
+    at.text_area(key=f"annotate::{first.id}::message::item-{first.id}").input("late but kept")
+    ok(button(at, "Submit this message").click().run())
+    kept = C.get_assignment(store, first.id)
+    assert kept.status == "answered" and kept.action["content"] == "late but kept"
+
+    # released, then taken by bob: ann's late answer is refused with a clear message, and she moves on
+    second = C.next_item(store, camp.id, "ann")
+    assert C.release_stale(store, camp.id, 0, now=second.shown_ts + 60) == 1
+    taken = C.next_item(store, camp.id, "bob")
+    assert taken.dp_id == second.dp_id
+    ok(at.run())
+    at.radio(key=f"annotate::{second.id}::mode::item-{second.id}").set_value("Send a message").run()
+    at.text_area(key=f"annotate::{second.id}::message::item-{second.id}").input("too late")
+    ok(button(at, "Submit this message").click().run())
+    assert "handed to someone else" in all_text(at)
+    ok(button(at, "Next item").click().run())
+    third = C.next_item(store, camp.id, "ann")
+    assert third.dp_id not in (first.dp_id, second.dp_id)
+    assert C.get_assignment(store, second.id).status == "released"
