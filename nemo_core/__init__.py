@@ -9,5 +9,6 @@ from . import attempts as _attempts  # noqa: F401  (registers its table)
 from . import taxonomy as _taxonomy, run_analysis as _run_analysis  # noqa: F401  (register their tables)
 from . import audit as _audit  # noqa: F401  (registers its tables)
 from . import campaigns as _campaigns  # noqa: F401  (registers its tables)
+from . import overview as _overview  # noqa: F401  (registers its cache table)
 
 __all__ = ["DecisionPoint", "DecisionPointFilter", "NemoError", "Store", "UnknownDecisionPoint", "open_store"]

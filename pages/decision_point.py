@@ -76,12 +76,22 @@ st.caption(
 )
 prev_conv = conversation_ids[position - 1] if position > 0 else None
 next_conv = conversation_ids[position + 1] if position + 1 < len(conversation_ids) else None
-if list_state is not None:
-    prev_list, next_list = store.neighbour_in_filter(dp.id, list_state.filter, sort=list_state.sort,
-                                                     descending=list_state.descending)
-else:
-    prev_list = next_list = None
 scope = "filtered list" if list_state is not None and list_state.is_filtered() else "list"
+
+
+def go_in_list(forward: bool) -> None:
+    """The neighbour in the list is looked up on click, not on every render: with some sorts and filters
+    that query takes seconds at 1.2 M decision points, and the page must draw fast."""
+    assert list_state is not None
+    before, after = store.neighbour_in_filter(dp.id, list_state.filter, sort=list_state.sort,
+                                              descending=list_state.descending)
+    target = after if forward else before
+    if target is None:
+        st.session_state["_list_end"] = f"This is the {'last' if forward else 'first'} decision point in the {scope}."
+    else:
+        go(target)
+
+
 c1, c2, c3, c4, c5 = st.columns(5)
 if c1.button("◀ Previous turn", disabled=prev_conv is None, key="prev_conv", width="stretch",
              help="The previous decision point in this conversation"):
@@ -89,12 +99,15 @@ if c1.button("◀ Previous turn", disabled=prev_conv is None, key="prev_conv", w
 if c2.button("Next turn ▶", disabled=next_conv is None, key="next_conv", width="stretch",
              help="The next decision point in this conversation"):
     go(next_conv)
-if c3.button(f"◀ Previous in {scope}", disabled=prev_list is None, key="prev_list", width="stretch"):
-    go(prev_list)
-if c4.button(f"Next in {scope} ▶", disabled=next_list is None, key="next_list", width="stretch"):
-    go(next_list)
+if c3.button(f"◀ Previous in {scope}", disabled=list_state is None, key="prev_list", width="stretch"):
+    go_in_list(forward=False)
+if c4.button(f"Next in {scope} ▶", disabled=list_state is None, key="next_list", width="stretch"):
+    go_in_list(forward=True)
 c5.page_link(BROWSE_PAGE, label=f"Back to the {scope}", icon="🔎",
              query_params=list_state.to_query() if list_state is not None else None)
+
+if "_list_end" in st.session_state:
+    st.info(st.session_state.pop("_list_end"))
 
 left, right = st.columns([3, 2], gap="large")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -49,6 +50,11 @@ def by_label(widgets, label: str):
     found = [w for w in widgets if w.label == label]
     assert found, f"no widget labelled {label!r} in {[w.label for w in widgets]}"
     return found[0]
+
+
+def plain(markdown: str) -> str:
+    """Markdown text with its backslash escapes removed (messages escape values from the URL)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def texts(at: AppTest) -> list[str]:
@@ -201,9 +207,9 @@ def test_browse_paging_buttons(open_page, store):
 
 def test_browse_bad_filter_in_the_url_says_what_is_wrong(open_page):
     at = open_page(BROWSE, split="bogus")
-    assert any("unknown split 'bogus'" in e.value for e in at.error)
+    assert any("unknown split 'bogus'" in plain(e.value) for e in at.error)
     at = open_page(BROWSE, min_tools="many")
-    assert any("min_tools must be a whole number" in e.value for e in at.error)
+    assert any("min_tools must be a whole number" in plain(e.value) for e in at.error)
 
 
 def test_browse_page_past_the_end_shows_the_last_page(open_page):
@@ -285,7 +291,8 @@ def test_reveal_of_a_message_turn(open_page, store):
 )
 def test_bad_or_unknown_id_gives_a_clear_message(open_page, dp_id, message):
     at = open_page(DECISION, id=dp_id)
-    assert any(message in e.value and "ids look like" in e.value for e in at.error), [e.value for e in at.error]
+    assert any(message in plain(e.value) and "ids look like" in plain(e.value) for e in at.error), [
+        e.value for e in at.error]
 
 
 def test_missing_id_explains_and_offers_a_box(open_page):
@@ -314,13 +321,26 @@ def test_previous_next_in_the_filtered_list(open_page, store):
     flt = DecisionPointFilter(action_type="message", split="interactive_agent")
     ids = store.ids(flt, sort="context_chars", descending=True)
     at = open_page(DECISION, id=ids[0], **flt.to_query(), sort="context_chars", desc="1")
-    assert by_label(at.button, "◀ Previous in filtered list").disabled
+    by_label(at.button, "◀ Previous in filtered list").click().run()
+    assert query(at)["id"] == ids[0]
+    assert any("This is the first decision point in the filtered list." == i.value for i in at.info)
     for expected in ids[1:4]:
         by_label(at.button, "Next in filtered list ▶").click().run()
         assert query(at) == {"id": expected, **flt.to_query(), "sort": "context_chars", "desc": "1"}
         assert at.code[0].value == expected
     by_label(at.button, "◀ Previous in filtered list").click().run()
     assert query(at)["id"] == ids[2]
+
+
+def test_next_at_the_end_of_the_list_says_so(open_page, store):
+    flt = DecisionPointFilter(tool="transfer_funds")
+    ids = store.ids(flt)
+    at = open_page(DECISION, id=ids[-1], tool="transfer_funds")
+    by_label(at.button, "Next in filtered list ▶").click().run()
+    assert query(at)["id"] == ids[-1]
+    assert any("This is the last decision point in the filtered list." == i.value for i in at.info)
+    by_label(at.button, "◀ Previous in filtered list").click().run()
+    assert query(at)["id"] == ids[-2]
 
 
 def test_bad_list_filter_still_shows_the_decision_point(open_page):

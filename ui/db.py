@@ -4,10 +4,10 @@ Default: `$NEMO_DB` when set, else `data/nemo.db` when it exists, else the demo 
 `data/demo/` on first use). Another file can be opened from the sidebar by path; the choice lives in the
 session (not in the URL, so a shared link cannot make the server open an arbitrary file).
 
-Aggregates over the whole table (counts, histograms, top tools) cost about a second at 1.2 M decision
-points, so they are `st.cache_data`-cached under a *signature* of the database (path, file identity and
-the last ingest / last row), which changes exactly when an ingest adds rows or the file is replaced. A
-plain mtime would also change on every checkpoint after unrelated writes (scores, runs).
+Aggregates over the whole table (counts, histograms, top tools) take seconds at 1.2 M decision points,
+so they are `st.cache_data`-cached under a *signature* of the database (file identity, last row, last
+ingest; see `nemo_core.overview`), which changes exactly when an ingest adds rows or the file is
+replaced. A plain mtime would also change on every checkpoint after unrelated writes (scores, runs).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import streamlit as st
 
 from nemo_core.config import DEFAULT_DB
 from nemo_core.errors import NemoError, StoreError
+from nemo_core.overview import load_cached
+from nemo_core.overview import signature as core_signature
 from nemo_core.store import Store
 
 from .safe import escape_markdown
@@ -87,21 +89,21 @@ def get_store(path: str | Path) -> Store:
     return _open_store(str(path.resolve()), _identity(path))
 
 
-def signature(store: Store) -> tuple:
-    """What the cached aggregates depend on: changes when rows are added or the file is replaced."""
-    last_ingest = store.query("SELECT id, status, finished_at FROM ingests ORDER BY id DESC LIMIT 1")
-    return (
-        str(store.path),
-        _identity(Path(store.path)),
-        store.scalar("SELECT max(rowid) FROM decision_points"),
-        tuple(last_ingest[0].values()) if last_ingest else None,
-    )
+def signature(store: Store) -> str:
+    """What the cached aggregates depend on (see `nemo_core.overview.signature`), plus the file's identity
+    so a replaced file is never served from another one's cache."""
+    return f"{_identity(Path(store.path))}:{core_signature(store)}"
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def summary(path: str, sig: tuple) -> dict[str, Any]:
-    """Counts for the sidebar."""
+def summary(path: str, sig: str) -> dict[str, Any]:
+    """Counts for the sidebar (from the stored overview when there is one)."""
     store = get_store(path)
+    stored = load_cached(store)
+    if stored is not None:
+        counts = stored["counts"]
+        return {"counts": counts, "total": sum(sum(v.values()) for v in counts.values()),
+                "conversations": stored["conversations"]}
     counts = store.counts()
     return {
         "counts": counts,
