@@ -8,6 +8,8 @@ Annotators work on the Annotate page and never need this one. All the computing 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
 import os
 import tempfile
@@ -49,8 +51,14 @@ store = require_store()
 st.title("Campaigns")
 
 # ---- admin gate ----------------------------------------------------------------------------------------
+def _unlock_token(passphrase: str) -> str:
+    """What an unlocked session keeps: a digest of the passphrase it was unlocked with, so changing the
+    passphrase locks every session again (and the passphrase itself is not kept in the session)."""
+    return hashlib.sha256(("nemo-admin:" + passphrase).encode("utf-8")).hexdigest()
+
+
 expected = admin_passphrase()
-if expected and not st.session_state.get(ADMIN_KEY):
+if expected and not hmac.compare_digest(str(st.session_state.get(ADMIN_KEY) or ""), _unlock_token(expected)):
     st.info("Admin mode: creating campaigns and seeing results needs the admin passphrase. "
             "Annotators go to the Annotate page.")
     with st.form("campaigns::unlock"):
@@ -58,7 +66,7 @@ if expected and not st.session_state.get(ADMIN_KEY):
         unlock = st.form_submit_button("Unlock", type="primary")
     if unlock:
         if C.passphrase_ok(expected, typed):
-            st.session_state[ADMIN_KEY] = True
+            st.session_state[ADMIN_KEY] = _unlock_token(expected)
             st.rerun()
         st.error("Wrong passphrase.")
     st.page_link(ANNOTATE_PAGE, label="Go to the Annotate page", icon="✍️")
@@ -96,6 +104,11 @@ def create_form() -> None:
         flags = c5.multiselect("Only with flags", list(FLAGS), key="campaigns::flags")
         exclude = st.multiselect("Without flags", list(FLAGS), default=["ungradeable"], key="campaigns::exclude",
                                  help="Ungradeable references cannot score a human answer: left out by default.")
+        b1, b2, b3, b4 = st.columns(4)
+        min_tools = b1.number_input("Min tools offered", min_value=0, value=None, step=1, key="campaigns::min_tools")
+        max_tools = b2.number_input("Max tools offered", min_value=0, value=None, step=1, key="campaigns::max_tools")
+        min_turn = b3.number_input("Min message index", min_value=0, value=None, step=1, key="campaigns::min_turn")
+        max_turn = b4.number_input("Max message index", min_value=0, value=None, step=1, key="campaigns::max_turn")
         st.markdown("**Sample and overlap**")
         c6, c7, c8 = st.columns(3)
         size = c6.number_input("Sample size", min_value=1, value=50, step=10, key="campaigns::size")
@@ -121,7 +134,8 @@ def create_form() -> None:
         flt = DecisionPointFilter(split=None if split == ANY else split,
                                   action_type=None if action_type == ANY else action_type,
                                   tool=tool.strip() or None, text=text.strip() or None, flags=tuple(flags),
-                                  exclude_flags=tuple(exclude)).validate()
+                                  exclude_flags=tuple(exclude), min_tools=min_tools, max_tools=max_tools,
+                                  min_turn=min_turn, max_turn=max_turn).validate()
         camp = C.create_campaign(store, name, selection=flt, sample_size=int(size), seed=int(seed),
                                  stratify=stratify, overlap=int(overlap), shared_share=shared / 100,
                                  instructions=instructions, reveal_after_submit=reveal, grader=grader)

@@ -92,10 +92,11 @@ def test_create_campaign_two_annotators_answer_and_skip_results_appear(app, stor
     admin.number_input(key="campaigns::overlap").set_value(2)
     admin.slider(key="campaigns::shared").set_value(50)
     admin.text_area(key="campaigns::instructions").input("Answer as the assistant would.")
+    admin.number_input(key="campaigns::min_tools").set_value(1)
     ok(button(admin, "Create campaign").click().run())
     camp = C.get_campaign(store, "pilot")
     assert camp.n_items == 6 and camp.overlap == 2 and camp.shared_share == 0.5 and camp.seed == 4
-    assert camp.selection == {"exclude_flags": "ungradeable"} and camp.stratify
+    assert camp.selection == {"exclude_flags": "ungradeable", "min_tools": "1"} and camp.stratify
     assert "Created with 6 items" in all_text(admin)
 
     ann, bob = app(ANNOTATE), app(ANNOTATE)
@@ -185,6 +186,10 @@ def test_admin_passphrase_is_required_when_set(app, monkeypatch, store):
     at.text_input(key="campaigns::passphrase").input("open sesame")
     ok(button(at, "Unlock").click().run())
     assert [b for b in at.button if b.label == "Create campaign"] and at.tabs
+    # a new passphrase locks the session again
+    monkeypatch.setenv("NEMO_ADMIN_PASSWORD", "another one")
+    ok(at.run())
+    assert not at.tabs and [t for t in at.text_input if t.label == "Admin passphrase"]
     # annotating needs no passphrase
     annotate = app(ANNOTATE)
     assert [t for t in annotate.text_input if t.label == "Your name"]
