@@ -208,6 +208,13 @@ def main() -> None:
     todo = cases(store)
     print(f"database: {args.db} ({store.n_decision_points():,} decision points, "
           f"{args.db.stat().st_size / 1e9:.2f} GB)")
+    from nemo_core.overview import compute_overview, overview
+
+    start = time.perf_counter()
+    compute_overview(store)
+    print(f"overview aggregates computed from scratch (once per ingest, then stored): "
+          f"{time.perf_counter() - start:.3f} s")
+    overview(store)  # make sure the stored copy exists, as after any first visit
     store.close()
     os.environ["NEMO_DB"] = str(args.db)
     results = {}
