@@ -10,6 +10,8 @@ import re
 
 import pytest
 
+from playwright.sync_api import expect
+
 from browser_helpers import screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -29,7 +31,8 @@ def test_one_annotation(page, app_url, outside_requests):
     screenshot(page, "annotate_0_create_form")
     page.get_by_role("button", name="Create campaign").click()
     wait_idle(page)
-    assert page.get_by_text(re.compile(r"Created with 4 items drawn from \d+ matching")).is_visible()
+    created = page.get_by_text(re.compile(r"Created with 4 items drawn from \d+ matching"))
+    expect(created).to_be_visible(timeout=20_000)
     screenshot(page, "annotate_1_campaign_created")
 
     page.goto(app_url + "/annotate")
@@ -40,8 +43,8 @@ def test_one_annotation(page, app_url, outside_requests):
     page.get_by_test_id("stSelectbox").filter(has_text="Campaign").click()
     page.get_by_role("option", name="browser-pilot").click()
     wait_idle(page)
-    assert page.get_by_text("Item 1 of 4").is_visible()
-    assert page.get_by_text("Call the tool the assistant needs next.").is_visible()
+    expect(page.get_by_text("Item 1 of 4")).to_be_visible(timeout=20_000)
+    expect(page.get_by_text("Call the tool the assistant needs next.")).to_be_visible(timeout=20_000)
     assert page.get_by_test_id("stChatMessage").count() > 0
     assert page.get_by_text("Expected action").count() == 0  # blind
     # no decision point id anywhere in the page, widget keys included (it would lead to the expected action)
@@ -57,9 +60,9 @@ def test_one_annotation(page, app_url, outside_requests):
     page.get_by_role("textbox", name="Arguments (JSON)").fill('{"anything": 1}')
     page.get_by_role("button", name="Submit this call").click()
     wait_idle(page)
-    assert page.get_by_text("how your previous answer was graded").is_visible()
-    assert page.get_by_test_id("stMetricValue").first.is_visible()  # the breakdown's reward
-    assert page.get_by_text("Item 2 of 4").is_visible()
+    expect(page.get_by_text("how your previous answer was graded")).to_be_visible(timeout=20_000)
+    expect(page.get_by_test_id("stMetricValue").first).to_be_visible(timeout=20_000)  # the breakdown's reward
+    expect(page.get_by_text("Item 2 of 4")).to_be_visible(timeout=20_000)
     screenshot(page, "annotate_3_after_submit_revealed")
 
     page.goto(app_url + "/campaigns")
@@ -67,10 +70,10 @@ def test_one_annotation(page, app_url, outside_requests):
     page.get_by_test_id("stSelectbox").filter(has_text="Campaign").click()
     page.get_by_role("option", name=re.compile("browser-pilot")).click()
     wait_idle(page)
-    assert page.get_by_text(re.compile(r"Campaign: 1 of 4 answers")).is_visible()
+    expect(page.get_by_text(re.compile(r"Campaign: 1 of 4 answers"))).to_be_visible(timeout=20_000)
     screenshot(page, "annotate_4_progress")
     page.get_by_role("tab", name="Results").click()
     page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=20_000)
-    assert page.get_by_text("Human baseline reward").is_visible()
+    expect(page.get_by_text("Human baseline reward")).to_be_visible(timeout=20_000)
     screenshot(page, "annotate_5_results")
     assert outside_requests == []
