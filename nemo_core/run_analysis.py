@@ -242,6 +242,13 @@ class FailurePage:
     limit: int
 
 
+def count_failures(store: Store, run_id: int, flt: FailureFilter | None = None) -> int:
+    """How many of a run's predictions match `flt` (an index-only count)."""
+    ensure_taxonomy(store, run_id)
+    where, params = (flt or FailureFilter()).where(run_id)
+    return int(store.scalar(f"SELECT count(*) FROM prediction_taxonomy t WHERE {where}", params) or 0)
+
+
 def failures(store: Store, run_id: int, flt: FailureFilter | None = None, *, offset: int = 0, limit: int = 50,
              sort: str = "reward") -> FailurePage:
     """A page of a run's predictions matching `flt`, lowest reward first, with the total count.

@@ -14,7 +14,7 @@ from nemo_core.config import SPLITS
 from nemo_core.runs import get_run
 from nemo_core.taxonomy import CATEGORIES, FAILURE_CATEGORIES
 from ui.db import require_store
-from ui.runs_data import ensure_current, failure_page, runs_signature, tool_names
+from ui.runs_data import ensure_current, failure_count, failure_page, runs_signature, tool_names
 
 DECISION_PAGE = "pages/decision_point.py"
 PAGE_SIZE = 50
@@ -52,8 +52,7 @@ sort = st.radio("Order", ["reward", "-reward"], horizontal=True, key="failures_s
 
 flt = (tuple(categories), None if split == ALL else split, None if tool == ALL else tool,
        None if low <= 0.0 else low, None if high >= 1.0 else high)
-first = failure_page(path, sig, run.id, flt, 0, 1, sort)
-total = first["total"]
+total = failure_count(path, sig, run.id, flt)
 n_pages = max(1, -(-total // PAGE_SIZE))
 if not 1 <= int(st.session_state.get("failures_page", 1)) <= n_pages:  # the filters changed under it
     st.session_state["failures_page"] = 1

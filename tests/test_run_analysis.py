@@ -18,7 +18,7 @@ import pytest
 from nemo_core.grading import Breakdown
 from nemo_core.reward import KeyResult
 from nemo_core.run_analysis import (
-    FailureFilter, compare_runs, confusion, failures, prediction_for, report, reward_histogram, run_summary,
+    FailureFilter, compare_runs, count_failures, confusion, failures, prediction_for, report, reward_histogram, run_summary,
     runs_table, runs_with_prediction, taxonomy_counts, tool_names,
 )
 from nemo_core.runs import create_run, delete_run, finish_run, insert_predictions, prediction_row
@@ -115,7 +115,8 @@ def test_histogram_and_confusion(demo_store, runs):
 
 def test_failure_list_filters_and_paging(demo_store, runs, ids):
     page = failures(demo_store, runs[0])
-    assert page.total == 3
+    assert page.total == 3 == count_failures(demo_store, runs[0])
+    assert count_failures(demo_store, runs[0], FailureFilter(split="tool_calling", reward_max=0.6)) == 2
     assert [r["dp_id"] for r in page.rows] == [ids["m1"], ids["c2"], ids["c3"]]  # lowest reward first
     page = failures(demo_store, runs[0], FailureFilter(split="tool_calling", reward_max=0.6))
     assert [r["dp_id"] for r in page.rows] == [ids["m1"], ids["c2"]]

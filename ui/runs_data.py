@@ -60,6 +60,12 @@ def failure_page(path: str, sig: tuple, run_id: int, flt: tuple, offset: int, li
     return asdict(page)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def failure_count(path: str, sig: tuple, run_id: int, flt: tuple) -> int:
+    categories, split, tool, lo, hi = flt
+    return ra.count_failures(get_store(path), run_id, ra.FailureFilter(list(categories), split, tool, None, lo, hi))
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def comparison(path: str, sig: tuple, run_a: int, run_b: int, top: int = 50) -> dict[str, Any]:
     return ra.compare_runs(get_store(path), run_a, run_b, top=top).to_json()
