@@ -163,10 +163,10 @@ def allocate(sizes: dict[str, int], n: int) -> dict[str, int]:
     n = min(max(int(n), 0), total)
     if total == 0 or n == 0:
         return dict.fromkeys(sizes, 0)
-    quotas = {k: n * s / total for k, s in sizes.items()}
-    out = {k: int(q) for k, q in quotas.items()}
+    out = {k: n * s // total for k, s in sizes.items()}  # integer arithmetic: ties are exact, not float noise
     left = n - sum(out.values())
-    order = sorted(sizes, key=lambda k: (-(quotas[k] - out[k]), list(sizes).index(k)))
+    names = list(sizes)
+    order = sorted(names, key=lambda k: (-((n * sizes[k]) % total), names.index(k)))
     for k in order[:left]:
         out[k] += 1
     return out

@@ -224,3 +224,9 @@ def test_export_and_regrade_as_a_run(demo_store, tmp_path):
     assert regraded == {x["id"]: x["reward"] for x in ann}
     res = campaign_results(demo_store, camp.id)
     assert res.n_answers == 10 and res.n_skips == 2 and set(res.by_annotator) == {"ann", "bob"}
+
+
+def test_allocate_ties_go_to_the_stratum_listed_first():
+    # quotas 1.5 / 1.5 / 0: an exact tie of remainders, broken by order (floats could break it either way)
+    assert C.allocate({"a": 1, "b": 1, "c": 0}, 1) == {"a": 1, "b": 0, "c": 0}
+    assert C.allocate({"b": 3, "a": 3}, 3) == {"b": 2, "a": 1}
