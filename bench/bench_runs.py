@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_runs.py [--source /work/bench-data/full.db] [--work DIR] [--n 1200000]
                                          [--second-run] [--apptest] [--keep]
+    .venv/bin/python bench/bench_runs.py --reuse --work DIR [--apptest]   # time again on a kept database
 
 Database: when `--source` (default `/work/bench-data/full.db`) exists it is copied (SQLite backup API, a
 consistent snapshot) into `--work` and one prediction is generated for each of its decision points (up to
@@ -189,7 +190,26 @@ def main() -> int:
     ap.add_argument("--second-run", action="store_true", help="a second run over the same decision points (compare)")
     ap.add_argument("--apptest", action="store_true", help="also time the page scripts through AppTest")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--reuse", action="store_true",
+                    help="time the queries again on the database a --keep run left in --work (no generation)")
     args = ap.parse_args()
+    if args.reuse:
+        if args.work is None or not (args.work / "runs-bench.db").exists():
+            ap.error("--reuse needs --work pointing at a folder kept by an earlier --keep run")
+        db = args.work / "runs-bench.db"
+        store = Store.open(db)
+        run_id = store.scalar("SELECT id FROM runs WHERE name = 'bench-a'")
+        other = "bench-b" if store.scalar("SELECT 1 FROM runs WHERE name = 'bench-b'") else None
+        print(f"REUSED: {db} ({db.stat().st_size / 1e9:.2f} GB), run bench-a with "
+              f"{store.scalar('SELECT count(*) FROM predictions WHERE run_id = ?', (run_id,)):,} predictions")
+        for rid in [r["id"] for r in store.query("SELECT id FROM runs ORDER BY id")]:
+            done = ensure_taxonomy(store, rid)  # a taxonomy stored under an older TAXONOMY_VERSION is redone
+            if done is not None:
+                print(f"  run {rid}: taxonomy recomputed (stored under an older version) in {done.seconds:.1f} s "
+                      f"({done.n / max(done.seconds, 1e-9):,.0f} predictions/s)")
+        store.close()
+        measure(db, run_id, other, args.apptest)
+        return 0
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-runs-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -225,57 +245,61 @@ def main() -> int:
             other = "bench-b"
         store.close()
         print(f"database size: {db.stat().st_size / 1e9:.2f} GB")
-
-        # the first query on a freshly opened database is the cold one
-        store = Store.open(db)
-        tool = store.scalar("SELECT expected_tool FROM prediction_taxonomy WHERE run_id = ? AND expected_tool IS NOT NULL "
-                            "AND category = 'argument_errors' LIMIT 1", (run_id,))
-        print("runs page (what the page calls; run-level aggregates are stored when the run finishes):")
-        t = time.perf_counter()
-        ra.run_details(store, run_id, use_cache=False)
-        print(f"  {'run aggregates computed from scratch (done once, at finish_run)':<58} {time.perf_counter() - t:7.3f} s")
-        cold, warm = timed(lambda: (ra.runs_table(store), ra.run_details(store, run_id)))
-        report_line("RUNS PAGE: runs table + this run's stored aggregates", cold, warm)
-        print("  for reference, each aggregate recomputed without the stored copy:")
-        parts = {
-            "taxonomy counts": lambda: ra.taxonomy_counts(store, run_id),
-            "sub-kinds": lambda: ra.sub_kind_counts(store, run_id),
-            "argument error totals": lambda: ra.argument_error_totals(store, run_id),
-            "confusion (top 20 wrong / made-up tools)": lambda: ra.confusion(store, run_id, top=20),
-            "reward histogram": lambda: ra.reward_histogram(store, run_id),
-            "tool names": lambda: ra.tool_names(store, run_id),
-        }
-        for label, fn in parts.items():
-            cold, warm = timed(fn, repeat=2)
-            report_line("  " + label, cold, warm)
-        print("failure list (core queries, count + one page of 50):")
-        fl = {
-            "every failure, page 1": (ra.FailureFilter(), 0),
-            "every failure, page 2,000 (offset 99,950)": (ra.FailureFilter(), 99_950),
-            "category argument_errors": (ra.FailureFilter(["argument_errors"]), 0),
-            "category + split interactive_agent": (ra.FailureFilter(["wrong_action_type"], "interactive_agent"), 0),
-            f"expected tool {tool!r}": (ra.FailureFilter(expected_tool=tool), 0),
-            "reward range 0.25-0.75": (ra.FailureFilter(reward_min=0.25, reward_max=0.75), 0),
-            "all filters together": (ra.FailureFilter(["argument_errors"], "tool_calling", tool, None, 0.5, 0.9), 0),
-        }
-        for label, spec in fl.items():
-            flt, offset = spec
-            cold, warm = timed(lambda: ra.failures(store, run_id, flt, offset=offset, limit=50))
-            report_line(label, cold, warm)
-        if other:
-            print("compare (not in the 1.5 s target; cached per runs signature on the page):")
-            cold, warm = timed(lambda: ra.compare_runs(store, "bench-a", other), repeat=2)
-            report_line("compare two runs of this size", cold, warm)
-        store.close()
-        if args.apptest:
-            print("page scripts through AppTest (cold = Streamlit caches emptied):")
-            apptest_times(db, "bench-a", other)
+        measure(db, run_id, other, args.apptest)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"kept: {db}")
     return 0
+
+
+def measure(db: Path, run_id: int, other: str | None, apptest: bool) -> None:
+    """Time what the pages ask of the core (and, with `apptest`, the page scripts) on a prepared database."""
+    # the first query on a freshly opened database is the cold one
+    store = Store.open(db)
+    tool = store.scalar("SELECT expected_tool FROM prediction_taxonomy WHERE run_id = ? AND expected_tool IS NOT NULL "
+                        "AND category = 'argument_errors' LIMIT 1", (run_id,))
+    print("runs page (what the page calls; run-level aggregates are stored when the run finishes):")
+    t = time.perf_counter()
+    ra.run_details(store, run_id, use_cache=False)
+    print(f"  {'run aggregates computed from scratch (done once, at finish_run)':<58} {time.perf_counter() - t:7.3f} s")
+    cold, warm = timed(lambda: (ra.runs_table(store), ra.run_details(store, run_id)))
+    report_line("RUNS PAGE: runs table + this run's stored aggregates", cold, warm)
+    print("  for reference, each aggregate recomputed without the stored copy:")
+    parts = {
+        "taxonomy counts": lambda: ra.taxonomy_counts(store, run_id),
+        "sub-kinds": lambda: ra.sub_kind_counts(store, run_id),
+        "argument error totals": lambda: ra.argument_error_totals(store, run_id),
+        "confusion (top 20 wrong / made-up tools)": lambda: ra.confusion(store, run_id, top=20),
+        "reward histogram": lambda: ra.reward_histogram(store, run_id),
+        "tool names": lambda: ra.tool_names(store, run_id),
+    }
+    for label, fn in parts.items():
+        cold, warm = timed(fn, repeat=2)
+        report_line("  " + label, cold, warm)
+    print("failure list (core queries, count + one page of 50):")
+    fl = {
+        "every failure, page 1": (ra.FailureFilter(), 0),
+        "every failure, page 2,000 (offset 99,950)": (ra.FailureFilter(), 99_950),
+        "category argument_errors": (ra.FailureFilter(["argument_errors"]), 0),
+        "category + split interactive_agent": (ra.FailureFilter(["wrong_action_type"], "interactive_agent"), 0),
+        f"expected tool {tool!r}": (ra.FailureFilter(expected_tool=tool), 0),
+        "reward range 0.25-0.75": (ra.FailureFilter(reward_min=0.25, reward_max=0.75), 0),
+        "all filters together": (ra.FailureFilter(["argument_errors"], "tool_calling", tool, None, 0.5, 0.9), 0),
+    }
+    for label, spec in fl.items():
+        flt, offset = spec
+        cold, warm = timed(lambda: ra.failures(store, run_id, flt, offset=offset, limit=50))
+        report_line(label, cold, warm)
+    if other:
+        print("compare (not in the 1.5 s target; cached per runs signature on the page):")
+        cold, warm = timed(lambda: ra.compare_runs(store, "bench-a", other), repeat=2)
+        report_line("compare two runs of this size", cold, warm)
+    store.close()
+    if apptest:
+        print("page scripts through AppTest (cold = Streamlit caches emptied):")
+        apptest_times(db, "bench-a", other)
 
 
 if __name__ == "__main__":
