@@ -426,7 +426,7 @@ class Estimate:
     n_items: int
     n_scored: int  # already have an LLM score: skipped
     n_to_grade: int
-    n_cached: int  # to grade, but the LLM grader's cache has the answer: free
+    n_cached: int  # to grade, but the answer is in the LLM grader's cache (or asked by an earlier item): free
     model: str
 
     @property
@@ -466,7 +466,14 @@ def estimate(store: Store, set_id: int, model: str, limit: int | None = None) ->
     cached_keys = {(r["dp_id"], r["candidate_sha256"]) for r in store.query(
         "SELECT dp_id, candidate_sha256 FROM llm_grade_cache WHERE model = ? AND prompt_version = ? "
         "AND dp_id IN (SELECT dp_id FROM audit_items WHERE set_id = ?)", (model, PROMPT_VERSION, set_id))}
-    n_cached = sum(1 for p in pending if (p["dp_id"], candidate_sha256(p["candidate"])) in cached_keys)
+    # an item whose question (decision point, candidate text) is in the cache, or was already asked by an
+    # earlier item of this pass (the same reply twice), costs nothing
+    n_cached = 0
+    for p in pending:
+        key = (p["dp_id"], candidate_sha256(p["candidate"]))
+        if key in cached_keys:
+            n_cached += 1
+        cached_keys.add(key)
     n_scored = int(store.scalar(
         "SELECT count(*) FROM audit_scores s JOIN audit_items i ON i.id = s.item_id "
         "WHERE i.set_id = ? AND s.llm_score IS NOT NULL", (set_id,)) or 0)

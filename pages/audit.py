@@ -12,6 +12,7 @@ With no OpenAI key the page says how to add one and still shows the keyword side
 from __future__ import annotations
 
 import random
+import threading
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -49,6 +50,7 @@ SET_PARAM = "set"
 RATER_KEY = "audit_rater"
 REVEAL_KEY = "audit_revealed"
 FLASH_KEY = "audit_flash"
+STOP_KEY = "audit_stop"
 AGREEMENT_VIEW, JUDGE_VIEW = "Agreement and disagreements", "Judge blind"
 SOURCE_LABELS = {"calibration": "Calibration candidates (no model needed)", "run": "A run's message replies",
                  "campaign": "A campaign's human answers"}
@@ -79,6 +81,17 @@ def one_line(text: str, limit: int = 140) -> str:
     """Text for a selectbox option (shown as plain text, never Markdown): one line, cut."""
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+@st.cache_resource(show_spinner=False)
+def _grading_controls() -> dict[tuple[str, int], tuple[threading.Lock, threading.Event]]:
+    """Process-wide: one (lock, stop event) per audit set, so a Stop in a later script run reaches the run
+    that is grading, and two sessions never grade the same set at once."""
+    return {}
+
+
+def grading_control(db: str, set_id: int) -> tuple[threading.Lock, threading.Event]:
+    return _grading_controls().setdefault((db, set_id), (threading.Lock(), threading.Event()))
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -153,6 +166,17 @@ chosen = st.selectbox("Audit set", names, index=index, key=f"audit_set::{wanted}
 if st.query_params.get(SET_PARAM) != chosen:
     st.query_params[SET_PARAM] = chosen
 audit_set = get_audit_set(store, chosen)
+grading_lock, stop_event = grading_control(str(store.path.resolve()), audit_set.id)
+if st.session_state.get(STOP_KEY) and grading_lock.locked():
+    # Stop was pressed: ask the grading run to stop (it stores what is in flight), and wait for it so the
+    # figures below include every score it stored.
+    stop_event.set()
+    with st.spinner("Stopping: waiting for the requests in flight…"):
+        if grading_lock.acquire(timeout=180):
+            grading_lock.release()
+    st.session_state[FLASH_KEY] = "Stopped. Scores received so far are kept; grade again to resume."
+    st.rerun()
+audit_set = get_audit_set(store, chosen)
 counts = set_counts(store, audit_set.id)
 m = st.columns(5)
 m[0].metric("Items", f"{counts['items']:,}")
@@ -182,24 +206,38 @@ def grade_section() -> None:
                 f"**about {plan.n_calls:,} API calls** ({plan.n_cached:,} answers are already in the cache and "
                 "cost nothing; retries after errors come on top).")
     c1, c2 = st.columns([3, 1])
-    confirmed = c1.checkbox(f"Yes, make about {plan.n_calls:,} API calls", key=f"audit_confirm::{audit_set.id}")
+    confirmed = c1.checkbox(f"Yes, make about {plan.n_calls:,} API calls", key=f"audit_confirm::{audit_set.id}::{plan.n_calls}")
     concurrency = c2.number_input("Parallel requests", min_value=1, max_value=32, value=8, key="audit_concurrency")
-    if not st.button("Grade now", type="primary", disabled=not confirmed, key="audit_grade"):
-        st.caption("Stop at any time with the Stop button that appears while grading (or by leaving the page): "
-                   "scores already received are kept, and grading again resumes with the rest.")
+    if grading_lock.locked():
+        st.info("This set is being graded in another session right now; its scores appear here as they arrive.")
         return
-    st.button("Stop", key="audit_stop", help="Stops after the requests in flight; their answers are kept.")
-    bar = st.progress(0.0, text="Starting…")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(done / total if total else 1.0, text=f"{done:,} of {total:,} items graded")
-
+    if not st.button("Grade now", type="primary", disabled=not confirmed, key="audit_grade"):
+        st.caption("Stop at any time with the Stop button that appears while grading: scores already received "
+                   "are kept, and grading again resumes with the rest (answers already paid for come from the "
+                   "cache).")
+        return
+    if not grading_lock.acquire(blocking=False):
+        st.info("This set is being graded in another session right now.")
+        return
     try:
+        stop_event.clear()
+        st.button("Stop", key=STOP_KEY, help="Stops after the requests in flight; their answers are kept.")
+        bar = st.progress(0.0, text="Starting…")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / total if total else 1.0, text=f"{done:,} of {total:,} items graded")
+
         result = grade_audit_set(store, audit_set.id, LLMGrader(config, store), concurrency=int(concurrency),
-                                 on_progress=progress)
+                                 on_progress=progress, should_stop=stop_event.is_set)
     except NemoError as exc:
         st.error(exc.one_line())
         return
+    finally:
+        grading_lock.release()
+    if result.stopped:
+        st.session_state[FLASH_KEY] = (f"Stopped after {result.n_graded:,} items. Scores received so far are kept; "
+                                       "grade again to resume.")
+        st.rerun()
     message = (f"Graded {result.n_graded:,} items ({result.n_cached:,} from the cache, {result.n_requests:,} API "
                f"requests) in {result.seconds:.1f} s.")
     if result.n_failed:

@@ -224,8 +224,14 @@ def test_campaign_answers_as_a_source(demo_store, server):
             for who in ("ann", "bob"):
                 conn.execute("INSERT INTO campaign_answers(campaign_id, item_id, dp_id, annotator, status, action, "
                              "shown_at, shown_ts) VALUES (?, ?, ?, ?, 'answered', ?, ?, 0)",
-                             (cid, item, dp_id, who, json.dumps({"type": "message", "content": f"answer by {who}"}), now))
+                             (cid, item, dp_id, who, json.dumps({"type": "message", "content": "the same answer"}), now))
     assert campaigns is not None and campaigns_available(demo_store)[0]["n"] == 4
     built = build_audit_set(demo_store, "campaign", campaign="c1", limit=1)
     assert built.audit_set.name == "campaign:c1" and built.n_items == 2  # one decision point, two people
     assert {r.kind for r in audit_rows(demo_store, built.audit_set.id)} == {"human"}
+    # two people gave the same reply: one question, so one API call
+    grader = grader_for(server, demo_store)
+    plan = estimate(demo_store, built.audit_set.id, grader.model)
+    assert (plan.n_to_grade, plan.n_cached, plan.n_calls) == (2, 1, 1)
+    result = grade_audit_set(demo_store, built.audit_set.id, grader, concurrency=1)
+    assert (result.n_graded, result.n_cached, result.n_requests) == (2, 1, 1)

@@ -23,7 +23,7 @@ import pytest
 from browser_helpers import screenshot, wait_idle
 from conftest import REPO, _free_port
 from fake_openai import FakeOpenAI
-from nemo_core.audit import build_audit_set
+from nemo_core.audit import build_audit_set, estimate
 from nemo_core.store import Store
 
 pytestmark = pytest.mark.browser
@@ -98,7 +98,7 @@ def keyed_app(demo_db_master, tmp_path_factory):
             if proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"streamlit did not start; log:\n{(work / 'streamlit.log').read_text()}")
             time.sleep(0.2)
-        yield url, server
+        yield url, server, db
     finally:
         proc.terminate()
         try:
@@ -110,7 +110,7 @@ def keyed_app(demo_db_master, tmp_path_factory):
 
 
 def test_audit_with_a_key_grades_after_confirmation(page, keyed_app, outside_requests):
-    url, server = keyed_app
+    url, server, _db = keyed_app
     page.goto(url + "/audit?set=calibration")
     wait_idle(page)
     assert page.get_by_text("No OpenAI key is configured").count() == 0
@@ -141,4 +141,48 @@ def test_audit_with_a_key_grades_after_confirmation(page, keyed_app, outside_req
     rows = list(csv.DictReader(io.StringIO(open(info.value.path(), encoding="utf-8").read())))
     assert len(rows) == 12 and all(r["llm_score"] != "" for r in rows)
     assert "sk-browser-audit" not in page.content()
+    assert outside_requests == []
+
+
+def test_audit_stops_midway_and_resumes_without_paying_twice(page, keyed_app, outside_requests):
+    url, server, db = keyed_app
+    store = Store.open(db)
+    try:
+        built = build_audit_set(store, "calibration", name="stoppable", limit=12, seed=99, split="interactive_agent")
+        calls_needed = estimate(store, built.audit_set.id, "gpt-5-mini").n_calls
+    finally:
+        store.close()
+    assert calls_needed >= 10
+    before = len(server.completion_requests)
+    server.delay = 0.3  # every answer takes 0.3 s: time to press Stop
+    try:
+        page.goto(url + "/audit?set=stoppable")
+        wait_idle(page)
+        page.get_by_label("Parallel requests").fill("1")
+        page.get_by_label("Parallel requests").press("Enter")
+        wait_idle(page)
+        page.get_by_text(f"Yes, make about {calls_needed} API calls").click()
+        wait_idle(page)
+        page.get_by_role("button", name="Grade now").click()
+        page.get_by_role("button", name="Stop").wait_for(timeout=10_000)
+        page.wait_for_timeout(1200)
+        page.get_by_role("button", name="Stop").click()
+        wait_idle(page, timeout=30_000)
+        screenshot(page, "audit_stopped")
+        paid = len(server.completion_requests) - before
+        assert 0 < paid < calls_needed, paid
+        scored = int(dict(zip(page.get_by_test_id("stMetricLabel").all_inner_texts(),
+                              page.get_by_test_id("stMetricValue").all_inner_texts()))["LLM-scored"])
+        assert scored < calls_needed
+        # answers that were in flight when stopping are in the cache: the estimate says so, and resuming is free for them
+        page.get_by_text(f"about {calls_needed - paid} API calls").first.wait_for(timeout=10_000)
+    finally:
+        server.delay = 0.0
+    page.get_by_text(f"Yes, make about {calls_needed - paid} API calls").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Grade now").click()
+    page.get_by_text("Graded").first.wait_for(timeout=60_000)
+    wait_idle(page)
+    assert len(server.completion_requests) - before == calls_needed  # nothing was asked twice
+    assert page.get_by_text("Every item has an LLM score").is_visible()
     assert outside_requests == []
