@@ -6,8 +6,9 @@ Everything here reads the campaign's stored answers (`campaigns.answers`) and is
 campaign's seed: the same answers always give the same intervals.
 
 Definitions (shown on the Campaigns page):
-- reward: the stored breakdown's reward of each *answered* item (skips are not scored; an ungradeable
-  reference scores None and is counted beside the mean, never as 0);
+- reward: the stored breakdown's reward of each answer (skips are not scored; an ungradeable reference
+  scores None and is counted beside the mean, never as 0). Overall, by split and by action type, each item
+  counts once (the mean of its answers) and the bootstrap resamples items; per annotator, their answers;
 - tool label of an answer: the called tool's name, or `submit_message` for a message (SPEC §3: a message is a
   call of submit_message), so "same tool" covers both kinds of action;
 - agreement is measured on items answered by at least two annotators: pairwise share of pairs with the same
@@ -211,20 +212,39 @@ def disagreements_of(rows: list[dict[str, Any]], limit: int = 50) -> list[Disagr
     return out[:limit]
 
 
+def item_means(answered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per item: its split, expected action type and the mean reward of its graded answers (None
+    when none is graded). Answers to the same item are not independent (the item's difficulty is shared),
+    so the overall, split and action type scores average each item's answers first and the bootstrap
+    resamples items; otherwise an overlap of 3 would count one hard item three times and narrow the CI."""
+    by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in answered:
+        by_item[r["dp_id"]].append(r)
+    out = []
+    for dp_id, rs in by_item.items():
+        rewards = [r["reward"] for r in rs if r["reward"] is not None]
+        out.append({"dp_id": dp_id, "split": rs[0]["split"], "action_type": rs[0]["action_type"],
+                    "reward": sum(rewards) / len(rewards) if rewards else None, "n_answers": len(rs)})
+    return out
+
+
 def results_from_rows(rows: list[dict[str, Any]], *, seed: int, campaign: Campaign | None = None,
                       n_resamples: int = 2000) -> BaselineResults:
-    """All the results from submitted rows (`campaigns.answers`); seeded bootstrap (95%)."""
+    """All the results from submitted rows (`campaigns.answers`); seeded bootstrap (95%). Overall, by split
+    and by action type: over items (`item_means`, n = items); per annotator: over their answers."""
     answered = [r for r in rows if r["status"] == "answered"]
     skipped = [r for r in rows if r["status"] == "skipped"]
 
     def ci(values: list[float | None]) -> MeanCI:
         return mean_ci(values, seed=seed, n_resamples=n_resamples)
 
-    def grouped(key: str) -> dict[str, MeanCI]:
+    def grouped(units: list[dict[str, Any]], key: str) -> dict[str, MeanCI]:
         groups: dict[str, list[float | None]] = defaultdict(list)
-        for r in answered:
+        for r in units:
             groups[r[key]].append(r["reward"])
         return {k: ci(v) for k, v in sorted(groups.items())}
+
+    items = item_means(answered)
 
     times: dict[str, list[float | None]] = defaultdict(list)
     for r in answered:
@@ -233,10 +253,10 @@ def results_from_rows(rows: list[dict[str, Any]], *, seed: int, campaign: Campai
         campaign=campaign,
         n_answers=len(answered),
         n_skips=len(skipped),
-        overall=ci([r["reward"] for r in answered]),
-        by_split=grouped("split"),
-        by_action_type=grouped("action_type"),
-        by_annotator=grouped("annotator"),
+        overall=ci([m["reward"] for m in items]),
+        by_split=grouped(items, "split"),
+        by_action_type=grouped(items, "action_type"),
+        by_annotator=grouped(answered, "annotator"),
         time_overall=TimeStats.of([r["seconds"] for r in answered]),
         time_by_annotator={k: TimeStats.of(v) for k, v in sorted(times.items())},
         skips_by_annotator=dict(Counter(r["annotator"] for r in skipped)),

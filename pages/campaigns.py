@@ -208,8 +208,9 @@ with results_tab:
     else:
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("Human baseline reward", "n/a" if res.overall.mean is None else f"{res.overall.mean:.3f}",
-                  help="Mean reward of the answered items, 95% bootstrap interval below (seeded with the "
-                       "campaign's seed). Skips are not scored; ungradeable references are left out.")
+                  help="Mean reward over items, each item's answers averaged first (answers to one item are "
+                       "not independent); the 95% bootstrap interval below resamples items, seeded with the "
+                       "campaign's seed. Skips are not scored; ungradeable references are left out.")
         c1.caption(ci_text(res.overall))
         c2.metric("Answers", f"{res.n_answers:,}")
         c2.caption(f"{res.n_skips:,} skips")
@@ -239,6 +240,8 @@ with results_tab:
                      column_config={c: st.column_config.NumberColumn(format="%.3f")
                                     for c in ("mean", "95% CI low", "95% CI high")})
 
+        st.caption("n counts items for overall, split and action type (each item's answers averaged), and "
+                   "answers for an annotator.")
         st.markdown("**Time per item, per annotator**")
         times = pd.DataFrame([{"annotator": k, "answers": v.n, "median s": v.median, "mean s": v.mean,
                                "skips": res.skips_by_annotator.get(k, 0)} for k, v in res.time_by_annotator.items()])

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from nemo_core.baseline import (
-    agreement_of, argument_agreement, disagreements_of, expected_labels, results_from_rows, tool_label,
+    agreement_of, argument_agreement, disagreements_of, expected_labels, item_means, results_from_rows, tool_label,
 )
 from nemo_core.metrics import cohen_kappa, fleiss_kappa, fleiss_kappa_labels, mean_ci
 
@@ -125,6 +125,17 @@ def test_no_overlap_no_agreement():
     assert ag.n_items == 0 and ag.kappa_type is None and ag.same_tool is None
 
 
+def test_item_means_count_each_item_once():
+    rows = [_row("d1", "a", "message", reward=1.0), _row("d1", "b", "message", reward=0.0),
+            _row("d1", "c", "message", reward=1.0), _row("d2", "a", "message", reward=None)]
+    means = {m["dp_id"]: m for m in item_means(rows)}
+    assert means["d1"]["reward"] == pytest.approx(2 / 3) and means["d1"]["n_answers"] == 3
+    assert means["d2"]["reward"] is None  # ungraded, not 0
+    res = results_from_rows(rows, seed=1)
+    assert res.overall.n == 1 and res.overall.n_ungraded == 1 and res.overall.mean == pytest.approx(2 / 3)
+    assert res.overall.low == res.overall.high == pytest.approx(2 / 3)  # one item: nothing to resample
+
+
 def test_labels():
     assert tool_label(_row("d", "a", "message")) == "submit_message"
     assert tool_label(_row("d", "a", "function_call", "f")) == "f"
@@ -151,11 +162,13 @@ def test_results_groups_times_and_seeded_cis():
                                     "submitted_type": None, "seconds": 5.0}]
     res = results_from_rows(rows, seed=3)
     assert res.n_answers == 7 and res.n_skips == 1
-    assert res.overall.mean == pytest.approx(3.0 / 7)
+    # items first: d1 (1 + .75)/2, d2 (.5 + .25)/2, d3 (.5 + 0)/2, d4 0 -> (.875 + .375 + .25 + 0) / 4 items
+    assert res.overall.mean == pytest.approx(1.5 / 4) and res.overall.n == 4
     assert set(res.by_split) == {"tool_calling", "interactive_agent"}
     assert res.by_split["interactive_agent"].mean == 0.0 and res.by_split["interactive_agent"].n == 1
-    assert res.by_action_type["message"].mean == pytest.approx(0.375)
-    assert res.by_annotator["ann"].mean == pytest.approx(0.5)
+    assert res.by_split["tool_calling"].mean == pytest.approx(1.5 / 3)
+    assert res.by_action_type["message"].mean == pytest.approx(0.375) and res.by_action_type["message"].n == 1
+    assert res.by_annotator["ann"].mean == pytest.approx(0.5) and res.by_annotator["ann"].n == 4
     assert res.by_annotator["bob"].mean == pytest.approx(1.0 / 3)
     assert res.time_by_annotator["ann"].median == 40 and res.time_by_annotator["bob"].mean == 40
     assert res.time_overall.median == 40
