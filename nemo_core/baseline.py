@@ -271,6 +271,43 @@ def campaign_results(store: Store, campaign_id: int) -> BaselineResults:
     return results_from_rows(answers(store, campaign_id), seed=campaign.seed, campaign=campaign)
 
 
+# ---- humans against a model run ------------------------------------------------------------------------------
+@dataclass
+class RunComparison:
+    """The human baseline beside a stored run, on the campaign items both graded (paired)."""
+
+    run_name: str
+    n_items: int  # campaign items with a graded human answer
+    n_paired: int  # ... that the run also graded
+    human: MeanCI
+    model: MeanCI
+    difference: MeanCI  # model - human, paired bootstrap over items
+
+
+def compare_with_run(store: Store, campaign_id: int, run: int | str) -> RunComparison:
+    """Model minus human reward on the same items (each item's human answers averaged first), with seeded
+    bootstrap intervals; items the run did not grade (or graded None) are left out of every figure."""
+    from .metrics import paired_difference_ci
+    from .runs import get_run
+
+    campaign = get_campaign(store, campaign_id)
+    the_run = get_run(store, run)
+    humans = {m["dp_id"]: m["reward"] for m in item_means(answers(store, campaign_id, statuses=("answered",)))
+              if m["reward"] is not None}
+    ids = list(humans)
+    model: dict[str, float] = {}
+    for start in range(0, len(ids), 5_000):
+        chunk = ids[start:start + 5_000]
+        for r in store.query(f"SELECT dp_id, reward FROM predictions WHERE run_id = ? AND reward IS NOT NULL AND "
+                             f"dp_id IN ({','.join('?' * len(chunk))})", [the_run.id, *chunk]):
+            model[r["dp_id"]] = r["reward"]
+    paired = [i for i in ids if i in model]
+    h = [humans[i] for i in paired]
+    m = [model[i] for i in paired]
+    return RunComparison(the_run.name, len(ids), len(paired), mean_ci(h, seed=campaign.seed),
+                         mean_ci(m, seed=campaign.seed), paired_difference_ci(m, h, seed=campaign.seed))
+
+
 # ---- export -------------------------------------------------------------------------------------------------
 CSV_COLUMNS = (
     "campaign", "id", "annotator", "status", "split", "expected_action_type", "shared", "submitted_type", "tool",

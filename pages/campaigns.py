@@ -19,12 +19,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from nemo_core import campaigns as C
-from nemo_core.baseline import campaign_results, export_rows, save_as_run, to_csv, to_jsonl
+from nemo_core.baseline import campaign_results, compare_with_run, export_rows, save_as_run, to_csv, to_jsonl
 from nemo_core.config import ACTION_TYPES, SPLITS
 from nemo_core.errors import NemoError
 from nemo_core.extract import FLAGS
 from nemo_core.filters import DecisionPointFilter
 from nemo_core.llm_grader import LLMGrader
+from nemo_core.runs import list_runs
 from ui.db import get_store, require_store
 from ui.safe import escape_markdown, inert_label
 from ui.try_panel import grader_config
@@ -269,6 +270,26 @@ with results_tab:
                       help=f"mean over {ag.n_arg_pairs:,} pairs calling the same tool: equal keys ÷ keys in either")
             st.caption(f"{ag.n_items:,} items, {ag.n_pairs:,} pairs; {kappa_name} on action type "
                        + ("—" if ag.kappa_type is None else f"{ag.kappa_type:.2f}") + ".")
+
+        st.markdown("**Against a model run** (the same items, paired)")
+        runs = [r.name for r in list_runs(store)]
+        if not runs:
+            st.caption("No stored run yet: grade a predictions file or run a model to compare it with the humans.")
+        else:
+            chosen_run = st.selectbox("Run", runs, index=None, key="campaigns::vs_run",
+                                      placeholder="choose a run to compare with the human baseline")
+            if chosen_run:
+                cmp = compare_with_run(store, cid, chosen_run)
+                if cmp.n_paired == 0:
+                    st.caption("The run graded none of this campaign's answered items.")
+                else:
+                    v1, v2, v3 = st.columns(3)
+                    v1.metric("Humans", f"{cmp.human.mean:.3f}", help=cmp.human.fmt())
+                    v2.metric("Run", f"{cmp.model.mean:.3f}", help=cmp.model.fmt())
+                    v3.metric("Run − humans", f"{cmp.difference.mean:+.3f}",
+                              help="paired over items; 95% bootstrap interval: " + cmp.difference.fmt())
+                    st.caption(f"On {cmp.n_paired:,} of the {cmp.n_items:,} answered items (the others the run did "
+                               f"not grade). Run − humans: {cmp.difference.fmt()}.")
 
         st.markdown("**Where humans disagree with the expected action** (candidates for a bad reference)")
         if not res.disagreements:

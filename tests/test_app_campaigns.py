@@ -83,7 +83,7 @@ def answer_message(at: AppTest, store: Store, cid: int, who: str, text: str) -> 
     return a
 
 
-def test_create_campaign_two_annotators_answer_and_skip_results_appear(app, store):
+def test_create_campaign_two_annotators_answer_and_skip_results_appear(app, store, tmp_path):
     admin = app(CAMPAIGNS)
     assert "No campaign yet" in all_text(admin)
     admin.text_input(key="campaigns::new_name").input("pilot")
@@ -131,6 +131,15 @@ def test_create_campaign_two_annotators_answer_and_skip_results_appear(app, stor
     assert set(scores["group"]) == {"overall", "split", "action type", "annotator"}
     # shared items were answered by both: agreement is measured
     assert metrics["Items with ≥2 answers"] in ("1", "2")
+    # the humans against a run of the same answers (ann's, re-graded): a paired comparison
+    from nemo_core.baseline import save_as_run
+    save_as_run(store, camp.id, "ann", tmp_path)
+    ok(admin.run())
+    admin.selectbox(key="campaigns::vs_run").set_value("human: ann (pilot)").run()
+    ok(admin)
+    metrics = {m.label: m.value for m in admin.metric}
+    assert {"Humans", "Run", "Run − humans"} <= set(metrics)
+    assert "On 1 of the" in all_text(admin)
 
 
 def test_reveal_after_submit_shows_the_breakdown(app, store):

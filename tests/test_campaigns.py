@@ -230,3 +230,33 @@ def test_allocate_ties_go_to_the_stratum_listed_first():
     # quotas 1.5 / 1.5 / 0: an exact tie of remainders, broken by order (floats could break it either way)
     assert C.allocate({"a": 1, "b": 1, "c": 0}, 1) == {"a": 1, "b": 0, "c": 0}
     assert C.allocate({"b": 3, "a": 3}, 3) == {"b": 2, "a": 1}
+
+
+def test_compare_with_a_model_run(demo_store, tmp_path):
+    from nemo_core.baseline import compare_with_run
+    from nemo_core.grading import grade_file
+
+    camp = C.create_campaign(demo_store, "vs", selection={"action_type": "function_call",
+                             "exclude_flags": "ungradeable,parallel"}, sample_size=4, seed=2, overlap=2)
+    perfect = {}
+    for who in ("ann", "bob"):
+        for _ in range(4):
+            a = C.next_item(demo_store, camp.id, who)
+            call = demo_store.get(a.dp_id).expected_calls[0]
+            exact = {"type": "function_call", "name": call.name, "arguments": call.arguments}
+            # ann is always right, bob always calls the wrong tool with the right arguments (0.5)
+            C.submit_answer(demo_store, a.id, who, exact if who == "ann" else {**exact, "name": "zzz"})
+            perfect[a.dp_id] = exact
+    # the model: right on 3 items, a message (0) on the last; one campaign item it never saw is not paired
+    ids = sorted(perfect)
+    lines = [{"id": i, "action": perfect[i]} for i in ids[:2]] + [{"id": ids[2], "action": {"type": "message",
+                                                                                              "content": "x"}}]
+    path = tmp_path / "model.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    grade_file(demo_store, path, run_name="model-a", grader="keyword")
+    cmp = compare_with_run(demo_store, camp.id, "model-a")
+    assert cmp.n_items == 4 and cmp.n_paired == 3
+    assert cmp.human.mean == pytest.approx(0.75)  # every item: (1 + 0.5) / 2
+    assert cmp.model.mean == pytest.approx(2 / 3)
+    assert cmp.difference.mean == pytest.approx(2 / 3 - 0.75)
+    assert cmp.difference.low <= cmp.difference.mean <= cmp.difference.high
