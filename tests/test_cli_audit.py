@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from nemo_core.cli import build_parser, main
 from nemo_core.grading import grade_file
 from nemo_core.store import Store
 from test_audit_flow import judge
+
+REPO = Path(__file__).resolve().parent.parent
 
 KEYS = {"n", "pearson", "spearman", "mae", "kappa_at_0_5", "best_threshold"}
 
@@ -99,3 +102,41 @@ def test_help_lists_the_json_keys():
         assert key in text
     out = subprocess.run([sys.executable, "-m", "nemo_core", "--help"], capture_output=True, text=True, check=True).stdout
     assert "audit" in out
+
+
+def test_ctrl_c_stops_and_the_same_command_resumes(demo_db, fake_openai, tmp_path):  # noqa: F811
+    """A real process, a real SIGINT: the scores received are kept, and the rerun pays only for the rest."""
+    import os
+    import signal
+    import time
+
+    fake_openai.responder = judge
+    fake_openai.delay = 0.25
+    env = {**os.environ, "OPENAI_API_KEY": "sk-cli-audit", "OPENAI_BASE_URL": fake_openai.base_url,
+           "PYTHONPATH": str(REPO)}
+    env.pop("NEMO_DB", None)
+    cmd = [sys.executable, "-m", "nemo_core", "audit", "--calibration", "--db", str(demo_db), "--limit", "10",
+           "--concurrency", "1", "--json", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while len(fake_openai.completion_requests) < 4 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "stopped: the items scored so far are kept" in err
+    paid = len(fake_openai.completion_requests)
+    assert 4 <= paid < 30
+    store = Store.open(demo_db)
+    try:
+        scored = store.scalar("SELECT count(*) FROM audit_scores WHERE llm_score IS NOT NULL")
+        cached = store.scalar("SELECT count(*) FROM llm_grade_cache")
+    finally:
+        store.close()
+    assert scored <= paid == cached  # every answer paid for is kept (stored, or at least in the cache)
+
+    fake_openai.delay = 0.0
+    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["n"] == 30
+    assert len(fake_openai.completion_requests) == 30  # nothing asked twice
