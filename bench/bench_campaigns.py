@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
@@ -138,7 +137,8 @@ def part3(work: Path) -> None:
     with store.transaction() as conn:
         conn.executemany(
             "INSERT INTO campaign_answers(campaign_id, item_id, dp_id, annotator, status, action, submitted_type, "
-            "submitted_name, reward, grader, shown_at, shown_ts, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "submitted_name, reward, grader, shown_at, shown_ts, seconds) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             answers)
     lat = []
     for i in range(50):

@@ -327,8 +327,8 @@ with export_tab:
     stem = f"campaign-{campaign.id}" + (f"-{annotator}" if annotator else "")
     e1, e2 = st.columns(2)
     e1.download_button("Download CSV", to_csv(rows), file_name=f"{stem}.csv", mime="text/csv",
-                       key="campaigns::csv", help="Every answer and skip: id, annotator, action, breakdown, time, note, "
-                                                  "confidence, ...")
+                       key="campaigns::csv",
+                       help="Every answer and skip: id, annotator, action, breakdown, time, note, confidence, ...")
     e2.download_button("Download JSONL (grade input)", to_jsonl(rows), file_name=f"{stem}.jsonl",
                        mime="application/jsonl", key="campaigns::jsonl",
                        help="One {\"id\", \"action\", \"annotator\", ...} line per answer: `python -m nemo_core grade` "

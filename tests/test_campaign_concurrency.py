@@ -75,7 +75,8 @@ annotate = namespace["annotate"]
 PROCESS_SCRIPT = WORKER + '''
 import json, sys, threading
 from nemo_core.store import Store
-db, campaign_id, prefix, n_threads, skip_every = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+db, campaign_id, prefix = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+n_threads, skip_every = int(sys.argv[4]), int(sys.argv[5])
 results = {}
 barrier = threading.Barrier(n_threads)
 def run(i):
@@ -109,8 +110,8 @@ def _check(demo_db: Path, campaign_id: int, results: dict[str, tuple[list, list]
         assert errors == {}, errors
         assert store.query("SELECT * FROM overlap_violations") == []
         rows = {r["id"]: r for r in store.query(
-            "SELECT a.id, a.annotator, a.status, a.action, a.skip_reason, a.item_id, i.shared FROM campaign_answers AS a "
-            "JOIN campaign_items AS i ON i.id = a.item_id WHERE a.campaign_id = ?", (campaign_id,))}
+            "SELECT a.id, a.annotator, a.status, a.action, a.skip_reason, a.item_id, i.shared "
+            "FROM campaign_answers AS a JOIN campaign_items AS i ON i.id = a.item_id WHERE a.campaign_id = ?", (campaign_id,))}
         confirmed = 0
         for who, (done, _) in results.items():
             for assignment_id, status, text in done:
