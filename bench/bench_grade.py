@@ -171,7 +171,8 @@ def bench_keyword(db: Path, work: Path, *, limit: int | None, shuffle: bool, ext
               f"({rate:,.0f} predictions/s; results {results.stat().st_size / 1e6:,.0f} MB)")
         print(f"   graded {res.n_graded:,}, could not be graded {res.n_not_graded:,}; CPU time (this process + workers) "
               f"{cpu:.1f} s; load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        print("   main process phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items()))
+        print("   main process phases, wall: " + ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items()))
+        print("   main process phases, CPU:  " + ", ".join(f"{k} {v:.1f} s" for k, v in res.cpu_timings.items()))
         if extrapolate:
             print(f"   EXTRAPOLATED (small database, linear): 1.2 M predictions would take about "
                   f"{FULL_SIZE / rate:.0f} s (target <= 60 s)")

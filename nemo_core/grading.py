@@ -357,17 +357,22 @@ class FileGradeResult:
     seconds: float = 0.0
     model: str | None = None
     workers: int = 0
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (main process), for benchmarks
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per phase (main process), for benchmarks
 
     @property
     def n_not_graded(self) -> int:
         return self.n_ungraded + self.n_problems
 
+    cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU seconds of this process per phase
+
     def _add(self, phase: str, since: float) -> float:
         import time
 
         now = time.perf_counter()
+        cpu = time.process_time()
         self.timings[phase] = self.timings.get(phase, 0.0) + now - since
+        self.cpu_timings[phase] = self.cpu_timings.get(phase, 0.0) + cpu - getattr(self, "_cpu_mark", cpu)
+        self._cpu_mark = cpu
         return now
 
 
@@ -569,6 +574,7 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
                         settings={"concurrency": concurrency, "requested_grader": grader, "workers": workers})
     result = FileGradeResult(run_id, run_name, chosen, grader_model, workers=workers)
     started = time.perf_counter()
+    result._cpu_mark = time.process_time()
     seen: dict[str, int] = {}
     process_pool = None
     if workers:  # forked before any thread of ours starts (the progress bar's monitor, the LLM pool)
