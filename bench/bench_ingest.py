@@ -134,7 +134,7 @@ def query_figures(db: Path) -> dict:
         "text_search_count_ms": timed(lambda: store.count(text)),
         "text_search_page_ms": timed(lambda: store.page(text, limit=50)),
         "text_search_matches": store.count(text),
-        "text_search_rare_word_ms": timed(lambda: store.page(DecisionPointFilter(text="QX7Y2"), limit=50)),
+        "text_search_one_word_in_15pct_of_conversations_page_ms": timed(lambda: store.page(DecisionPointFilter(text="QX7Y2"), limit=50)),
         "get_one_ms": timed(lambda: store.get(store.page(flt, offset=deep, limit=1)[0]["id"])),
     }
     store.close()

@@ -35,7 +35,7 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 CHUNK_BYTES = 4 * 1024 * 1024  # ~250 real rows: big enough to amortise a transaction, small for memory
 MAX_REPORTED_REJECTS = 1000
 BULK_BYTES = 256 * 1024 * 1024  # inputs above this (and above the database's size) are bulk loads
-INGEST_CACHE_KIB = 200 * 1024  # SQLite page cache while ingesting: the unique indexes stay in memory
+INGEST_CACHE_KIB = 128 * 1024  # SQLite page cache while ingesting: the unique indexes (~100 MB at full scale) stay in memory
 
 
 def split_for_file(path: str | Path, override: str | None = None) -> str:
