@@ -314,3 +314,19 @@ def test_breakdown_json_round_trip():
         data = b.to_json("x/y/1")
         assert list(data)[:8] == ["id", "reward", "action_type_match", "name_match", "arg_match", "grader", "reason", "keys"]
         assert Breakdown.from_json(data) == b
+
+
+def test_lazy_toolset_agrees_with_normalise_tools(demo_store):
+    from nemo_core.grading import LazyToolSet
+    from nemo_core.store import decompress_json
+
+    quirky = [WEATHER_TOOL_QUIRKY, {"name": "flat", "parameters": {"type": "string"}},
+              {"type": "function", "function": {"name": "flat", "parameters": {"properties": {"a": {}}}}},
+              {"type": "function", "function": {"name": "req", "required": ["a"], "parameters": {"properties": {}}}},
+              {"type": "function", "function": {"name": "submit_message", "parameters": {}}}, "junk", {"name": ""}]
+    tool_lists = [quirky] + [decompress_json(b).get("tools") for (b,) in demo_store.conn.execute("SELECT body FROM conversations")]
+    for raw_tools in tool_lists:
+        full, lazy = normalise_tools(raw_tools), LazyToolSet(raw_tools)
+        for name in [*full.names, "submit_message", "not_a_tool"]:
+            assert lazy.schema_of(name) == full.schema_of(name), name
+        assert lazy.names == full.names  # anything else falls through to the full ToolSet
