@@ -11,6 +11,7 @@ With no OpenAI key the page says how to add one and still shows the keyword side
 
 from __future__ import annotations
 
+import html
 import random
 import threading
 
@@ -142,11 +143,12 @@ def build_section(expanded: bool) -> None:
                 built = build_audit_set(store, source, run=run, campaign=campaign, name=name.strip() or None,
                                         limit=int(limit), seed=int(seed), split=None if split == "both" else split)
             except NemoError as exc:
-                st.error(exc.one_line())
+                st.error(escape_markdown(exc.one_line()))
                 return
             skipped = ", ".join(f"{n:,} {why}" for why, n in built.skipped.items() if n)
-            st.session_state[FLASH_KEY] = (f"Audit set {built.audit_set.name!r}: {built.n_items:,} items "
-                                           f"({built.n_added:,} new)." + (f" Left out: {skipped}." if skipped else ""))
+            st.session_state[FLASH_KEY] = escape_markdown(
+                f"Audit set {built.audit_set.name!r}: {built.n_items:,} items ({built.n_added:,} new)."
+                + (f" Left out: {skipped}." if skipped else ""))
             st.query_params[SET_PARAM] = built.audit_set.name
             st.rerun()
 
@@ -230,7 +232,7 @@ def grade_section() -> None:
         result = grade_audit_set(store, audit_set.id, LLMGrader(config, store), concurrency=int(concurrency),
                                  on_progress=progress, should_stop=stop_event.is_set)
     except NemoError as exc:
-        st.error(exc.one_line())
+        st.error(escape_markdown(exc.one_line()))
         return
     finally:
         grading_lock.release()
@@ -271,7 +273,7 @@ def scatter(rows_: list[AuditRow]) -> go.Figure:
         jitter = [random.Random(r.item_id).uniform(-0.015, 0.015) for r in pts]
         fig.add_trace(go.Scatter(
             x=[r.keyword for r in pts], y=[r.llm + j for r, j in zip(pts, jitter)], mode="markers", name=kind,
-            marker={"opacity": 0.65, "size": 8}, customdata=[[r.dp_id, r.llm] for r in pts],
+            marker={"opacity": 0.65, "size": 8}, customdata=[[html.escape(r.dp_id), r.llm] for r in pts],
             hovertemplate="keyword %{x:.3f}<br>LLM %{customdata[1]:.1f}<br>%{customdata[0]}<extra>" + kind + "</extra>",
         ))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="agreement", line={"dash": "dot", "color": "grey"}))
@@ -466,7 +468,7 @@ def judge_section() -> None:
                 try:
                     record_human(store, item.item_id, rater, int(score))
                 except NemoError as exc:
-                    st.error(exc.one_line())
+                    st.error(escape_markdown(exc.one_line()))
                     return
                 st.session_state[REVEAL_KEY] = {"item": item.item_id, "score": int(score)}
                 st.rerun()

@@ -43,7 +43,7 @@ def open_page(demo_db, monkeypatch):
 
 def texts(at: AppTest) -> str:
     parts = [e.value for e in (*at.markdown, *at.caption, *at.info, *at.warning, *at.success, *at.error)]
-    return "\n".join(str(p) for p in parts)
+    return "\n".join(str(p) for p in parts).replace("\\", "")  # Markdown escapes removed
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -176,3 +176,34 @@ def test_disagreement_opens_both_graders_reasons(open_page, demo_db, fake_openai
     assert "largest |LLM − keyword| first" in body
     assert "Keyword overlap:" in body and "LLM grader" in body  # both breakdowns of the first disagreement
     assert "Open the decision point" in str([p.proto for p in at.get("page_link")])
+
+
+def test_a_hostile_set_name_stays_text(open_page):
+    at = open_page()
+    at.number_input[0].set_value(1)
+    next(t for t in at.text_input if t.label.startswith("Set name")).input("![x](http://127.0.0.2/pixel.png) <b>bold</b>")
+    at.button(key="FormSubmitter:audit_build-Build the audit set").click().run()
+    assert not at.exception
+    flash = at.success[0].value
+    assert "\\!\\[x\\]\\(http\\:" in flash and "\\<b\\>" in flash  # escaped: no image, no HTML
+    options = at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Audit set")).options
+    assert any("![x](http://127.0.0.2/pixel.png)" in o for o in options)  # option labels are plain text
+
+
+def test_a_set_graded_with_another_model_is_not_mixed(open_page, demo_db, fake_openai, monkeypatch):  # noqa: F811
+    fake_openai.responder = judge
+    from nemo_core.audit import grade_audit_set
+    from nemo_core.llm_grader import LLMConfig, LLMGrader
+
+    store = Store.open(demo_db)
+    try:
+        set_id = build_audit_set(store, "calibration", limit=1).audit_set.id
+        grade_audit_set(store, set_id, LLMGrader(LLMConfig(api_key="k", base_url=fake_openai.base_url), store))
+    finally:
+        store.close()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-app-audit")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("NEMO_GRADER_MODEL", "another-model")
+    at = open_page(set="calibration")
+    assert "was graded with" in texts(at) and "build a new set" in texts(at)
+    assert not [b for b in at.button if b.key == "audit_grade"]
