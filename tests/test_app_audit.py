@@ -207,3 +207,28 @@ def test_a_set_graded_with_another_model_is_not_mixed(open_page, demo_db, fake_o
     at = open_page(set="calibration")
     assert "was graded with" in texts(at) and "build a new set" in texts(at)
     assert not [b for b in at.button if b.key == "audit_grade"]
+
+
+def test_build_from_a_run_lists_only_runs_with_message_replies(open_page, demo_db, tmp_path):
+    from nemo_core.grading import grade_file
+
+    store = Store.open(demo_db)
+    try:
+        ids = [r["id"] for r in store.query("SELECT id FROM decision_points WHERE action_type = 'message' "
+                                            "AND flag_empty_expected = 0 ORDER BY id LIMIT 3")]
+        call = store.query("SELECT id FROM decision_points WHERE action_type = 'function_call' LIMIT 1")[0]["id"]
+        for name, lines in (("talker", [{"id": i, "action": {"type": "message", "content": "Sure, done."}} for i in ids]),
+                            ("caller", [{"id": call, "action": {"type": "function_call", "name": "f", "arguments": {}}}])):
+            path = tmp_path / f"{name}.jsonl"
+            path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+            grade_file(store, path, run_name=name, grader="keyword")
+    finally:
+        store.close()
+    at = open_page()
+    at.radio(key="audit_source").set_value("run").run()
+    runs = at.selectbox(key="audit_build_run")
+    assert runs.options == ["talker"]  # "caller" has no message reply
+    at.button(key="FormSubmitter:audit_build-Build the audit set").click().run()
+    assert not at.exception
+    assert "Audit set 'run:talker': 3 items (3 new)" in texts(at)
+    assert metric(at, "Items") == "3"

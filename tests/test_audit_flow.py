@@ -203,21 +203,17 @@ def test_blind_human_judgements(demo_store):
     assert demo_store.scalar("SELECT count(*) FROM audit_items") == 0
 
 
-def test_campaign_answers_as_a_source(demo_store, server):
-    from nemo_core import campaigns
-
-    assert campaigns_available(demo_store) == []
-    with pytest.raises(AuditError, match="no campaign"):
-        build_audit_set(demo_store, "campaign", campaign="none")
-    ids = [r["id"] for r in demo_store.query(
-        "SELECT id FROM decision_points WHERE action_type = 'message' AND flag_empty_expected = 0 ORDER BY id LIMIT 2")]
-    # two answers by hand: the campaign's own sample machinery is tested in its own files
+def insert_campaign(store, name: str, n_items: int) -> None:
+    """A campaign whose first `n_items` message decision points were answered by 'ann' and 'bob' with the same
+    reply, written straight into the campaign tables (their sampling is tested in the campaign's own files)."""
+    ids = [r["id"] for r in store.query(
+        "SELECT id FROM decision_points WHERE action_type = 'message' AND flag_empty_expected = 0 ORDER BY id LIMIT ?",
+        (n_items,))]
     now = "2026-01-01T00:00:00+00:00"
-    with demo_store.transaction() as conn:
-        conn.execute("INSERT INTO campaigns(name, selection, sample_size, seed, stratify, overlap, shared_share, "
-                     "reveal_after_submit, n_items, n_population, created_at) VALUES ('c1', '{}', 2, 1, 0, 2, 0, 1, 2, 2, ?)",
-                     (now,))
-        cid = conn.execute("SELECT id FROM campaigns WHERE name = 'c1'").fetchone()[0]
+    with store.transaction() as conn:
+        cid = conn.execute("INSERT INTO campaigns(name, selection, sample_size, seed, stratify, overlap, shared_share, "
+                           "reveal_after_submit, n_items, n_population, created_at) VALUES (?, '{}', ?, 1, 0, 2, 0, 1, ?, ?, ?)",
+                           (name, n_items, n_items, n_items, now)).lastrowid
         for pos, dp_id in enumerate(ids):
             item = conn.execute("INSERT INTO campaign_items(campaign_id, position, dp_id, split, action_type, stratum) "
                                 "VALUES (?, ?, ?, ?, 'message', 'x')", (cid, pos, dp_id, dp_id.split("/")[0])).lastrowid
@@ -225,6 +221,15 @@ def test_campaign_answers_as_a_source(demo_store, server):
                 conn.execute("INSERT INTO campaign_answers(campaign_id, item_id, dp_id, annotator, status, action, "
                              "shown_at, shown_ts) VALUES (?, ?, ?, ?, 'answered', ?, ?, 0)",
                              (cid, item, dp_id, who, json.dumps({"type": "message", "content": "the same answer"}), now))
+
+
+def test_campaign_answers_as_a_source(demo_store, server):
+    from nemo_core import campaigns
+
+    assert campaigns_available(demo_store) == []
+    with pytest.raises(AuditError, match="no campaign"):
+        build_audit_set(demo_store, "campaign", campaign="none")
+    insert_campaign(demo_store, "c1", n_items=2)
     assert campaigns is not None and campaigns_available(demo_store)[0]["n"] == 4
     built = build_audit_set(demo_store, "campaign", campaign="c1", limit=1)
     assert built.audit_set.name == "campaign:c1" and built.n_items == 2  # one decision point, two people

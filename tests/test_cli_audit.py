@@ -140,3 +140,19 @@ def test_ctrl_c_stops_and_the_same_command_resumes(demo_db, fake_openai, tmp_pat
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["n"] == 30
     assert len(fake_openai.completion_requests) == 30  # nothing asked twice
+
+
+def test_campaign_source_dry_run(demo_db, capsys):
+    from test_audit_flow import insert_campaign
+
+    store = Store.open(demo_db)
+    try:
+        insert_campaign(store, "c1", n_items=2)
+    finally:
+        store.close()
+    assert main(["audit", "--campaign", "c1", "--db", str(demo_db), "--dry-run", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "audit set 'campaign:c1'" in captured.err and "4 items" in captured.err
+    assert json.loads(captured.out)["estimate"]["n_items"] == 4
+    assert main(["audit", "--campaign", "nope", "--db", str(demo_db), "--dry-run"]) == 1
+    assert "no campaign 'nope'" in capsys.readouterr().err
