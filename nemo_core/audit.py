@@ -72,6 +72,7 @@ DEFAULT_THRESHOLD = 0.5
 SWEEP_THRESHOLDS = tuple(round(i * 0.05, 2) for i in range(21))
 # Candidate length buckets, in characters: (label, lower bound inclusive, upper bound exclusive).
 LENGTH_BUCKETS = (("< 100 chars", 0, 100), ("100–299", 100, 300), ("300–999", 300, 1000), ("≥ 1000", 1000, None))
+LOAD_CHUNK = 500  # decision points whose context is held in memory at once while building or grading
 MAX_WINDOW_PER_WORKER = 2  # futures in flight per worker: a stop request waits for at most this many
 
 DDL = """
@@ -311,13 +312,14 @@ def _build_from_run(store: Store, run: str | int | None, *, name: str | None, li
     eligible.sort()
     if limit is not None:
         eligible = eligible[:limit]
-    targets = TargetLoader(store).load([dp_id for _, dp_id, _ in eligible])
-    items = []
-    for _, dp_id, candidate in eligible:
-        target = targets[dp_id]
-        items.append(_item_row(audit_set.id, seed, dp_id, target.split, "prediction", candidate,
-                               target.expected_content or ""))
-    added = _insert_items(store, items)
+    loader = TargetLoader(store)
+    added = 0
+    for start in range(0, len(eligible), LOAD_CHUNK):
+        chunk = eligible[start:start + LOAD_CHUNK]
+        targets = loader.load([dp_id for _, dp_id, _ in chunk])
+        added += _insert_items(store, [
+            _item_row(audit_set.id, seed, dp_id, targets[dp_id].split, "prediction", candidate,
+                      targets[dp_id].expected_content or "") for _, dp_id, candidate in chunk])
     return BuildResult(audit_set, added, _count_items(store, audit_set.id), skipped)
 
 
@@ -520,10 +522,16 @@ def grade_audit_set(store: Store, set_id: int, grader: LLMGrader, *, concurrency
     if not pending:
         return result
     loader = TargetLoader(store)
-    targets = loader.load(list(dict.fromkeys(p["dp_id"] for p in pending)))
+    chunk_targets: dict[str, Any] = {}
 
-    def ask(item: dict[str, Any]) -> tuple[dict[str, Any], Any, str | None]:
-        target = targets[item["dp_id"]]
+    def target_for(index: int, item: dict[str, Any]) -> Any:
+        """Targets are loaded LOAD_CHUNK items at a time (contexts are large), in the main thread."""
+        nonlocal chunk_targets
+        if item["dp_id"] not in chunk_targets:
+            chunk_targets = loader.load(list(dict.fromkeys(p["dp_id"] for p in pending[index:index + LOAD_CHUNK])))
+        return chunk_targets[item["dp_id"]]
+
+    def ask(item: dict[str, Any], target: Any) -> tuple[dict[str, Any], Any, str | None]:
         try:
             return item, grader.grade(target.id, target.context, target.expected_content or "", item["candidate"]), None
         except LLMGradeFailed as exc:
@@ -547,7 +555,7 @@ def grade_audit_set(store: Store, set_id: int, grader: LLMGrader, *, concurrency
 
     workers = max(1, int(concurrency))
     window = workers * MAX_WINDOW_PER_WORKER
-    queue = iter(pending)
+    queue = enumerate(pending)
     in_flight: set[Future] = set()
     done_count = 0
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit-llm")
@@ -555,11 +563,11 @@ def grade_audit_set(store: Store, set_id: int, grader: LLMGrader, *, concurrency
         exhausted = False
         while True:
             while not exhausted and len(in_flight) < window and not (should_stop and should_stop()):
-                item = next(queue, None)
+                index, item = next(queue, (None, None))
                 if item is None:
                     exhausted = True
                     break
-                in_flight.add(pool.submit(ask, item))
+                in_flight.add(pool.submit(ask, item, target_for(index, item)))
             if not in_flight:
                 result.stopped = not exhausted
                 break

@@ -81,7 +81,8 @@ def test_calibration_set_has_ceiling_floor_and_half(demo_store):
         build_audit_set(demo_store, "calibration", limit=6, seed=4)
 
 
-def test_estimate_grade_stop_and_resume_without_calling_again(demo_store, server):
+def test_estimate_grade_stop_and_resume_without_calling_again(demo_store, server, monkeypatch):
+    monkeypatch.setattr("nemo_core.audit.LOAD_CHUNK", 5)  # contexts loaded five at a time: several chunks
     audit_set = build_audit_set(demo_store, "calibration", limit=8).audit_set
     grader = grader_for(server, demo_store)
     plan = estimate(demo_store, audit_set.id, grader.model)
@@ -151,7 +152,8 @@ def test_a_failed_call_is_not_a_zero_and_is_retried(demo_store, server):
     assert agreement(audit_rows(demo_store, audit_set.id)).n == 6
 
 
-def test_audit_of_a_run(demo_store, server, tmp_path):
+def test_audit_of_a_run(demo_store, server, tmp_path, monkeypatch):
+    monkeypatch.setattr("nemo_core.audit.LOAD_CHUNK", 1)
     messages = demo_store.query("SELECT id FROM decision_points WHERE action_type = 'message' AND flag_empty_expected = 0 "
                                 "ORDER BY id LIMIT 3")
     empty = demo_store.query("SELECT id FROM decision_points WHERE flag_empty_expected = 1 LIMIT 1")[0]["id"]
