@@ -412,3 +412,14 @@ def test_sidebar_escapes_the_path_typed(open_page, tmp_path):
     at.sidebar.text_input[0].input(str(tmp_path / "![x](http:" / "203.0.113.7" / "p.png)"))
     by_label(at.sidebar.button, "Open").click().run()
     assert at.sidebar.error and all("](http" not in e.value for e in at.sidebar.error)
+
+
+@pytest.mark.parametrize("page_file", ["pages/overview.py", BROWSE, DECISION])
+def test_a_missing_database_is_explained_not_a_crash(monkeypatch, tmp_path, page_file):
+    monkeypatch.setenv("NEMO_DB", str(tmp_path / "nowhere.db"))
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.switch_page(page_file).run()
+    assert not at.exception
+    assert any("no database at" in plain(e.value) for e in at.sidebar.error)
+    assert any("Open a workbench database from the sidebar" in i.value for i in at.info)
+    assert not (tmp_path / "nowhere.db").exists(), "opening must not create the file"
