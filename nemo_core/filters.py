@@ -88,7 +88,9 @@ class DecisionPointFilter:
             ("turn_index", "<=", self.max_turn),
         ):
             if value is not None:
-                parts.append(f"dp.{column} {op} ?")
+                # unary + keeps SQLite from driving the query by this range (it matches too many rows to
+                # be worth it, and then sorts them all); equality filters and the sort order drive it instead
+                parts.append(f"+dp.{column} {op} ?")
                 params.append(int(value))
         if self.text:
             query = fts_query(self.text)

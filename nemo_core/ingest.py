@@ -338,6 +338,8 @@ def ingest(
             bar.close()
         if bulk:
             store.create_decision_point_indexes()
+        if report.conversations_stored:
+            store.analyze()
         store.conn.execute("PRAGMA cache_size = -2000")
         report.seconds = time.perf_counter() - started
         if report.rows_read == 0 and report.status == "completed":

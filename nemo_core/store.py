@@ -237,6 +237,13 @@ class Store:
             for name in DP_INDEXES:
                 self.conn.execute(f"DROP INDEX IF EXISTS {name}")
 
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics (sampled, so it takes well under a second at full
+        scale); with them SQLite walks the right index for prev/next and range filters."""
+        with self._lock:
+            self.conn.execute("PRAGMA analysis_limit = 1000")
+            self.conn.execute("ANALYZE")
+
     def create_decision_point_indexes(self) -> None:
         with self._lock:
             self.conn.executescript(_DP_INDEX_DDL)
@@ -443,14 +450,19 @@ class Store:
                 cond = f"({column} IS NOT NULL OR dp.rowid > ?)" if after else f"({column} IS NULL AND dp.rowid < ?)"
                 cparams = [rowid]
             else:
-                nulls = "" if after else f" OR {column} IS NULL"
-                cond = f"({column} {cmp} ? OR ({column} = ? AND dp.rowid {cmp} ?){nulls})"
-                cparams = [value, value, rowid]
+                # a row-value comparison lets SQLite walk the sort column's index from this row
+                cond, cparams = f"({column}, dp.rowid) {cmp} (?, ?)", [value, rowid]
             sql = (
                 f"SELECT dp.id FROM decision_points AS dp WHERE {where} AND {cond} "
                 f"ORDER BY {column} {direction}, dp.rowid {direction} LIMIT 1"
             )
-            out.append(self.scalar(sql, [*params, *cparams]))
+            found = self.scalar(sql, [*params, *cparams])
+            if found is None and value is not None and column != "dp.rowid" and not after:
+                # before the smallest non-empty value come the empty (NULL) ones, which SQLite sorts first
+                found = self.scalar(
+                    f"SELECT dp.id FROM decision_points AS dp WHERE {where} AND {column} IS NULL "
+                    f"ORDER BY dp.rowid DESC LIMIT 1", params)
+            out.append(found)
         return out[0], out[1]
 
     def expected_tool_counts(self, limit: int = 50, prefix: str | None = None) -> list[dict[str, Any]]:

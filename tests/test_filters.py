@@ -27,7 +27,7 @@ FTS_SQL = "dp.conversation_id IN (SELECT rowid FROM conversation_fts WHERE conve
         ),
         (
             DecisionPointFilter(min_tools=0, max_tools=5, min_turn=2, max_turn=9),
-            "dp.n_tools >= ? AND dp.n_tools <= ? AND dp.turn_index >= ? AND dp.turn_index <= ?",
+            "+dp.n_tools >= ? AND +dp.n_tools <= ? AND +dp.turn_index >= ? AND +dp.turn_index <= ?",
             [0, 5, 2, 9],
         ),
         (DecisionPointFilter(conversation_uuid="u-1"), "dp.conversation_uuid = ?", ["u-1"]),

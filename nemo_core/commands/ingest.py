@@ -54,6 +54,10 @@ def run(args) -> int:
     try:
         report = ingest(store, args.paths, split=args.split, limit=args.limit, workers=args.workers,
                         with_fts=not args.no_fts, progress=not args.quiet and sys.stderr.isatty())
+        if report.conversations_stored:  # the Overview page's aggregates, computed once here, not on first visit
+            from ..overview import overview
+
+            overview(store)
     except BaseException as exc:  # an interrupted or failed ingest still leaves its report behind
         partial = getattr(exc, "ingest_report", None)
         if partial is not None:
