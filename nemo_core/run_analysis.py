@@ -9,6 +9,8 @@ keyed by the taxonomy state it was computed from, because a finished run's predi
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -339,37 +341,44 @@ def compare_runs(store: Store, run_a: int | str, run_b: int | str, *, top: int =
     a, b = get_run(store, run_a), get_run(store, run_b)
     ensure_taxonomy(store, a.id)
     ensure_taxonomy(store, b.id)
-    # both sides read the (run_id, dp_id, reward) index only: a merge in decision point order
-    shared_join = ("FROM prediction_taxonomy pa JOIN prediction_taxonomy pb ON pb.run_id = ? AND pb.dp_id = pa.dp_id "
-                   "WHERE pa.run_id = ?")
-    counts = store.query(
-        f"SELECT round(pa.reward - pb.reward, 9) AS d, count(*) AS n, sum(pa.reward) AS sa, sum(pb.reward) AS sb "
-        f"{shared_join} GROUP BY d", (b.id, a.id))
-    diffs: dict[Any, int] = {}
+    # One pass over the pairs, both sides read from the (run_id, dp_id, reward) index in decision point order;
+    # counts and the top differences are kept in Python (a GROUP BY would sort 1.2 M rows a second time).
+    diffs: Counter = Counter()
     wins = losses = ties = n_ungraded = n_shared = 0
     sum_a = sum_b = 0.0
-    for r in counts:
-        n_shared += r["n"]
-        if r["d"] is None:
-            n_ungraded += r["n"]
-            continue
-        diffs[r["d"]] = r["n"]
-        sum_a += r["sa"] or 0.0
-        sum_b += r["sb"] or 0.0
-        if r["d"] > 0:
-            wins += r["n"]
-        elif r["d"] < 0:
-            losses += r["n"]
-        else:
-            ties += r["n"]
+    heap: list[tuple[float, int, str, float, float]] = []  # (|d|, -sequence, dp_id, reward a, reward b)
+    with store._lock:
+        cursor = store.conn.execute(
+            "SELECT pa.dp_id, pa.reward, pb.reward FROM prediction_taxonomy pa JOIN prediction_taxonomy pb "
+            "ON pb.run_id = ? AND pb.dp_id = pa.dp_id WHERE pa.run_id = ? ORDER BY pa.dp_id", (b.id, a.id))
+        for seq, (dp_id, reward_a, reward_b) in enumerate(cursor):
+            n_shared += 1
+            if reward_a is None or reward_b is None:
+                n_ungraded += 1
+                continue
+            d = round(reward_a - reward_b, 9)
+            diffs[d] += 1
+            sum_a += reward_a
+            sum_b += reward_b
+            if d > 0:
+                wins += 1
+            elif d < 0:
+                losses += 1
+            else:
+                ties += 1
+                continue
+            # ties in |d| keep the earlier decision point (the heap's root is the latest of the smallest)
+            item = (abs(d), -seq, dp_id, reward_a, reward_b)
+            if len(heap) < top:
+                heapq.heappush(heap, item)
+            elif item > heap[0]:
+                heapq.heapreplace(heap, item)
     n_graded = wins + losses + ties
-    ci = mean_ci_counts(diffs)
+    ci = mean_ci_counts(dict(diffs))
     n_a = store.scalar("SELECT count(*) FROM prediction_taxonomy WHERE run_id = ?", (a.id,)) or 0
     n_b = store.scalar("SELECT count(*) FROM prediction_taxonomy WHERE run_id = ?", (b.id,)) or 0
-    top_pairs = store.query(
-        f"SELECT pa.dp_id, pa.reward AS reward_a, pb.reward AS reward_b, pa.reward - pb.reward AS difference "
-        f"{shared_join} AND pa.reward IS NOT NULL AND pb.reward IS NOT NULL AND pa.reward != pb.reward "
-        f"ORDER BY abs(pa.reward - pb.reward) DESC, pa.dp_id LIMIT ?", (b.id, a.id, int(top)))
+    top_pairs = [{"dp_id": dp_id, "reward_a": ra_, "reward_b": rb_, "difference": ra_ - rb_}
+                 for _, _, dp_id, ra_, rb_ in sorted(heap, key=lambda h: (-h[0], h[2]))]
     biggest: list[dict[str, Any]] = []
     if top_pairs:
         ids = [r["dp_id"] for r in top_pairs]

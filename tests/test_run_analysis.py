@@ -145,6 +145,8 @@ def test_compare_runs(demo_store, runs, ids):
     assert c.mean_a == pytest.approx((1 + 0.5 + 0.75 + 0.2) / 4) and c.mean_b == pytest.approx(c.mean_a)
     assert {r["dp_id"] for r in c.biggest} == {ids["c1"], ids["c2"]}
     assert all(abs(r["difference"]) == pytest.approx(0.5) for r in c.biggest)
+    only_one = compare_runs(demo_store, "A", "B", top=1)  # equal |difference|: the first decision point by id
+    assert [r["dp_id"] for r in only_one.biggest] == [min(ids["c1"], ids["c2"])]
     reverse = compare_runs(demo_store, "B", "A")
     assert (reverse.wins, reverse.losses) == (1, 1)
 
