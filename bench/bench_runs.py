@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -151,30 +152,45 @@ def report_line(label: str, cold: float, warm: float) -> None:
 
 
 def apptest_times(db: Path, run_name: str, other: str | None) -> None:
+    """Each page script through AppTest: "cold" with Streamlit's caches emptied (a fresh server's first visit,
+    the libraries already imported by one warm-up render of another page), "warm" the median of 3 more.
+    AppTest's scan of every installed package for custom components (about 1 s, not the app's doing) is
+    switched off, as in bench_pages.py."""
     import logging
     import os
 
+    import streamlit as st
+    from streamlit.components.v2 import component_manager
     from streamlit.testing.v1 import AppTest
 
-    logging.getLogger("streamlit").setLevel(logging.ERROR)
+    logging.disable(logging.WARNING)
+    component_manager.BidiComponentManager.discover_and_register_components = lambda *a, **k: None
     os.environ["NEMO_DB"] = str(db)
-    cases = [("runs page", "pages/runs.py", {"run": run_name}),
-             ("failures page (defaults)", "pages/failures.py", {"run": run_name})]
-    if other:
-        cases.append(("compare page", "pages/compare.py", {"a": run_name, "b": other}))
-    import streamlit as st
 
-    for label, page, query in cases:
+    def render(page: str, query: dict[str, str], state: dict | None = None) -> tuple[float, Any]:
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
+        for k, v in query.items():
+            at.query_params[k] = v
+        for k, v in (state or {}).items():
+            at.session_state[k] = v
+        t = time.perf_counter()
+        at.switch_page(page).run()
+        return time.perf_counter() - t, at
+
+    render("pages/overview.py", {})  # imports plotly, pandas, the pages' modules: server start-up, not a visit
+    cases = [("runs page", "pages/runs.py", {"run": run_name}, None),
+             ("failures page (defaults)", "pages/failures.py", {"run": run_name}, None),
+             ("failures page (2 categories, reward 0.25-0.75)", "pages/failures.py", {"run": run_name},
+              {"failures_categories": ["argument_errors", "wrong_tool"], "failures_reward": (0.25, 0.75)})]
+    if other:
+        cases.append(("compare page", "pages/compare.py", {"a": run_name, "b": other}, None))
+    for label, page, query, state in cases:
         times = []
         for i in range(4):
             if i == 0:
                 st.cache_data.clear()
-            at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-            for k, v in query.items():
-                at.query_params[k] = v
-            t = time.perf_counter()
-            at.switch_page(page).run()
-            times.append(time.perf_counter() - t)
+            seconds, at = render(page, query, state)
+            times.append(seconds)
             if at.exception:
                 print(f"  {label}: exception {at.exception[0].value}")
                 break
