@@ -330,6 +330,11 @@ def compute_taxonomy(store: Store, run_id: int, *, low_message_score: float = LO
         total = _compute(store, run_id, names, low_message_score)
     finally:
         store.conn.execute(f"PRAGMA cache_size = {int(old_cache)}")
+    # fresh planner statistics for this table (sampled, so quick): an ingest's ANALYZE may have seen it empty
+    with store._lock:
+        store.conn.execute("PRAGMA analysis_limit = 1000")
+        store.conn.execute("ANALYZE prediction_taxonomy")
+        store.conn.execute("PRAGMA analysis_limit = 0")
     seconds = time.perf_counter() - started
     from datetime import datetime, timezone
 
