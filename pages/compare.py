@@ -1,6 +1,6 @@
 """Compare two runs on the decision points both hold: wins, losses and ties, the mean difference with a
 paired bootstrap 95% CI, and the decision points where they differ most (each opens both predictions
-side by side on the decision point page: `decision_point?id=...&run=A&vs=B`).
+on the decision point page, beside the expected action: `decision_point?id=...&run=A&vs=B`).
 """
 
 from __future__ import annotations
@@ -84,5 +84,5 @@ st.dataframe(df, hide_index=True, width="stretch", key="compare_table",
                             "reward B": st.column_config.NumberColumn(format="%.3f"),
                             "A − B": st.column_config.NumberColumn(format="%+.3f")})
 choice = st.selectbox("Open a decision point with both predictions", [r["dp_id"] for r in rows], key="compare_open")
-st.page_link(DECISION_PAGE, label="Open both predictions side by side", icon="🧩",
+st.page_link(DECISION_PAGE, label="Open both predictions beside the expected action", icon="🧩",
              query_params={"id": choice, "run": name_a, "vs": name_b})

@@ -1,7 +1,7 @@
 """A stored prediction beside the expected action, with its breakdown (decision point page, issue 7).
 
 Deep links: `?id=<decision point>&run=<run name>` shows that run's prediction; `&vs=<other run>` adds a
-second run's prediction beside it (the Compare page links this way). Without `run`, the panel lists the
+second run's prediction under it, both beside the expected action (the Compare page links this way). Without `run`, the panel lists the
 runs that hold a prediction for this decision point and opens one on request.
 
 Predictions and breakdowns hold model and dataset text: shown with `st.text` / `st.json` / code spans,
@@ -47,7 +47,7 @@ def render_action(action: dict[str, Any] | None) -> None:
     show_value(action.get("raw", action))
 
 
-def render_prediction(store: Store, run_name: str, dp_id: str, revealed: bool) -> bool:
+def render_prediction(store: Store, run_name: str, dp_id: str, revealed: bool, label: str = "Run") -> bool:
     """One run's prediction for one decision point; False when the run or the prediction is missing."""
     try:
         p = prediction_for(store, run_name, dp_id)
@@ -58,7 +58,7 @@ def render_prediction(store: Store, run_name: str, dp_id: str, revealed: bool) -
         st.info(f"Run {code_span(run_name)} has no prediction for this decision point.")
         return False
     with st.container(border=True):
-        st.markdown(f"**Run** {code_span(run_name)}")
+        st.markdown(f"**{label}** {code_span(run_name)}")
         tax = p.get("taxonomy") or {}
         category = tax.get("category")
         show_breakdown = bool(p.get("breakdown")) and revealed
@@ -101,13 +101,12 @@ def render_prediction_panel(store: Store, dp: Any, revealed: bool) -> None:
             st.query_params["run"] = choice
             st.rerun()
         return
-    st.subheader("Prediction" if not vs_name else "Predictions side by side")
+    st.subheader("Prediction" if not vs_name else "Predictions of runs A and B")
     if vs_name:
-        left, right = st.columns(2)
-        with left:
-            render_prediction(store, run_name, dp.id, revealed)
-        with right:
-            render_prediction(store, vs_name, dp.id, revealed)
+        # one above the other, right beside the expected action: this column is too narrow to split in two
+        # and still show each breakdown's key table readably
+        render_prediction(store, run_name, dp.id, revealed, label="Run A")
+        render_prediction(store, vs_name, dp.id, revealed, label="Run B")
     else:
         render_prediction(store, run_name, dp.id, revealed)
     if st.button("Close the prediction", key="close_prediction"):

@@ -111,10 +111,11 @@ def test_upload_taxonomy_failure_compare_delete(page, app_url, outside_requests,
     assert values["Shared decision points"] == "4"
     assert (values["A wins"], values["B wins"], values["Ties"]) == ("2", "0", "2")
     screenshot(page, "runs_compare")
-    page.get_by_text("Open both predictions side by side").click()
+    page.get_by_text("Open both predictions beside the expected action").click()
     wait_idle(page)
     page.wait_for_selector('[data-testid="stChatMessage"]', timeout=20_000)
     assert "vs=browser-beta" in page.url
+    assert page.get_by_text("Run B").first.is_visible()
     screenshot(page, "runs_side_by_side")
 
     # ---- delete both, each after a confirmation ------------------------------------------------------
