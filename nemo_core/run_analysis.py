@@ -19,7 +19,7 @@ import orjson
 from .metrics import MeanCI, mean_ci_counts
 from .runs import Run, get_run, list_runs
 from .store import Store, register_schema
-from .taxonomy import CATEGORIES, CORRECT, FAILURE_CATEGORIES, ensure_taxonomy
+from .taxonomy import CATEGORIES, CORRECT, FAILURE_CATEGORIES, ensure_taxonomy, taxonomy_is_current
 
 DDL = """
 CREATE TABLE IF NOT EXISTS run_summary_cache (
@@ -147,10 +147,25 @@ def run_summary(store: Store, run: Run | int | str, *, use_cache: bool = True) -
     return RunOverview(run, d["n"], d["overall"], d["by_split"], d["by_action_type"], d["taxonomy"])
 
 
+def awaiting_taxonomy(store: Store, run: Run) -> bool:
+    """A run still being written (status `running`) whose predictions are not all classified yet.
+
+    Its taxonomy is computed when it finishes (`runs.finish_run`); until then pages do not classify it on
+    every visit (a run growing by the second would be reclassified each time), they offer to."""
+    return run.status == "running" and not taxonomy_is_current(store, run.id)
+
+
 def runs_table(store: Store) -> list[dict[str, Any]]:
-    """Every run, newest first, flat for a table: name, kind, model, source, time, size, means with CIs."""
+    """Every run, newest first, flat for a table: name, kind, model, source, time, size, means with CIs.
+    A run still being written and not classified yet shows its size so far and no means."""
     out = []
     for run in list_runs(store):
+        if awaiting_taxonomy(store, run):
+            n = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run.id,)) or 0
+            out.append({"run": run.name, "id": run.id, "kind": run.kind, "model": run.model, "grader": run.grader,
+                        "source": run.source_file, "created_at": run.created_at, "status": run.status, "n": n,
+                        "n_graded": None, "mean_reward": None, "ci_low": None, "ci_high": None})
+            continue
         s = run_summary(store, run)
         row: dict[str, Any] = {
             "run": run.name, "id": run.id, "kind": run.kind, "model": run.model, "grader": run.grader,
@@ -409,6 +424,6 @@ def report(store: Store, run: int | str) -> dict[str, Any]:
 
 
 __all__ = ["CATEGORIES", "CORRECT", "Comparison", "FailureFilter", "FailurePage", "RunOverview", "compare_runs",
-           "confusion", "failures", "prediction_for", "report", "reward_histogram", "run_details", "run_summary",
+           "awaiting_taxonomy", "confusion", "failures", "prediction_for", "report", "reward_histogram", "run_details", "run_summary",
            "runs_table",
            "runs_with_prediction", "taxonomy_counts", "tool_names"]

@@ -12,7 +12,7 @@ import streamlit as st
 
 from nemo_core.runs import get_run
 from ui.db import require_store
-from ui.runs_data import comparison, ensure_current, runs_signature
+from ui.runs_data import classified_or_offer, comparison, ensure_current, runs_signature
 
 DECISION_PAGE = "pages/decision_point.py"
 
@@ -41,6 +41,9 @@ if name_a == name_b:
     st.stop()
 
 run_a, run_b = get_run(store, name_a), get_run(store, name_b)
+ready = [classified_or_offer(store, r, key=f"compare_classify_{r.id}") for r in (run_a, run_b)]
+if not all(ready):
+    st.stop()
 ensure_current(store, [run_a.id, run_b.id])
 with st.spinner("Comparing…"):
     c = comparison(path, runs_signature(store), run_a.id, run_b.id)

@@ -14,7 +14,7 @@ from nemo_core.config import SPLITS
 from nemo_core.runs import get_run
 from nemo_core.taxonomy import CATEGORIES, FAILURE_CATEGORIES
 from ui.db import require_store
-from ui.runs_data import ensure_current, failure_count, failure_page, runs_signature, tool_names
+from ui.runs_data import classified_or_offer, ensure_current, failure_count, failure_page, runs_signature, tool_names
 
 DECISION_PAGE = "pages/decision_point.py"
 PAGE_SIZE = 50
@@ -37,6 +37,8 @@ run_name = st.selectbox("Run", names, key="failures_run")
 if st.query_params.get("run") != run_name:
     st.query_params["run"] = run_name
 run = get_run(store, run_name)
+if not classified_or_offer(store, run, key="failures_classify"):
+    st.stop()
 ensure_current(store, [run.id])
 sig = runs_signature(store)
 

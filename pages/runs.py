@@ -13,11 +13,11 @@ import streamlit as st
 
 from nemo_core.errors import NemoError
 from nemo_core.llm_grader import LLMConfig, LLMGrader
-from nemo_core.runs import delete_run, get_run, unique_run_name
+from nemo_core.runs import Run, delete_run, get_run, unique_run_name
 from nemo_core.taxonomy import CATEGORIES, LOW_MESSAGE_SCORE
 from nemo_core.uploads import grade_upload, validate_predictions
 from ui.db import require_store
-from ui.runs_data import ensure_current, run_details, runs_signature, runs_table
+from ui.runs_data import classified_or_offer, ensure_current, run_details, runs_signature, runs_table
 from ui.safe import code_span, inert_label
 
 FAILURES_PAGE = "pages/failures.py"
@@ -114,73 +114,83 @@ selected = st.selectbox("Run", names, key="runs_run")
 if st.query_params.get("run") != selected:
     st.query_params["run"] = selected
 run = get_run(store, selected)
-details = run_details(path, sig, run.id)
-summary = details
-overall = summary["overall"]
 
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("Predictions", f"{summary['n']:,}")
-c2.metric("Mean reward", "–" if overall["mean"] is None else f"{overall['mean']:.3f}")
-c3.metric("95% CI", "–" if overall["ci_low"] is None else f"{overall['ci_low']:.2f}–{overall['ci_high']:.2f}",
-          help="95% bootstrap interval of the mean reward" + (
-              "" if overall["ci_low"] is None else f": [{overall['ci_low']:.4f}, {overall['ci_high']:.4f}]"))
-c4.metric("Not graded", f"{overall['n_ungraded']:,}")
-st.caption(f"Kind {code_span(run.kind)} · model {code_span(run.model or '–')} · grader {code_span(run.grader)}"
-           f" · source {code_span(run.source_file or '–')} · created {run.created_at} · status {run.status}"
-           + (f" · {run.n_problems:,} input lines could not be graded" if run.n_problems else ""))
-groups = []
-for title, by in (("split", summary["by_split"]), ("action type", summary["by_action_type"])):
-    for name, ci in by.items():
-        groups.append({"by": title, "group": name, "n": ci["n"], "mean reward": ci["mean"], "95% CI low": ci["ci_low"],
-                       "95% CI high": ci["ci_high"], "not graded": ci["n_ungraded"]})
-st.dataframe(pd.DataFrame(groups), hide_index=True, width="stretch")
-l1, l2 = st.columns(2)
-l1.page_link(FAILURES_PAGE, label="Open this run's failures", icon="🩺", query_params={"run": run.name})
-l2.page_link(COMPARE_PAGE, label="Compare with another run", icon="⚖️", query_params={"a": run.name})
 
-st.subheader("Failure taxonomy")
-tax = summary["taxonomy"]
-total = sum(tax.values()) or 1
-tax_df = pd.DataFrame([{"category": c, "predictions": n, "share": n / total, "meaning": CATEGORIES[c]}
-                       for c, n in tax.items()])
-left, right = st.columns([3, 2])
-with left:
-    # plain lists (not numpy arrays) keep the figure JSON readable, which the AppTest checks
-    order = list(reversed(list(tax)))
-    colours = {"correct": "#2ca02c", "ungradeable_reference": "#999999"}
-    fig = go.Figure(go.Bar(x=[int(tax[c]) for c in order], y=order, orientation="h", text=[f"{tax[c]:,}" for c in order],
-                           marker_color=[colours.get(c, "#d62728") for c in order]))
-    fig.update_layout(height=360, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="predictions")
-    st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key="taxonomy_chart")
-with right:
-    st.dataframe(tax_df, hide_index=True, width="stretch",
-                 column_config={"share": st.column_config.NumberColumn("share", format="percent")})
-    st.caption(f"A message scoring below {LOW_MESSAGE_SCORE} counts as a low message score; see "
-               "`nemo_core/taxonomy.py` for the order in which categories are decided.")
-if details["sub_kinds"]:
-    st.caption("Sub-kinds: " + "; ".join(f"{r['category']} / {r['sub_kind']}: {r['n']:,}" for r in details["sub_kinds"]))
-keys = details["argument_errors"]
-if any(keys.values()):
-    st.caption("Argument errors of the right tool, by key: " + ", ".join(
-        f"{k.replace('_', ' ')} {v:,}" for k, v in keys.items()))
+def show_details(run: Run) -> int:
+    """The run's summary, taxonomy, confusion and histogram; returns its number of predictions."""
+    summary = details = run_details(path, sig, run.id)
+    overall = summary["overall"]
 
-left, right = st.columns(2)
-with left:
-    st.subheader("Expected vs predicted tool")
-    conf = details["confusion"][:20]
-    if conf:
-        st.dataframe(pd.DataFrame(conf), hide_index=True, width="stretch")
-        st.caption("The most frequent wrong or hallucinated tool choices (top 20).")
-    else:
-        st.caption("No wrong or hallucinated tool in this run.")
-with right:
-    st.subheader("Reward histogram")
-    hist = pd.DataFrame(details["histogram"])
-    hist["bin"] = [f"{lo:.1f}–{hi:.1f}" for lo, hi in zip(hist["low"], hist["high"])]
-    fig = go.Figure(go.Bar(x=list(hist["bin"]), y=[int(n) for n in hist["n"]]))
-    fig.update_layout(height=320, xaxis_title="reward", yaxis_title="predictions")
-    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
-    st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key="reward_histogram")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Predictions", f"{summary['n']:,}")
+    c2.metric("Mean reward", "–" if overall["mean"] is None else f"{overall['mean']:.3f}")
+    c3.metric("95% CI", "–" if overall["ci_low"] is None else f"{overall['ci_low']:.2f}–{overall['ci_high']:.2f}",
+              help="95% bootstrap interval of the mean reward" + (
+                  "" if overall["ci_low"] is None else f": [{overall['ci_low']:.4f}, {overall['ci_high']:.4f}]"))
+    c4.metric("Not graded", f"{overall['n_ungraded']:,}")
+    st.caption(f"Kind {code_span(run.kind)} · model {code_span(run.model or '–')} · grader {code_span(run.grader)}"
+               f" · source {code_span(run.source_file or '–')} · created {run.created_at} · status {run.status}"
+               + (f" · {run.n_problems:,} input lines could not be graded" if run.n_problems else ""))
+    groups = []
+    for title, by in (("split", summary["by_split"]), ("action type", summary["by_action_type"])):
+        for name, ci in by.items():
+            groups.append({"by": title, "group": name, "n": ci["n"], "mean reward": ci["mean"], "95% CI low": ci["ci_low"],
+                           "95% CI high": ci["ci_high"], "not graded": ci["n_ungraded"]})
+    st.dataframe(pd.DataFrame(groups), hide_index=True, width="stretch")
+    l1, l2 = st.columns(2)
+    l1.page_link(FAILURES_PAGE, label="Open this run's failures", icon="🩺", query_params={"run": run.name})
+    l2.page_link(COMPARE_PAGE, label="Compare with another run", icon="⚖️", query_params={"a": run.name})
+
+    st.subheader("Failure taxonomy")
+    tax = summary["taxonomy"]
+    total = sum(tax.values()) or 1
+    tax_df = pd.DataFrame([{"category": c, "predictions": n, "share": n / total, "meaning": CATEGORIES[c]}
+                           for c, n in tax.items()])
+    left, right = st.columns([3, 2])
+    with left:
+        # plain lists (not numpy arrays) keep the figure JSON readable, which the AppTest checks
+        order = list(reversed(list(tax)))
+        colours = {"correct": "#2ca02c", "ungradeable_reference": "#999999"}
+        fig = go.Figure(go.Bar(x=[int(tax[c]) for c in order], y=order, orientation="h", text=[f"{tax[c]:,}" for c in order],
+                               marker_color=[colours.get(c, "#d62728") for c in order]))
+        fig.update_layout(height=360, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="predictions")
+        st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key="taxonomy_chart")
+    with right:
+        st.dataframe(tax_df, hide_index=True, width="stretch",
+                     column_config={"share": st.column_config.NumberColumn("share", format="percent")})
+        st.caption(f"A message scoring below {LOW_MESSAGE_SCORE} counts as a low message score; see "
+                   "`nemo_core/taxonomy.py` for the order in which categories are decided.")
+    if details["sub_kinds"]:
+        st.caption("Sub-kinds: " + "; ".join(f"{r['category']} / {r['sub_kind']}: {r['n']:,}" for r in details["sub_kinds"]))
+    keys = details["argument_errors"]
+    if any(keys.values()):
+        st.caption("Argument errors of the right tool, by key: " + ", ".join(
+            f"{k.replace('_', ' ')} {v:,}" for k, v in keys.items()))
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Expected vs predicted tool")
+        conf = details["confusion"][:20]
+        if conf:
+            st.dataframe(pd.DataFrame(conf), hide_index=True, width="stretch")
+            st.caption("The most frequent wrong or hallucinated tool choices (top 20).")
+        else:
+            st.caption("No wrong or hallucinated tool in this run.")
+    with right:
+        st.subheader("Reward histogram")
+        hist = pd.DataFrame(details["histogram"])
+        hist["bin"] = [f"{lo:.1f}–{hi:.1f}" for lo, hi in zip(hist["low"], hist["high"])]
+        fig = go.Figure(go.Bar(x=list(hist["bin"]), y=[int(n) for n in hist["n"]]))
+        fig.update_layout(height=320, xaxis_title="reward", yaxis_title="predictions")
+        fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+        st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key="reward_histogram")
+    return summary["n"]
+
+
+if classified_or_offer(store, run, key="runs_classify"):
+    n_predictions = show_details(run)
+else:
+    n_predictions = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run.id,)) or 0
 
 # ---- delete -------------------------------------------------------------------------------------------
 st.subheader("Delete this run")
@@ -189,7 +199,7 @@ if st.session_state.get(DELETE_KEY) != run.id:
         st.session_state[DELETE_KEY] = run.id
         st.rerun()
 else:
-    st.warning(f"Delete run {code_span(run.name)} and its {summary['n']:,} predictions? This cannot be undone.")
+    st.warning(f"Delete run {code_span(run.name)} and its {n_predictions:,} predictions? This cannot be undone.")
     d1, d2 = st.columns(2)
     if d1.button("Yes, delete it", type="primary", key="runs_delete_confirm"):
         delete_run(store, run.id)

@@ -195,3 +195,39 @@ def test_decision_point_without_run_offers_the_runs(open_page, two_runs):
     assert chooser.options == ["(none)", "beta", "alpha"]
     chooser.set_value("alpha").run()
     assert categories(at) == ["correct"]
+
+
+@pytest.fixture
+def running_run(two_runs):
+    """A run still being written: predictions stored, `finish_run` not called yet."""
+    from nemo_core.grading import grade_action, load_target
+    from nemo_core.runs import create_run, insert_predictions, prediction_row
+
+    store = Store.open(two_runs["db"])
+    try:
+        run_id = create_run(store, "live", kind="run-model", grader="keyword", rule_version="t")
+        dp = load_target(store, two_runs["calls"][0])
+        b = grade_action(store, dp, {"type": "message", "content": "hi"}, grader="keyword")
+        insert_predictions(store, [prediction_row(run_id, dp.id, b, split=dp.split, action_type=dp.action_type)])
+    finally:
+        store.close()
+    return run_id
+
+
+def test_a_running_run_is_classified_on_request(open_page, running_run):
+    at = open_page(RUNS, run="live")
+    row = at.dataframe[0].value.set_index("run").loc["live"]
+    assert row["status"] == "running" and row["n"] == 1 and row["mean_reward"] != row["mean_reward"]  # NaN
+    assert "still running" in at.info[0].value
+    assert "Predictions" not in metrics(at)
+    assert by_label(at.button, "Delete run live")  # a stuck run can still be deleted
+    by_label(at.button, "Classify the 1 predictions").click().run()
+    assert not at.exception
+    assert metrics(at)["Predictions"] == "1" and metrics(at)["Mean reward"] == "0.000"
+    failures_page = open_page(FAILURES, run="live")
+    assert failures_page.dataframe[0].value["category"].tolist() == ["wrong_action_type"]
+
+
+def test_failures_of_a_running_run_wait_for_a_request(open_page, running_run):
+    at = open_page(FAILURES, run="live")
+    assert "still running" in at.info[0].value and not at.dataframe

@@ -182,3 +182,26 @@ def test_delete_run_clears_every_derived_row(demo_store, runs):
     for table in ("predictions", "prediction_taxonomy", "run_taxonomy_state", "run_summary_cache"):
         assert demo_store.scalar(f"SELECT count(*) FROM {table} WHERE run_id = ?", (runs[0],)) == 0
     assert [r["run"] for r in runs_table(demo_store)] == ["B"]
+
+
+def test_a_run_still_being_written_is_not_classified_until_asked(demo_store, ids):
+    from nemo_core.runs import get_run
+    from nemo_core.run_analysis import awaiting_taxonomy
+    from nemo_core.taxonomy import ensure_taxonomy
+
+    run_id = create_run(demo_store, "live", kind="run-model", grader="keyword", rule_version="test")
+    insert_predictions(demo_store, [prediction_row(run_id, ids["m1"], message(0.3), split="tool_calling",
+                                                   action_type="message")])
+    assert awaiting_taxonomy(demo_store, get_run(demo_store, run_id))
+    row = runs_table(demo_store)[0]
+    assert (row["run"], row["status"], row["n"], row["mean_reward"]) == ("live", "running", 1, None)
+    assert demo_store.scalar("SELECT count(*) FROM prediction_taxonomy WHERE run_id = ?", (run_id,)) == 0
+    ensure_taxonomy(demo_store, run_id)
+    assert not awaiting_taxonomy(demo_store, get_run(demo_store, run_id))
+    assert runs_table(demo_store)[0]["mean_reward"] == pytest.approx(0.3)
+    insert_predictions(demo_store, [prediction_row(run_id, ids["m2"], message(0.9), split="interactive_agent",
+                                                   action_type="message")])
+    assert awaiting_taxonomy(demo_store, get_run(demo_store, run_id))  # grew since: stale again
+    finish_run(demo_store, run_id)
+    assert not awaiting_taxonomy(demo_store, get_run(demo_store, run_id))
+    assert runs_table(demo_store)[0]["mean_reward"] == pytest.approx(0.6)

@@ -14,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from nemo_core import run_analysis as ra
+from nemo_core.runs import Run, get_run
 from nemo_core.store import Store
 from nemo_core.taxonomy import ensure_taxonomy, taxonomy_is_current
 
@@ -23,12 +24,34 @@ from .db import get_store
 def runs_signature(store: Store) -> tuple:
     runs = store.query("SELECT id, name, status, n_predictions, finished_at FROM runs ORDER BY id")
     states = store.query("SELECT run_id, computed_at, n_predictions FROM run_taxonomy_state ORDER BY run_id")
-    return (str(store.path), tuple(tuple(r.values()) for r in runs), tuple(tuple(s.values()) for s in states))
+    growing = store.query("SELECT run_id, count(*) AS n FROM predictions WHERE run_id IN "
+                          "(SELECT id FROM runs WHERE status = 'running') GROUP BY run_id")
+    return (str(store.path), tuple(tuple(r.values()) for r in runs), tuple(tuple(s.values()) for s in states),
+            tuple(tuple(g.values()) for g in growing))
+
+
+def classified_or_offer(store: Store, run: Run, key: str) -> bool:
+    """True when the run's taxonomy is ready; otherwise (a run still being written) say so, offer to
+    classify what is stored so far, and return False."""
+    if not ra.awaiting_taxonomy(store, run):
+        return True
+    n = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run.id,)) or 0
+    st.info(f"This run is still running (or stopped without finishing): {n:,} predictions stored so far. "
+            "Its failure taxonomy and summary are computed when it finishes.")
+    if st.button(f"Classify the {n:,} predictions stored so far", key=key):
+        with st.spinner(f"Classifying {n:,} predictions…"):
+            ensure_taxonomy(store, run.id)
+        st.rerun()
+    return False
 
 
 def ensure_current(store: Store, run_ids: list[int]) -> None:
-    """Classify any run whose stored taxonomy is missing or stale, and store its summary (once each)."""
+    """Classify any finished run whose stored taxonomy is missing or stale (a run stored before issue 7, or
+    under an older taxonomy version), and store its summary (once each). Runs still being written are left
+    to `classified_or_offer`."""
     for run_id in run_ids:
+        if ra.awaiting_taxonomy(store, get_run(store, run_id)):
+            continue
         if not taxonomy_is_current(store, run_id):
             n = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run_id,)) or 0
             with st.spinner(f"Classifying {n:,} predictions of run {run_id} (done once, then stored)…"):
