@@ -202,7 +202,8 @@ else:
     st.warning(f"Delete run {code_span(run.name)} and its {n_predictions:,} predictions? This cannot be undone.")
     d1, d2 = st.columns(2)
     if d1.button("Yes, delete it", type="primary", key="runs_delete_confirm"):
-        delete_run(store, run.id)
+        with st.spinner(f"Deleting {n_predictions:,} predictions…"):
+            delete_run(store, run.id)
         st.session_state.pop(DELETE_KEY, None)
         st.session_state["runs_flash"] = f"Deleted run {run.name!r}."
         del st.query_params["run"]
