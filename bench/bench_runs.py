@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from nemo_core import run_analysis as ra  # noqa: E402
 from nemo_core.grading import RULE_VERSION  # noqa: E402
-from nemo_core.runs import create_run, delete_run, finish_run, get_run, insert_predictions  # noqa: E402
+from nemo_core.runs import create_run, finish_run, get_run, insert_predictions  # noqa: E402
 from nemo_core.store import Store  # noqa: E402
 from nemo_core.taxonomy import ensure_taxonomy  # noqa: E402
 
@@ -320,7 +320,7 @@ def measure(db: Path, run_id: int, other: str | None, apptest: bool) -> None:
         store = Store.open(db)
         n = store.scalar("SELECT count(*) FROM predictions WHERE run_id = (SELECT id FROM runs WHERE name = ?)", (other,))
         t = time.perf_counter()
-        delete_run(store, get_run(store, other).id)
+        ra.delete_run_with_analysis(store, get_run(store, other).id)
         print(f"delete run {other} ({n:,} predictions, its taxonomy and stored aggregates): "
               f"{time.perf_counter() - t:.1f} s")
         store.close()

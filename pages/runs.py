@@ -13,7 +13,8 @@ import streamlit as st
 
 from nemo_core.errors import NemoError
 from nemo_core.llm_grader import LLMConfig, LLMGrader
-from nemo_core.runs import Run, delete_run, get_run, unique_run_name
+from nemo_core.run_analysis import delete_run_with_analysis
+from nemo_core.runs import Run, get_run, unique_run_name
 from nemo_core.taxonomy import CATEGORIES, LOW_MESSAGE_SCORE
 from nemo_core.uploads import grade_upload, validate_predictions
 from ui.db import require_store
@@ -203,7 +204,7 @@ else:
     d1, d2 = st.columns(2)
     if d1.button("Yes, delete it", type="primary", key="runs_delete_confirm"):
         with st.spinner(f"Deleting {n_predictions:,} predictions…"):
-            delete_run(store, run.id)
+            delete_run_with_analysis(store, run.id)
         st.session_state.pop(DELETE_KEY, None)
         st.session_state["runs_flash"] = f"Deleted run {run.name!r}."
         del st.query_params["run"]

@@ -21,7 +21,7 @@ from nemo_core.run_analysis import (
     FailureFilter, compare_runs, count_failures, confusion, failures, prediction_for, report, reward_histogram, run_summary,
     runs_table, runs_with_prediction, taxonomy_counts, tool_names,
 )
-from nemo_core.runs import create_run, delete_run, finish_run, insert_predictions, prediction_row
+from nemo_core.runs import create_run, finish_run, insert_predictions, prediction_row
 
 
 def call(reward, name, expected_name="find_slots", keys=()):
@@ -177,8 +177,12 @@ def test_runs_table_report_and_lookups(demo_store, runs, ids):
 
 
 def test_delete_run_clears_every_derived_row(demo_store, runs):
+    from nemo_core.run_analysis import delete_run_with_analysis
+
     run_summary(demo_store, "A")
-    delete_run(demo_store, runs[0])
+    cache = demo_store.scalar("PRAGMA cache_size")
+    delete_run_with_analysis(demo_store, runs[0])
+    assert demo_store.scalar("PRAGMA cache_size") == cache
     for table in ("predictions", "prediction_taxonomy", "run_taxonomy_state", "run_summary_cache"):
         assert demo_store.scalar(f"SELECT count(*) FROM {table} WHERE run_id = ?", (runs[0],)) == 0
     assert [r["run"] for r in runs_table(demo_store)] == ["B"]
