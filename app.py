@@ -1,21 +1,26 @@
-"""The workbench's entry point: only builds the navigation (pages live in pages/, helpers in ui/).
+"""The workbench's entry point: only builds the navigation (pages live in app_pages/, helpers in ui/; not `pages/`, which Streamlit would also auto-discover and list by file name on a deep link).
 
 Page icons are emoji: a `:material/...:` icon would make the browser fetch a favicon from the internet.
 """
+
+import os
 
 import streamlit as st
 
 st.set_page_config(page_title="Nemotron-Agentic Workbench", page_icon="🧭", layout="wide")
 
 pages = [
-    st.Page("pages/overview.py", title="Overview", icon="📊", url_path="overview", default=True),
-    st.Page("pages/browse.py", title="Browse", icon="🔎", url_path="browse"),
-    st.Page("pages/decision_point.py", title="Decision point", icon="🧩", url_path="decision_point"),
-    st.Page("pages/runs.py", title="Runs", icon="🏁", url_path="runs"),
-    st.Page("pages/failures.py", title="Failures", icon="🩺", url_path="failures"),
-    st.Page("pages/compare.py", title="Compare runs", icon="⚖️", url_path="compare"),
-    st.Page("pages/annotate.py", title="Annotate", icon="✍️", url_path="annotate"),
-    st.Page("pages/campaigns.py", title="Campaigns", icon="🗂️", url_path="campaigns"),
-    st.Page("pages/audit.py", title="Grader audit", icon="🔬", url_path="audit"),
+    st.Page("app_pages/overview.py", title="Overview", icon="📊", url_path="overview", default=True),
+    st.Page("app_pages/browse.py", title="Browse", icon="🔎", url_path="browse"),
+    st.Page("app_pages/decision_point.py", title="Decision point", icon="🧩", url_path="decision_point"),
+    st.Page("app_pages/runs.py", title="Runs", icon="🏁", url_path="runs"),
+    st.Page("app_pages/failures.py", title="Failures", icon="🩺", url_path="failures"),
+    st.Page("app_pages/compare.py", title="Compare runs", icon="⚖️", url_path="compare"),
+    st.Page("app_pages/annotate.py", title="Annotate", icon="✍️", url_path="annotate"),
+    st.Page("app_pages/campaigns.py", title="Campaigns", icon="🗂️", url_path="campaigns"),
+    st.Page("app_pages/audit.py", title="Grader audit", icon="🔬", url_path="audit"),
 ]
+if os.environ.get("NEMO_APP_MODE") == "annotate":
+    # A server for annotators: only their queue, so no page can reveal an expected action.
+    pages = [st.Page("app_pages/annotate.py", title="Annotate", icon="✍️", url_path="annotate", default=True)]
 st.navigation(pages).run()

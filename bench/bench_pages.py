@@ -36,11 +36,11 @@ from nemo_core.store import Store  # noqa: E402
 
 APP = str(REPO / "app.py")
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"][data-test-connection-state="CONNECTED"]'
-URL_PATHS = {"pages/overview.py": "overview", "pages/browse.py": "browse", "pages/decision_point.py": "decision_point"}
+URL_PATHS = {"app_pages/overview.py": "overview", "app_pages/browse.py": "browse", "app_pages/decision_point.py": "decision_point"}
 DRAWN = {
-    "pages/overview.py": '[data-testid="stPlotlyChart"] .main-svg',
-    "pages/browse.py": '[data-testid="stDataFrame"] canvas',
-    "pages/decision_point.py": '[data-testid="stChatMessage"]',
+    "app_pages/overview.py": '[data-testid="stPlotlyChart"] .main-svg',
+    "app_pages/browse.py": '[data-testid="stDataFrame"] canvas',
+    "app_pages/decision_point.py": '[data-testid="stChatMessage"]',
 }
 
 
@@ -53,20 +53,20 @@ def cases(store: Store) -> list[tuple[str, str, dict[str, str]]]:
     top_tool = store.scalar("SELECT expected_tool FROM decision_points WHERE expected_tool IS NOT NULL LIMIT 1")
     last_page = str(max(1, -(-store.n_decision_points() // 50)))
     return [
-        ("overview", "pages/overview.py", {}),
-        ("browse: everything, page 1", "pages/browse.py", {}),
-        ("browse: everything, last page", "pages/browse.py", {"page": last_page}),
-        ("browse: split + action type", "pages/browse.py", {"split": "interactive_agent", "action_type": "message"}),
-        ("browse: expected tool", "pages/browse.py", {"tool": top_tool or "x"}),
-        ("browse: flag parallel", "pages/browse.py", {"flags": "parallel"}),
-        ("browse: tools 5-10, turn >= 6", "pages/browse.py", {"min_tools": "5", "max_tools": "10", "min_turn": "6"}),
-        ("browse: sort by context desc", "pages/browse.py", {"sort": "context_chars", "desc": "1"}),
-        ("browse: full-text 'weather'", "pages/browse.py", {"text": "weather"}),
-        ("decision point: first", "pages/decision_point.py", {"id": first}),
-        ("decision point: middle + list filter", "pages/decision_point.py",
+        ("overview", "app_pages/overview.py", {}),
+        ("browse: everything, page 1", "app_pages/browse.py", {}),
+        ("browse: everything, last page", "app_pages/browse.py", {"page": last_page}),
+        ("browse: split + action type", "app_pages/browse.py", {"split": "interactive_agent", "action_type": "message"}),
+        ("browse: expected tool", "app_pages/browse.py", {"tool": top_tool or "x"}),
+        ("browse: flag parallel", "app_pages/browse.py", {"flags": "parallel"}),
+        ("browse: tools 5-10, turn >= 6", "app_pages/browse.py", {"min_tools": "5", "max_tools": "10", "min_turn": "6"}),
+        ("browse: sort by context desc", "app_pages/browse.py", {"sort": "context_chars", "desc": "1"}),
+        ("browse: full-text 'weather'", "app_pages/browse.py", {"text": "weather"}),
+        ("decision point: first", "app_pages/decision_point.py", {"id": first}),
+        ("decision point: middle + list filter", "app_pages/decision_point.py",
          {"id": middle, "split": middle.split("/")[0], "sort": "context_chars"}),
-        ("decision point: longest context", "pages/decision_point.py", {"id": longest}),
-        ("decision point: most tools", "pages/decision_point.py", {"id": most_tools}),
+        ("decision point: longest context", "app_pages/decision_point.py", {"id": longest}),
+        ("decision point: most tools", "app_pages/decision_point.py", {"id": most_tools}),
     ]
 
 
@@ -91,7 +91,7 @@ def bench_apptest(todo, repeat: int) -> float:
             raise RuntimeError(f"{page} {query}: {problems[0]}")
         return elapsed
 
-    render("pages/decision_point.py", {})  # imports (pandas, plotly) out of the way
+    render("app_pages/decision_point.py", {})  # imports (pandas, plotly) out of the way
     print(f"\nAppTest (page script only)\n{'case':40} {'cold s':>7} {'warm median s':>14} {'warm max s':>11}")
     worst = 0.0
     for name, page, query in todo:
@@ -148,7 +148,7 @@ def bench_browser(todo, repeat: int, db: Path) -> float:
                 page.wait_for_selector(drawn or DRAWN[page_file], timeout=120_000)
                 return time.perf_counter() - start
 
-            baseline = [load("pages/decision_point.py", {}, '[data-testid="stAlert"]') for _ in range(repeat + 1)][1:]
+            baseline = [load("app_pages/decision_point.py", {}, '[data-testid="stAlert"]') for _ in range(repeat + 1)][1:]
             print(f"\nBrowser: full page loads (a fresh tab: JS bundle, websocket, script, drawing)\n"
                   f"baseline, the app's bootstrap alone (decision point page, no id): "
                   f"median {statistics.median(baseline):.3f} s")
@@ -172,13 +172,13 @@ def bench_browser(todo, repeat: int, db: Path) -> float:
 
             moves = [
                 ("Overview -> Browse (sidebar link)", f"{base}/overview", '[data-testid="stSidebarNavLink"] >> text=Browse',
-                 "/browse", DRAWN["pages/browse.py"]),
+                 "/browse", DRAWN["app_pages/browse.py"]),
                 ("Browse -> Overview (sidebar link)", f"{base}/browse", '[data-testid="stSidebarNavLink"] >> text=Overview',
-                 "/overview", DRAWN["pages/overview.py"]),
+                 "/overview", DRAWN["app_pages/overview.py"]),
                 ("Browse: Next page", f"{base}/browse", 'button:has-text("Next page")', "page=2",
-                 DRAWN["pages/browse.py"]),
+                 DRAWN["app_pages/browse.py"]),
                 ("Decision point: Next in list", f"{base}/decision_point?{urlencode({'id': todo[9][2]['id']})}",
-                 'button:has-text("Next in list")', "id=", DRAWN["pages/decision_point.py"]),
+                 'button:has-text("Next in list")', "id=", DRAWN["app_pages/decision_point.py"]),
             ]
             print(f"\nBrowser: moving inside the open app\n{'move':40} {'median s':>8} {'max s':>7}")
             for name, start_url, target, url_part, drawn in moves:

@@ -177,13 +177,13 @@ def apptest_times(db: Path, run_name: str, other: str | None) -> None:
         at.switch_page(page).run()
         return time.perf_counter() - t, at
 
-    render("pages/overview.py", {})  # imports plotly, pandas, the pages' modules: server start-up, not a visit
-    cases = [("runs page", "pages/runs.py", {"run": run_name}, None),
-             ("failures page (defaults)", "pages/failures.py", {"run": run_name}, None),
-             ("failures page (2 categories, reward 0.25-0.75)", "pages/failures.py", {"run": run_name},
+    render("app_pages/overview.py", {})  # imports plotly, pandas, the pages' modules: server start-up, not a visit
+    cases = [("runs page", "app_pages/runs.py", {"run": run_name}, None),
+             ("failures page (defaults)", "app_pages/failures.py", {"run": run_name}, None),
+             ("failures page (2 categories, reward 0.25-0.75)", "app_pages/failures.py", {"run": run_name},
               {"failures_categories": ["argument_errors", "wrong_tool"], "failures_reward": (0.25, 0.75)})]
     if other:
-        cases.append(("compare page", "pages/compare.py", {"a": run_name, "b": other}, None))
+        cases.append(("compare page", "app_pages/compare.py", {"a": run_name, "b": other}, None))
     for label, page, query, state in cases:
         times = []
         for i in range(4):

@@ -17,7 +17,7 @@ from test_audit_flow import judge
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
-PAGE = "pages/audit.py"
+PAGE = "app_pages/audit.py"
 
 
 @pytest.fixture(autouse=True)

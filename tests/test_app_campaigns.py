@@ -15,8 +15,8 @@ from nemo_core.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
-CAMPAIGNS = "pages/campaigns.py"
-ANNOTATE = "pages/annotate.py"
+CAMPAIGNS = "app_pages/campaigns.py"
+ANNOTATE = "app_pages/annotate.py"
 TEXT_KINDS = ("markdown", "text", "caption", "code", "json", "info", "success", "warning", "error", "title",
               "subheader", "header", "metric")
 
@@ -250,3 +250,17 @@ def test_a_released_item_stays_on_screen_and_a_late_answer_is_kept(app, store):
     third = C.next_item(store, camp.id, "ann")
     assert third.dp_id not in (first.dp_id, second.dp_id)
     assert C.get_assignment(store, second.id).status == "released"
+
+
+def test_annotate_only_mode_offers_no_page_that_shows_expected_actions(monkeypatch, demo_db):
+    """NEMO_APP_MODE=annotate: a server for annotators runs the Annotate page alone (Browse and the
+    decision point page would reveal the expected action of the item being annotated)."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("NEMO_APP_MODE", "annotate")
+    monkeypatch.setenv("NEMO_DB", str(demo_db))
+    at = AppTest.from_file("../app.py", default_timeout=30).run()
+    assert not at.exception
+    assert at.title[0].value == "Annotate"
+    with pytest.raises(Exception):
+        at.switch_page("app_pages/browse.py").run()

@@ -16,9 +16,9 @@ from nemo_core.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
-PAGES = sorted(str(p.relative_to(REPO)) for p in (REPO / "pages").glob("*.py"))
-BROWSE = "pages/browse.py"
-DECISION = "pages/decision_point.py"
+PAGES = sorted(str(p.relative_to(REPO)) for p in (REPO / "app_pages").glob("*.py"))
+BROWSE = "app_pages/browse.py"
+DECISION = "app_pages/decision_point.py"
 PARALLEL = "tool_calling/demo-parallel-calls/2"
 UNTRUSTED = "tool_calling/demo-untrusted-markup/4"
 
@@ -81,7 +81,7 @@ def browse_ids(at: AppTest) -> list[str]:
 
 # ---- every page ----------------------------------------------------------------------------------
 def test_every_page_file_is_covered():
-    assert set(PAGES) >= {"pages/overview.py", BROWSE, DECISION}
+    assert set(PAGES) >= {"app_pages/overview.py", BROWSE, DECISION}
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -94,7 +94,7 @@ def test_page_renders_without_exception(open_page, page):
 
 # ---- overview and sidebar ------------------------------------------------------------------------
 def test_overview_counts_and_charts(open_page, store):
-    at = open_page("pages/overview.py")
+    at = open_page("app_pages/overview.py")
     metrics = {m.label: m.value for m in at.main.metric}
     assert metrics["Decision points"] == f"{store.n_decision_points():,}"
     assert metrics["Conversations"] == f"{store.n_conversations():,}"
@@ -107,7 +107,7 @@ def test_overview_counts_and_charts(open_page, store):
 
 
 def test_sidebar_opens_another_database_and_rejects_bad_paths(open_page, demo_db, tmp_path):
-    at = open_page("pages/overview.py")
+    at = open_page("app_pages/overview.py")
     assert str(demo_db) in [t.value for t in at.sidebar.text]
     box = at.sidebar.text_input[0]
     box.input(str(tmp_path / "missing.db"))
@@ -408,13 +408,13 @@ def test_values_from_the_url_are_escaped_in_messages(open_page, page_file, query
 
 
 def test_sidebar_escapes_the_path_typed(open_page, tmp_path):
-    at = open_page("pages/overview.py")
+    at = open_page("app_pages/overview.py")
     at.sidebar.text_input[0].input(str(tmp_path / "![x](http:" / "203.0.113.7" / "p.png)"))
     by_label(at.sidebar.button, "Open").click().run()
     assert at.sidebar.error and all("](http" not in e.value for e in at.sidebar.error)
 
 
-@pytest.mark.parametrize("page_file", ["pages/overview.py", BROWSE, DECISION])
+@pytest.mark.parametrize("page_file", ["app_pages/overview.py", BROWSE, DECISION])
 def test_a_missing_database_is_explained_not_a_crash(monkeypatch, tmp_path, page_file):
     monkeypatch.setenv("NEMO_DB", str(tmp_path / "nowhere.db"))
     at = AppTest.from_file(APP, default_timeout=30)

@@ -14,7 +14,7 @@ from nemo_core.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
-RUNS, FAILURES, COMPARE, DECISION = "pages/runs.py", "pages/failures.py", "pages/compare.py", "pages/decision_point.py"
+RUNS, FAILURES, COMPARE, DECISION = "app_pages/runs.py", "app_pages/failures.py", "app_pages/compare.py", "app_pages/decision_point.py"
 
 
 @pytest.fixture

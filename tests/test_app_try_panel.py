@@ -28,7 +28,7 @@ def open_dp(demo_db, monkeypatch):
     def run(dp_id: str) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=30)
         at.query_params["id"] = dp_id
-        at.switch_page("pages/decision_point.py").run()
+        at.switch_page("app_pages/decision_point.py").run()
         assert not at.exception, [e.value for e in at.exception]
         return at
 

@@ -123,3 +123,17 @@ def test_markup_in_the_url_is_not_rendered(page, app_url, outside_requests):
     assert "unknown split" in page.get_by_test_id("stAlertContentError").inner_text()
     page.wait_for_timeout(500)
     assert outside_requests == [], f"the page tried to fetch: {outside_requests}"
+
+
+@pytest.mark.parametrize("path", ["/browse", "/runs", "/annotate", f"/decision_point?id={UNTRUSTED}"])
+def test_a_deep_link_keeps_the_app_navigation(page, app_url, outside_requests, path):
+    """Opening a page's URL first must go through app.py's st.navigation: the sidebar lists the page
+    titles, not the file names of a folder Streamlit discovered by itself (which it did while the pages
+    lived in `pages/`, listing 'app' among them)."""
+    page.goto(app_url + path)
+    wait_idle(page)
+    links = page.get_by_test_id("stSidebarNavLink").all_inner_texts()
+    titles = {link.strip().splitlines()[-1].strip() for link in links}
+    assert {"Overview", "Browse", "Decision point", "Runs", "Annotate"} <= titles, links
+    assert not titles & {"app", "browse", "decision point", "overview"}, links
+    assert outside_requests == []

@@ -46,7 +46,7 @@ from ui.chat import render_conversation
 from ui.db import require_store
 from ui.safe import code_span, escape_markdown, show_text
 
-DECISION_PAGE = "pages/decision_point.py"
+DECISION_PAGE = "app_pages/decision_point.py"
 SET_PARAM = "set"
 RATER_KEY = "audit_rater"
 REVEAL_KEY = "audit_revealed"

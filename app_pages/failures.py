@@ -16,7 +16,7 @@ from nemo_core.taxonomy import CATEGORIES, FAILURE_CATEGORIES
 from ui.db import require_store
 from ui.runs_data import classified_or_offer, ensure_current, failure_count, failure_page, runs_signature, tool_names
 
-DECISION_PAGE = "pages/decision_point.py"
+DECISION_PAGE = "app_pages/decision_point.py"
 PAGE_SIZE = 50
 ALL = "(all)"
 
@@ -27,7 +27,7 @@ st.title("Failures")
 names = [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id DESC")]
 if not names:
     st.info("No runs yet: grade a predictions file, run a model, or upload predictions on the Runs page.")
-    st.page_link("pages/runs.py", label="Runs", icon="🏁")
+    st.page_link("app_pages/runs.py", label="Runs", icon="🏁")
     st.stop()
 
 wanted = st.query_params.get("run")

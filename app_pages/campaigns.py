@@ -31,8 +31,8 @@ from ui.safe import escape_markdown, inert_label
 from ui.try_panel import grader_config
 
 ADMIN_KEY = "campaigns::admin"
-DECISION_PAGE = "pages/decision_point.py"
-ANNOTATE_PAGE = "pages/annotate.py"
+DECISION_PAGE = "app_pages/decision_point.py"
+ANNOTATE_PAGE = "app_pages/annotate.py"
 ANY = "(any)"
 
 
@@ -344,7 +344,7 @@ with export_tab:
                     st.error(escape_markdown(exc.one_line()))
                 else:
                     st.success(f"Saved as run {escape_markdown(result.run_name)}: {result.n_graded:,} graded.")
-                    st.page_link("pages/runs.py", label="Open Runs", icon="🏁", query_params={"run": result.run_name})
+                    st.page_link("app_pages/runs.py", label="Open Runs", icon="🏁", query_params={"run": result.run_name})
     else:
         st.caption("Choose one annotator to save their answers as a run (a run holds one answer per item).")
 

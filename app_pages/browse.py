@@ -18,7 +18,7 @@ from ui.overview_data import filtered_count, tool_options
 from ui.safe import escape_markdown
 
 ANY = "(any)"
-DECISION_PAGE = "pages/decision_point.py"
+DECISION_PAGE = "app_pages/decision_point.py"
 
 store = require_store()
 path = str(store.path.resolve())

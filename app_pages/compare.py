@@ -14,7 +14,7 @@ from nemo_core.runs import get_run
 from ui.db import require_store
 from ui.runs_data import classified_or_offer, comparison, ensure_current, runs_signature
 
-DECISION_PAGE = "pages/decision_point.py"
+DECISION_PAGE = "app_pages/decision_point.py"
 
 store = require_store()
 path = str(store.path.resolve())
@@ -23,7 +23,7 @@ st.title("Compare two runs")
 names = [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id DESC")]
 if len(names) < 2:
     st.info("Comparing needs at least two runs: grade or upload another predictions file on the Runs page.")
-    st.page_link("pages/runs.py", label="Runs", icon="🏁")
+    st.page_link("app_pages/runs.py", label="Runs", icon="🏁")
     st.stop()
 
 for key, param, default in (("compare_a", "a", names[0]), ("compare_b", "b", names[1])):

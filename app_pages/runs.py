@@ -21,8 +21,8 @@ from ui.db import require_store
 from ui.runs_data import classified_or_offer, ensure_current, run_details, runs_signature, runs_table
 from ui.safe import code_span, inert_label
 
-FAILURES_PAGE = "pages/failures.py"
-COMPARE_PAGE = "pages/compare.py"
+FAILURES_PAGE = "app_pages/failures.py"
+COMPARE_PAGE = "app_pages/compare.py"
 DELETE_KEY = "runs_confirm_delete"
 
 store = require_store()

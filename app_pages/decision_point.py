@@ -22,7 +22,7 @@ from ui.listing import ListState
 from ui.safe import escape_markdown, show_text
 from ui.tools_panel import render_tools
 
-BROWSE_PAGE = "pages/browse.py"
+BROWSE_PAGE = "app_pages/browse.py"
 
 store = require_store()
 st.title("Decision point")
