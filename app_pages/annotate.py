@@ -21,7 +21,8 @@ from ui.chat import render_conversation
 from ui.db import require_store
 from ui.safe import escape_markdown, show_text
 from ui.tools_panel import render_tools
-from ui.try_panel import answer_form, grader_config
+from ui.secrets import grader_config
+from ui.try_panel import answer_form
 
 NAME_KEY = "annotate::name"
 CAMPAIGN_KEY = "annotate::campaign"

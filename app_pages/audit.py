@@ -40,11 +40,12 @@ from nemo_core.audit import (
 from nemo_core.errors import NemoError
 from nemo_core.grading import Breakdown
 from nemo_core.keyword_grader import KeywordScore
-from nemo_core.llm_grader import LLMConfig, LLMGrader
+from nemo_core.llm_grader import LLMGrader
 from ui.breakdown import render_breakdown
 from ui.chat import render_conversation
 from ui.db import require_store
 from ui.safe import code_span, escape_markdown, show_text
+from ui.secrets import grader_config
 
 DECISION_PAGE = "app_pages/decision_point.py"
 SET_PARAM = "set"
@@ -62,20 +63,6 @@ NO_KEY_HELP = (
     "or put `openai_api_key = \"sk-...\"` (and optionally `openai_base_url`) in `.streamlit/secrets.toml`. "
     "The key is never written to the database or a log."
 )
-
-
-def _secret(name: str) -> str | None:
-    """A Streamlit secret, or None when there is no secrets file (reading an absent one raises)."""
-    try:
-        value = st.secrets.get(name)
-    except Exception:  # noqa: BLE001 - no secrets.toml is the normal case
-        return None
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def grader_config() -> LLMConfig:
-    """The `openai_api_key` secret, else OPENAI_API_KEY (SPEC §4); the same for the endpoint."""
-    return LLMConfig.from_env(api_key=_secret("openai_api_key"), base_url=_secret("openai_base_url"))
 
 
 def one_line(text: str, limit: int = 140) -> str:

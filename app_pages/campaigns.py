@@ -28,7 +28,7 @@ from nemo_core.llm_grader import LLMGrader
 from nemo_core.runs import list_runs
 from ui.db import get_store, require_store
 from ui.safe import escape_markdown, inert_label
-from ui.try_panel import grader_config
+from ui.secrets import grader_config, secret
 
 ADMIN_KEY = "campaigns::admin"
 DECISION_PAGE = "app_pages/decision_point.py"
@@ -36,16 +36,8 @@ ANNOTATE_PAGE = "app_pages/annotate.py"
 ANY = "(any)"
 
 
-def _secret(name: str) -> str | None:
-    try:
-        value = st.secrets.get(name)
-    except Exception:  # noqa: BLE001 - no secrets file is the normal case
-        return None
-    return value if isinstance(value, str) and value else None
-
-
 def admin_passphrase() -> str | None:
-    return os.environ.get("NEMO_ADMIN_PASSWORD") or _secret("admin_password")
+    return os.environ.get("NEMO_ADMIN_PASSWORD") or secret("admin_password")
 
 
 store = require_store()

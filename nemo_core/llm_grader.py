@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import re
 import threading
 import time
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .retry import retry_delay
 from .errors import NemoError
 from .records import content_text
 from .store import Store, register_schema
@@ -322,10 +322,6 @@ class LLMGrader:
             return LLMResult(score, reason[:500], cfg.model, attempts=attempts)
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            try:
-                return min(max(float(retry_after), 0.0), self.config.retry_after_max)
-            except ValueError:
-                pass
-        base = min(self.config.backoff_base * 2 ** (attempt - 1), self.config.backoff_max)
-        return base * (0.5 + random.random() / 2)
+        cfg = self.config
+        return retry_delay(attempt, retry_after, backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max,
+                           retry_after_max=cfg.retry_after_max)

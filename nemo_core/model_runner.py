@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .retry import retry_delay
 from .actions import Action, ActionError, parse_action
 from .config import SUBMIT_MESSAGE
 from .errors import NemoError
@@ -337,13 +338,9 @@ class ModelRunner:
         return out
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            try:
-                return min(max(float(retry_after), 0.0), self.config.retry_after_max)
-            except ValueError:
-                pass
-        base = min(self.config.backoff_base * 2 ** (attempt - 1), self.config.backoff_max)
-        return base * (0.5 + random.random() / 2)
+        cfg = self.config
+        return retry_delay(attempt, retry_after, backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max,
+                           retry_after_max=cfg.retry_after_max)
 
 
 def answer_json(answer: ModelAnswer) -> str:

@@ -24,31 +24,18 @@ from nemo_core.attempts import list_attempts, save_attempt
 from nemo_core.config import SUBMIT_MESSAGE
 from nemo_core.errors import NemoError
 from nemo_core.grading import Breakdown, grade_action
-from nemo_core.llm_grader import LLMConfig, LLMGrader
+from nemo_core.llm_grader import LLMGrader
 from nemo_core.model_runner import ModelConfig, ModelRunner
 
 from .breakdown import render_breakdown
 from .safe import escape_markdown, show_text
 from .schema_form import render_schema_form
+from .secrets import grader_config, secret
 
 WHO_KEY = "try::who"
 MODEL_KEY_FIELD = "try::api_key"  # the typed key: session state only
 DEFAULT_MODEL = "gpt-5-mini"
 CALL, MESSAGE = "Call a tool", "Send a message"
-
-
-def _secret(name: str) -> str | None:
-    """A Streamlit secret, or None when there is no secrets file (reading one that is absent raises)."""
-    try:
-        value = st.secrets.get(name)
-    except Exception:  # noqa: BLE001 - no secrets.toml is the normal case
-        return None
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def grader_config() -> LLMConfig:
-    """The message grader's config: the `openai_api_key` secret, else OPENAI_API_KEY (SPEC §4)."""
-    return LLMConfig.from_env(api_key=_secret("openai_api_key"), base_url=_secret("openai_base_url"))
 
 
 def grade(store: Any, dp: Any, action: dict[str, Any]) -> Breakdown:
@@ -116,9 +103,9 @@ def _human(store: Any, dp: Any) -> None:
 def _key_source(typed: str) -> tuple[str | None, str]:
     if typed and typed.strip():
         return typed.strip(), "the key typed here (kept for this browser session only, never stored)"
-    secret = _secret("openai_api_key")
-    if secret:
-        return secret, "the openai_api_key secret"
+    from_secrets = secret("openai_api_key")
+    if from_secrets:
+        return from_secrets, "the openai_api_key secret"
     env = os.environ.get("OPENAI_API_KEY")
     if env:
         return env, "OPENAI_API_KEY"
@@ -126,7 +113,7 @@ def _key_source(typed: str) -> tuple[str | None, str]:
 
 
 def _model(store: Any, dp: Any, request: dict[str, Any]) -> None:
-    default_url = _secret("openai_base_url") or os.environ.get("OPENAI_BASE_URL") or ""
+    default_url = secret("openai_base_url") or os.environ.get("OPENAI_BASE_URL") or ""
     default_model = os.environ.get("NEMO_MODEL") or DEFAULT_MODEL
     with st.form("try::model_form"):
         c1, c2 = st.columns(2)
