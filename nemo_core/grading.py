@@ -21,7 +21,7 @@ from .errors import NemoError
 from .keyword_grader import keyword_score
 from .llm_grader import LLMConfig, LLMGrader, LLMGradeFailed, LLMNotConfigured
 from .config import SUBMIT_MESSAGE
-from .records import ToolCall, ToolSet, content_text, normalise_tool, normalise_tools, parse_tool_calls
+from .records import ToolCall, ToolSet, content_text, dumps_bytes, normalise_tool, normalise_tools, parse_tool_calls
 from .reward import UNGRADEABLE_REFERENCE, WRONG_ACTION_TYPE, KeyResult, score_function_call
 from .store import Store, decompress_json
 
@@ -400,7 +400,7 @@ def _parse_prediction_line(line_no: int, raw: bytes) -> tuple[Any, str | None, d
     from .records import loads_json
 
     try:
-        obj = loads_json(raw)
+        obj = loads_json(raw, exact=True)
     except (ValueError, UnicodeDecodeError) as exc:
         return None, f"malformed line: not JSON ({str(exc)[:120]})", {}
     if not isinstance(obj, dict):
@@ -474,7 +474,7 @@ def grade_lines(store: Store, loader: "TargetLoader", lines: list[tuple[int, byt
             continue
         line = breakdown.to_json(target.id)
         line["line"] = res.line
-        res.encoded = orjson.dumps(line, option=orjson.OPT_NON_STR_KEYS)
+        res.encoded = dumps_bytes(line)
         res.reward_none = breakdown.reward is None
         res.row = _row_fields(target, breakdown, action.to_json(), extra, None, latency, res.line, res.encoded.decode())
     if timings is not None:

@@ -8,6 +8,7 @@ the columns people filter on can never disagree with what a page shows.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,15 +52,33 @@ def content_text(value: Any) -> str:
 
 def dumps(value: Any) -> str:
     """Compact JSON text; orjson because this runs for every call of every conversation at ingest."""
+    return dumps_bytes(value).decode()
+
+
+def dumps_bytes(value: Any) -> bytes:
+    """Compact JSON as UTF-8 bytes: orjson, or the standard encoder for the integers beyond 64 bits that
+    orjson refuses (they are kept exact, see `loads_json`)."""
     try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # integers beyond 64 bits, which orjson refuses
-        return json.dumps(value, ensure_ascii=False)
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def loads_json(data: bytes | str) -> Any:
-    """Parse JSON with orjson, falling back to the standard parser for what orjson refuses (integers
-    over 64 bits, NaN). Invalid UTF-8 raises UnicodeDecodeError, bad JSON ValueError."""
+_BIG_INT = re.compile(rb"\d{20}")
+
+
+def loads_json(data: bytes | str, *, exact: bool = False) -> Any:
+    """Parse JSON with orjson, falling back to the standard parser for what orjson refuses (NaN, ...).
+    Invalid UTF-8 raises UnicodeDecodeError, bad JSON ValueError.
+
+    orjson silently turns integers beyond 64 bits into floats. Ingest only needs the indexed columns
+    (the line itself is stored as read), so it takes the fast path; reading a stored conversation or a
+    prediction passes `exact=True`, which sends any text with a run of 20 digits to the exact parser.
+    """
+    if exact:
+        raw = data.encode() if isinstance(data, str) else data
+        if _BIG_INT.search(raw):
+            return json.loads(raw.decode("utf-8"))
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:

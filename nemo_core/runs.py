@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from .records import dumps_bytes
 from .errors import NemoError
 from .metrics import MeanCI, mean_ci_counts
 from .store import Store, register_schema
@@ -92,7 +93,7 @@ def _now() -> str:
 def _dumps(value: Any) -> str | None:
     if value is None:
         return None
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return dumps_bytes(value).decode()
 
 
 @dataclass

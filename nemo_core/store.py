@@ -136,7 +136,7 @@ def decompress_json(blob: bytes) -> Any:
     dec = getattr(_local, "decompressor", None)
     if dec is None:
         dec = _local.decompressor = zstandard.ZstdDecompressor()
-    return loads_json(dec.decompress(blob))
+    return loads_json(dec.decompress(blob), exact=True)
 
 
 @dataclass

@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from .records import json_kind, normalise_tools
+from .records import dumps_bytes, json_kind, normalise_tools
 from .store import Store, decompress_json, register_schema
 
 TAXONOMY_VERSION = "2"  # bump when a rule changes: stored taxonomies are then recomputed on use
@@ -271,7 +271,7 @@ class _ToolNames:
             for r in self.store.query(
                     f"SELECT id, body FROM conversations WHERE id IN ({','.join('?' * len(chunk))})", chunk):
                 tools = decompress_json(r["body"]).get("tools")
-                key = orjson.dumps(tools or [])
+                key = dumps_bytes(tools or [])
                 names = self._by_tools.get(key)
                 if names is None:
                     names = self._by_tools[key] = frozenset(normalise_tools(tools).names)

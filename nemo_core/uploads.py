@@ -43,7 +43,7 @@ class UploadCheck:
 def parse_line(raw: bytes) -> tuple[Any, str | None]:
     """(object, problem or None) for one line, with the problems `grade` reports for the same line."""
     try:
-        obj = loads_json(raw)
+        obj = loads_json(raw, exact=True)
     except (ValueError, UnicodeDecodeError) as exc:
         return None, f"malformed line: not JSON ({str(exc)[:120]})"
     if not isinstance(obj, dict):

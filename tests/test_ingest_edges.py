@@ -89,3 +89,27 @@ def test_an_interrupted_bulk_load_gets_its_indexes_back_on_the_next_open(tmp_pat
     monkeypatch.undo()
     with Store.open(tmp_path / "t.db") as store:
         assert _dp_indexes(store) == set(DP_INDEXES)
+
+
+def test_integers_beyond_64_bits_survive_storage_and_grading(tmp_path):
+    """orjson turns them into floats silently; what is read back and graded must be the exact value."""
+    from nemo_core.grading import grade_file
+
+    big = 12345678901234567890123
+    row = ('{"uuid": "big-int", "messages": [{"role": "system", "content": ""}, {"role": "user", "content": "x"}, '
+           '{"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": '
+           f'{{"name": "f", "arguments": {{"n": {big}}}}}}}]}}], "tools": []}}\n')
+    path = tmp_path / "tool_calling_big.jsonl"
+    path.write_text(row)
+    with Store.open(tmp_path / "t.db") as store:
+        ingest_module.ingest(store, [path], workers=1)
+        dp = store.get("tool_calling/big-int/2")
+        assert dp.expected_calls[0].arguments == {"n": big}
+        assert isinstance(dp.expected_calls[0].arguments["n"], int)
+        preds = tmp_path / "preds.jsonl"
+        near = big + 1  # the same float, a different integer
+        preds.write_text(
+            f'{{"id": "tool_calling/big-int/2", "action": {{"type": "function_call", "name": "f", "arguments": {{"n": {near}}}}}}}\n')
+        result = grade_file(store, preds, run_name="big")
+        reward = store.scalar("SELECT reward FROM predictions WHERE run_id = ?", (result.run_id,))
+        assert reward == 0.5  # right name, the one argument differs
