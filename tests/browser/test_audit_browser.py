@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from browser_helpers import screenshot, wait_idle
-from conftest import REPO, _free_port
+from browser_helpers import screenshot, serve_app, wait_idle
 from fake_openai import FakeOpenAI
 from nemo_core.audit import build_audit_set, estimate
 from nemo_core.store import Store
@@ -76,36 +70,11 @@ def keyed_app(demo_db_master, tmp_path_factory):
 
     server = FakeOpenAI().start()
     server.responder = judge
-    port = _free_port()
-    env = {**os.environ, "NEMO_DB": str(db), "HOME": str(work), "OPENAI_API_KEY": "sk-browser-audit",
-           "OPENAI_BASE_URL": server.base_url}
-    env.pop("NEMO_GRADER_MODEL", None)
-    log = open(work / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
-         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    env = {"OPENAI_API_KEY": "sk-browser-audit", "OPENAI_BASE_URL": server.base_url, "NEMO_GRADER_MODEL": ""}
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"streamlit did not start; log:\n{(work / 'streamlit.log').read_text()}")
-            time.sleep(0.2)
-        yield url, server, db
+        with serve_app(db, work, env) as url:
+            yield url, server, db
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
         server.stop()
 
 
