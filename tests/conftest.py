@@ -42,3 +42,22 @@ def empty_store(tmp_path):
     store = Store.open(tmp_path / "empty.db")
     yield store
     store.close()
+
+
+@pytest.fixture
+def open_page(demo_db, monkeypatch):
+    """`open_page(page, **query)` runs the app (app.py, so its navigation) on `page` with those URL query
+    parameters against a private copy of the demo database, and fails on any exception."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("NEMO_DB", str(demo_db))
+
+    def run(page_file: str, /, **query: str) -> AppTest:
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=30)
+        for key, value in query.items():
+            at.query_params[key] = value
+        at.switch_page(page_file).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return run

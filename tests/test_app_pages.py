@@ -24,22 +24,6 @@ UNTRUSTED = "tool_calling/demo-untrusted-markup/4"
 
 
 @pytest.fixture
-def open_page(demo_db, monkeypatch):
-    """`open_page(page, **query)` runs the app on `page` with those URL query parameters."""
-    monkeypatch.setenv("NEMO_DB", str(demo_db))
-
-    def run(page_file: str, /, **query: str) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=30)
-        for key, value in query.items():
-            at.query_params[key] = value
-        at.switch_page(page_file).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return run
-
-
-@pytest.fixture
 def store(demo_db):
     s = Store.open(demo_db)
     yield s

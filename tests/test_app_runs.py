@@ -4,16 +4,12 @@ AppTest on a copy of the demo database holding two graded runs."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from nemo_core.grading import grade_file
 from nemo_core.store import Store
 
-REPO = Path(__file__).resolve().parent.parent
-APP = str(REPO / "app.py")
 RUNS, FAILURES, COMPARE, DECISION = "app_pages/runs.py", "app_pages/failures.py", "app_pages/compare.py", "app_pages/decision_point.py"
 
 
@@ -45,21 +41,6 @@ def two_runs(demo_db, tmp_path):
     finally:
         store.close()
     return {"calls": ids, "message": msg, "db": demo_db}
-
-
-@pytest.fixture
-def open_page(demo_db, monkeypatch):
-    monkeypatch.setenv("NEMO_DB", str(demo_db))
-
-    def run(page_file: str, /, **query: str) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=30)
-        for key, value in query.items():
-            at.query_params[key] = value
-        at.switch_page(page_file).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    return run
 
 
 def run_names(db) -> list[str]:
