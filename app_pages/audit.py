@@ -369,9 +369,9 @@ def llm_breakdown(row: AuditRow) -> Breakdown:
                      llm_reason=row.llm_reason)
 
 
-def item_detail(row: AuditRow) -> None:
-    dp = store.get(row.dp_id)
-    st.page_link(DECISION_PAGE, label="Open the decision point", icon="🧩", query_params={"id": row.dp_id})
+def context_and_replies(dp, candidate: str, candidate_label: str) -> None:
+    """The conversation (collapsed), then the reference reply beside the candidate: what both the
+    disagreement view and the blind judging view show of an item."""
     with st.expander(f"Conversation so far ({len(dp.context)} messages)"):
         render_conversation(dp.context)
     a, b = st.columns(2)
@@ -379,8 +379,14 @@ def item_detail(row: AuditRow) -> None:
         st.markdown("**Reference reply**")
         show_text(dp.expected_content or "")
     with b:
-        st.markdown(f"**Candidate** ({escape_markdown(KINDS.get(row.kind, row.kind))})")
-        show_text(row.candidate)
+        st.markdown(candidate_label)
+        show_text(candidate)
+
+
+def item_detail(row: AuditRow) -> None:
+    dp = store.get(row.dp_id)
+    st.page_link(DECISION_PAGE, label="Open the decision point", icon="🧩", query_params={"id": row.dp_id})
+    context_and_replies(dp, row.candidate, f"**Candidate** ({escape_markdown(KINDS.get(row.kind, row.kind))})")
     if row.llm is not None:
         render_breakdown(llm_breakdown(row), key=f"audit_llm_{row.item_id}", title="LLM grader")
     elif row.llm_error:
@@ -440,15 +446,7 @@ def judge_section() -> None:
     dp = store.get(item.dp_id)
     with st.container(border=True, key="audit_blind_item"):
         st.caption(f"Decision point {code_span(item.dp_id)}")
-        with st.expander(f"Conversation so far ({len(dp.context)} messages)"):
-            render_conversation(dp.context)
-        a, b = st.columns(2)
-        with a:
-            st.markdown("**Reference reply**")
-            show_text(dp.expected_content or "")
-        with b:
-            st.markdown("**Candidate reply**")
-            show_text(item.candidate)
+        context_and_replies(dp, item.candidate, "**Candidate reply**")
         with st.form(f"audit_judge_{item.item_id}"):
             score = st.slider("Your score", 0, 10, 5, key=f"audit_score_{item.item_id}")
             if st.form_submit_button("Submit my judgement"):
