@@ -40,7 +40,7 @@ from nemo_core import run_analysis as ra  # noqa: E402
 from nemo_core.grading import RULE_VERSION  # noqa: E402
 from nemo_core.runs import create_run, finish_run, get_run, insert_predictions  # noqa: E402
 from nemo_core.store import Store  # noqa: E402
-from nemo_core.taxonomy import ensure_taxonomy  # noqa: E402
+from nemo_core.taxonomy import ensure_taxonomy, taxonomy_table  # noqa: E402
 
 DEFAULT_SOURCE = Path("/work/bench-data/full.db")
 TARGET = 1.5
@@ -274,8 +274,8 @@ def measure(db: Path, run_id: int, other: str | None, apptest: bool) -> None:
     """Time what the pages ask of the core (and, with `apptest`, the page scripts) on a prepared database."""
     # the first query on a freshly opened database is the cold one
     store = Store.open(db)
-    tool = store.scalar("SELECT expected_tool FROM prediction_taxonomy WHERE run_id = ? AND expected_tool IS NOT NULL "
-                        "AND category = 'argument_errors' LIMIT 1", (run_id,))
+    tool = store.scalar(f"SELECT expected_tool FROM {taxonomy_table(run_id)} WHERE expected_tool IS NOT NULL "
+                        "AND category = 'argument_errors' LIMIT 1")
     print("runs page (what the page calls; run-level aggregates are stored when the run finishes):")
     t = time.perf_counter()
     ra.run_details(store, run_id, use_cache=False)

@@ -21,9 +21,11 @@ from .errors import NemoError
 from .keyword_grader import keyword_score
 from .llm_grader import LLMConfig, LLMGrader, LLMGradeFailed, LLMNotConfigured
 from .config import SUBMIT_MESSAGE
-from .records import ToolCall, ToolSet, content_text, dumps_bytes, normalise_tool, normalise_tools, parse_tool_calls
+from .records import (ToolCall, ToolSet, content_text, dumps_bytes, holds_inexact_integer, normalise_tool, normalise_tools,
+                      parse_tool_calls)
 from .reward import UNGRADEABLE_REFERENCE, WRONG_ACTION_TYPE, KeyResult, score_function_call
 from .store import Store, decompress_json
+from .taxonomy import classification_fields, classify, needs_tool_names
 
 RULE_VERSION = "2025-11-spec-v1"
 GRADERS = ("auto", "keyword", "llm")
@@ -197,13 +199,31 @@ class TargetLoader:
     is what makes a prediction file sorted by id cheap). Tool lists are normalised once per distinct list,
     so conversations sharing tools share one `ToolSet` (and its compiled schema validators)."""
 
-    def __init__(self, store: Store, conversation_cache: int = 4096):
+    def __init__(self, store: Store, conversation_cache: int = 4096, *, exact_context: bool = True):
+        """`exact_context=False` (the keyword grader, which reads only the expected turn and the tools)
+        parses conversations on orjson's fast path and re-parses one exactly only when its expected turn
+        may hold an integer beyond 64 bits: the whole-text check costs as much as the parse."""
         from .extract import FLAGS
 
         self.store = store
         self._flags = list(FLAGS)
         self._conversations: OrderedDict[int, tuple[list[dict], LazyToolSet]] = OrderedDict()
         self._conv_max = conversation_cache
+        self._exact_context = exact_context
+        self._exact: set[int] = set()  # conversations parsed exactly (always, with exact_context)
+
+    def _parse(self, conv_id: int, body: bytes, exact: bool) -> None:
+        raw = decompress_json(body, exact=exact)
+        self._conversations[conv_id] = (raw["messages"], LazyToolSet(raw.get("tools")))
+        if exact:
+            self._exact.add(conv_id)
+        else:
+            self._exact.discard(conv_id)
+
+    def _reparse_exactly(self, conv_id: int) -> None:
+        with self.store._lock:
+            body = self.store.conn.execute("SELECT body FROM conversations WHERE id = ?", (conv_id,)).fetchone()[0]
+        self._parse(conv_id, body, True)
 
     def load(self, ids: list[str]) -> dict[str, GradingTarget]:
         """Targets for the ids that exist (unknown ids are simply absent from the result)."""
@@ -224,15 +244,18 @@ class TargetLoader:
                 fetched = self.store.conn.execute(
                     f"SELECT id, body FROM conversations WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
             for conv_id, body in fetched:
-                raw = decompress_json(body)
-                self._conversations[conv_id] = (raw["messages"], LazyToolSet(raw.get("tools")))
+                self._parse(conv_id, body, self._exact_context)
         out: dict[str, GradingTarget] = {}
         for row in rows:
             dp_id, split, action_type, turn_index, conv_id, ungradeable_reason = row[:6]
             flags = [name for name, v in zip(self._flags, row[6:]) if v]
             messages, toolset = self._conversations[conv_id]
-            self._conversations.move_to_end(conv_id)
             msg = messages[turn_index]
+            if conv_id not in self._exact and holds_inexact_integer(msg.get("tool_calls")):
+                self._reparse_exactly(conv_id)
+                messages, toolset = self._conversations[conv_id]
+                msg = messages[turn_index]
+            self._conversations.move_to_end(conv_id)
             calls = parse_tool_calls(msg.get("tool_calls"))
             out[dp_id] = GradingTarget(
                 id=dp_id, split=split, action_type=action_type, flags=flags, expected_calls=calls,
@@ -240,7 +263,7 @@ class TargetLoader:
                 toolset=toolset, context=messages[:turn_index], ungradeable_reason=ungradeable_reason,
             )
         while len(self._conversations) > self._conv_max:
-            self._conversations.popitem(last=False)
+            self._exact.discard(self._conversations.popitem(last=False)[0])
         return out
 
 
@@ -335,6 +358,7 @@ def _grade_message(store: Store | None, dp: Gradeable, candidate: str, chosen: s
 
 # ---- grading a prediction file -------------------------------------------------------------------------------
 BATCH_LINES = 2000
+COMMIT_ROWS = 20_000  # predictions stored per write transaction by `grade_file`
 MAX_PRINTED_PROBLEMS = 20
 # Files larger than this are graded by worker processes (keyword grader only; the LLM grader uses threads).
 PARALLEL_MIN_BYTES = 4_000_000
@@ -393,6 +417,7 @@ class LineResult:
     reward_none: bool = False
     model: str | None = None
     dedup: bool = True  # False when the line is known not to be a decision point (malformed, unknown id)
+    taxonomy: tuple | None = None  # with `row`: its failure taxonomy (`classification_fields`)
 
 
 def _parse_prediction_line(line_no: int, raw: bytes) -> tuple[Any, str | None, dict]:
@@ -466,13 +491,18 @@ def grade_lines(store: Store, loader: "TargetLoader", lines: list[tuple[int, byt
         latency = float(latency) if isinstance(latency, (int, float)) and not isinstance(latency, bool) else None
         model = extra.get("model")
         res.model = model if isinstance(model, str) else None
+        expected_tool = target.expected_calls[0].name if target.expected_calls else None
         if breakdown is None or action is None:
             res.problem = error or "not graded"
             res.reward_none = True
             res.row = _row_fields(target, None, raw_action if isinstance(raw_action, dict) else {"raw": raw_action},
                                   extra, error, latency, res.line, None)
+            res.taxonomy = classification_fields(classify(None, error=res.problem), expected_tool)
             continue
         line = breakdown.to_json(target.id)
+        # the failure taxonomy, from the breakdown in hand (the task's tool names only when they decide it)
+        res.taxonomy = classification_fields(
+            classify(line, target.toolset.names if needs_tool_names(line) else None), expected_tool)
         line["line"] = res.line
         res.encoded = dumps_bytes(line)
         res.reward_none = breakdown.reward is None
@@ -500,7 +530,7 @@ def _worker_init(db_path: str, grader: str) -> None:
 
     gc.disable()  # see grade_file
     store = Store.open(db_path, readonly=True)
-    _WORKER.update(store=store, loader=TargetLoader(store), grader=grader)
+    _WORKER.update(store=store, loader=TargetLoader(store, exact_context=grader == "llm"), grader=grader)
 
 
 def _breakdown_column() -> int:
@@ -520,7 +550,7 @@ def _worker_grade(lines: list[tuple[int, bytes]]) -> list[tuple]:
         row = r.row
         if row is not None and r.encoded is not None:
             row = (*row[:_BREAKDOWN_COLUMN], None, *row[_BREAKDOWN_COLUMN + 1:])
-        out.append((r.line, r.dp_id, r.problem, r.encoded, row, r.reward_none, r.model, r.dedup))
+        out.append((r.line, r.dp_id, r.problem, r.encoded, row, r.reward_none, r.model, r.dedup, r.taxonomy))
     return out
 
 
@@ -554,7 +584,8 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
-    from .runs import create_run, finish_run, insert_predictions
+    from .runs import create_run, finish_run, insert_numbered_predictions, next_prediction_id
+    from .taxonomy import add_classified, start_taxonomy, taxonomy_row
 
     path = Path(path)
     config = llm.config if llm is not None else None
@@ -572,6 +603,8 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
     run_id = create_run(store, run_name, kind=kind, grader=chosen, grader_model=grader_model,
                         rule_version=RULE_VERSION, source_file=str(path),
                         settings={"concurrency": concurrency, "requested_grader": grader, "workers": workers})
+    with store.transaction() as conn:  # classified as graded (taxonomy.py), indexed when the run finishes
+        start_taxonomy(conn, run_id)
     result = FileGradeResult(run_id, run_name, chosen, grader_model, workers=workers)
     started = time.perf_counter()
     result._cpu_mark = time.process_time()
@@ -587,12 +620,26 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
 
         bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="grade", dynamic_ncols=True)
     thread_pool = ThreadPoolExecutor(max_workers=max(1, concurrency)) if chosen == "llm" else None
-    loader = TargetLoader(store)
+    loader = TargetLoader(store, exact_context=chosen == "llm")
     store.conn.execute("PRAGMA cache_size = -262144")  # 256 MB: the (run, id) index grows by a million keys
+
+    pending: list[tuple[tuple, tuple]] = []  # (prediction row without ids, taxonomy fields), not stored yet
+
+    def store_pending() -> None:
+        """One transaction: the pending predictions, numbered here, and their taxonomy rows beside them."""
+        t = time.perf_counter()
+        if pending:
+            with store.transaction() as conn:
+                first = next_prediction_id(conn)
+                insert_numbered_predictions(conn, [(first + i, run_id, *row) for i, (row, _) in enumerate(pending)])
+                # row: dp_id, line, split, action_type, ..., reward (PREDICTION_COLUMNS without run_id)
+                add_classified(conn, run_id, [taxonomy_row(first + i, row[0], tax, row[2], row[3], row[7])
+                                              for i, (row, tax) in enumerate(pending)])
+            pending.clear()
+        result._add("store predictions", t)
 
     def absorb(results: list[LineResult], dedup: bool) -> None:
         t = time.perf_counter()
-        rows: list[tuple] = []
         encoded: list[bytes] = []
         for res in results:
             if dedup and res.dedup and res.dp_id is not None:
@@ -613,12 +660,15 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
                 else:
                     result.n_graded += 1
             if res.row is not None:
-                rows.append((run_id, *res.row))
+                pending.append((res.row, res.taxonomy))
             if result.model is None and res.model:
                 result.model = res.model
         t = result._add("dedup", t)
-        insert_predictions(store, rows)
-        t = result._add("store predictions", t)
+        # Few large transactions: each commit rewrites every index page it touched, and the (run, id)
+        # index is filled in random order, so small ones write the same pages again and again.
+        if len(pending) >= COMMIT_ROWS:
+            store_pending()
+            t = time.perf_counter()
         if out is not None:
             out.write(b"\n".join(encoded) + b"\n" if encoded else b"")
             result._add("write results", t)
@@ -647,17 +697,17 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
     gc.disable()
     try:
         if process_pool is not None:
-            pending: deque = deque()
+            in_flight: deque = deque()
             for batch in batches():
-                pending.append(process_pool.apply_async(_worker_grade, (batch,)))
-                while len(pending) > 2 * workers:
+                in_flight.append(process_pool.apply_async(_worker_grade, (batch,)))
+                while len(in_flight) > 2 * workers:
                     t = time.perf_counter()
-                    done = [_from_worker(item) for item in pending.popleft().get()]
+                    done = [_from_worker(item) for item in in_flight.popleft().get()]
                     result._add("wait for workers", t)
                     absorb(done, dedup=True)
-            while pending:
+            while in_flight:
                 t = time.perf_counter()
-                done = [_from_worker(item) for item in pending.popleft().get()]
+                done = [_from_worker(item) for item in in_flight.popleft().get()]
                 result._add("wait for workers", t)
                 absorb(done, dedup=True)
         else:
@@ -672,6 +722,7 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
         if process_pool is not None:
             process_pool.terminate() if status != "completed" else process_pool.close()
             process_pool.join()
+        store_pending()  # what was graded is kept, also when interrupted (its result lines are written)
         if thread_pool is not None:
             thread_pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:

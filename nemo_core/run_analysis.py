@@ -1,6 +1,6 @@
 """Aggregations over stored runs for the Runs, Failures and Compare pages and the `report` command.
 
-Everything is SQL over `prediction_taxonomy` (one row per prediction, with the columns people group and
+Everything is SQL over a run's taxonomy table (`taxonomy.taxonomy_table`: one row per prediction, with the columns people group and
 filter on, and an index for each question asked here), so a run of 1.2 M predictions is summarised from
 index scans and value counts, never by loading its rows into Python. Means and intervals come from
 `metrics` (bootstrap on value counts); a run's summary is cached in `run_summary_cache` once computed,
@@ -19,7 +19,7 @@ import orjson
 from .metrics import MeanCI, mean_ci_counts
 from .runs import Run, delete_run, get_run, list_runs
 from .store import Store, register_schema
-from .taxonomy import CATEGORIES, CORRECT, FAILURE_CATEGORIES, ensure_taxonomy, taxonomy_is_current
+from .taxonomy import CATEGORIES, CORRECT, FAILURE_CATEGORIES, ensure_taxonomy, taxonomy_is_current, taxonomy_table
 
 DDL = """
 CREATE TABLE IF NOT EXISTS run_summary_cache (
@@ -62,7 +62,7 @@ class RunOverview:
 
 
 def _state(store: Store, run_id: int) -> str:
-    row = store.query("SELECT version, n_predictions, computed_at FROM run_taxonomy_state WHERE run_id = ?", (run_id,))
+    row = store.query("SELECT version, n_predictions, computed_at FROM taxonomy_state WHERE run_id = ?", (run_id,))
     return orjson.dumps(row[0] if row else None).decode()
 
 
@@ -70,7 +70,7 @@ def taxonomy_counts(store: Store, run_id: int) -> dict[str, int]:
     """Category -> count, every category listed (0 when absent), in `CATEGORIES` order."""
     ensure_taxonomy(store, run_id)
     found = {r["category"]: r["n"] for r in store.query(
-        "SELECT category, count(*) AS n FROM prediction_taxonomy WHERE run_id = ? GROUP BY category", (run_id,))}
+        f"SELECT category, count(*) AS n FROM {taxonomy_table(run_id)} GROUP BY category")}
     return {c: int(found.get(c, 0)) for c in CATEGORIES}
 
 
@@ -78,8 +78,8 @@ def sub_kind_counts(store: Store, run_id: int) -> list[dict[str, Any]]:
     """(category, sub_kind, n) for the categories that have sub-kinds."""
     ensure_taxonomy(store, run_id)
     return store.query(
-        "SELECT category, sub_kind, count(*) AS n FROM prediction_taxonomy WHERE run_id = ? AND sub_kind IS NOT NULL "
-        "GROUP BY category, sub_kind ORDER BY category, n DESC", (run_id,))
+        f"SELECT category, sub_kind, count(*) AS n FROM {taxonomy_table(run_id)} WHERE sub_kind IS NOT NULL "
+        "GROUP BY category, sub_kind ORDER BY category, n DESC")
 
 
 def argument_error_totals(store: Store, run_id: int) -> dict[str, int]:
@@ -88,7 +88,7 @@ def argument_error_totals(store: Store, run_id: int) -> dict[str, int]:
     row = store.query(
         "SELECT coalesce(sum(n_missing), 0) AS missing_key, coalesce(sum(n_extra), 0) AS extra_key, "
         "coalesce(sum(n_wrong_value), 0) AS wrong_value, coalesce(sum(n_wrong_type), 0) AS wrong_type "
-        "FROM prediction_taxonomy WHERE run_id = ? AND category = 'argument_errors'", (run_id,))[0]
+        f"FROM {taxonomy_table(run_id)} WHERE category = 'argument_errors'")[0]
     return {k: int(v) for k, v in row.items()}
 
 
@@ -112,8 +112,8 @@ def run_details(store: Store, run: Run | int | str, *, use_cache: bool = True) -
         if cached and cached[0]["state"] == state:
             return orjson.loads(cached[0]["summary"])
     rows = store.query(
-        "SELECT split, action_type, reward, count(*) AS n FROM prediction_taxonomy WHERE run_id = ? "
-        "GROUP BY split, action_type, reward", (run.id,))
+        f"SELECT split, action_type, reward, count(*) AS n FROM {taxonomy_table(run.id)} "
+        "GROUP BY split, action_type, reward")
     overall: dict[Any, int] = {}
     by_split: dict[str, dict[Any, int]] = {}
     by_type: dict[str, dict[Any, int]] = {}
@@ -195,23 +195,23 @@ def confusion(store: Store, run_id: int, *, top: int = 20, errors_only: bool = T
     ensure_taxonomy(store, run_id)
     if errors_only:
         return store.query(
-            "SELECT expected_tool, predicted_tool, category, count(*) AS n FROM prediction_taxonomy "
-            "WHERE run_id = ? AND category IN ('wrong_tool', 'hallucinated_tool') "
+            f"SELECT expected_tool, predicted_tool, category, count(*) AS n FROM {taxonomy_table(run_id)} "
+            "WHERE category IN ('wrong_tool', 'hallucinated_tool') "
             "GROUP BY expected_tool, predicted_tool, category ORDER BY n DESC, expected_tool, predicted_tool LIMIT ?",
-            (run_id, int(top)))
+            (int(top),))
     return store.query(
-        "SELECT expected_tool, predicted_tool, count(*) AS n FROM prediction_taxonomy "
-        "WHERE run_id = ? AND predicted_tool IS NOT NULL AND expected_tool IS NOT NULL "
+        f"SELECT expected_tool, predicted_tool, count(*) AS n FROM {taxonomy_table(run_id)} "
+        "WHERE predicted_tool IS NOT NULL AND expected_tool IS NOT NULL "
         "GROUP BY expected_tool, predicted_tool ORDER BY n DESC, expected_tool, predicted_tool LIMIT ?",
-        (run_id, int(top)))
+        (int(top),))
 
 
 def reward_histogram(store: Store, run_id: int, *, bins: int = 10) -> list[dict[str, Any]]:
     """Counts of graded rewards in `bins` equal bins over [0, 1] (the last includes 1.0)."""
     ensure_taxonomy(store, run_id)
     rows = store.query(
-        "SELECT min(CAST(reward * ? AS INTEGER), ? - 1) AS b, count(*) AS n FROM prediction_taxonomy "
-        "WHERE run_id = ? AND reward IS NOT NULL GROUP BY b", (bins, bins, run_id))
+        f"SELECT min(CAST(reward * ? AS INTEGER), ? - 1) AS b, count(*) AS n FROM {taxonomy_table(run_id)} "
+        "WHERE reward IS NOT NULL GROUP BY b", (bins, bins))
     found = {r["b"]: r["n"] for r in rows}
     return [{"low": i / bins, "high": (i + 1) / bins, "n": int(found.get(i, 0))} for i in range(bins)]
 
@@ -227,9 +227,10 @@ class FailureFilter:
     reward_min: float | None = None
     reward_max: float | None = None
 
-    def where(self, run_id: int) -> tuple[str, list[Any]]:
-        """The WHERE clause (over `prediction_taxonomy t`) and its parameters."""
-        clauses, params = ["t.run_id = ?"], [run_id]
+    def where(self) -> tuple[str, list[Any]]:
+        """The WHERE clause (over the run's taxonomy table as `t`) and its parameters."""
+        clauses: list[str] = []
+        params: list[Any] = []
         cats = [c for c in self.categories if c in CATEGORIES] or list(FAILURE_CATEGORIES)
         clauses.append(f"t.category IN ({', '.join('?' * len(cats))})")
         params += cats
@@ -262,31 +263,32 @@ class FailurePage:
 def count_failures(store: Store, run_id: int, flt: FailureFilter | None = None) -> int:
     """How many of a run's predictions match `flt` (an index-only count)."""
     ensure_taxonomy(store, run_id)
-    where, params = (flt or FailureFilter()).where(run_id)
-    return int(store.scalar(f"SELECT count(*) FROM prediction_taxonomy t WHERE {where}", params) or 0)
+    where, params = (flt or FailureFilter()).where()
+    return int(store.scalar(f"SELECT count(*) FROM {taxonomy_table(run_id)} t WHERE {where}", params) or 0)
 
 
 def failures(store: Store, run_id: int, flt: FailureFilter | None = None, *, offset: int = 0, limit: int = 50,
              sort: str = "reward") -> FailurePage:
     """A page of a run's predictions matching `flt`, lowest reward first, with the total count.
 
-    Two steps: the page's prediction ids from `prediction_taxonomy` alone (the filter columns and the sort
+    Two steps: the page's prediction ids from the taxonomy table alone (the filter columns and the sort
     key are all in one index, so this never reads the table), then the 50 rows' details by primary key.
     Joining first would look up every candidate row of a 1.2 M-prediction run before sorting."""
     ensure_taxonomy(store, run_id)
     flt = flt or FailureFilter()
-    where, params = flt.where(run_id)
+    where, params = flt.where()
     order = FAILURE_SORTS.get(sort, FAILURE_SORTS["reward"])
-    total = store.scalar(f"SELECT count(*) FROM prediction_taxonomy t WHERE {where}", params)
+    table = taxonomy_table(run_id)
+    total = store.scalar(f"SELECT count(*) FROM {table} t WHERE {where}", params)
     ids = [r["prediction_id"] for r in store.query(
-        f"SELECT t.prediction_id FROM prediction_taxonomy t WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+        f"SELECT t.prediction_id FROM {table} t WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
         [*params, int(limit), int(offset)])]
     rows: list[dict[str, Any]] = []
     if ids:
         found = {r["prediction_id"]: r for r in store.query(
             "SELECT t.prediction_id, t.dp_id, t.category, t.sub_kind, t.split, t.action_type, t.expected_tool, "
             "t.predicted_tool, t.reward, t.n_missing, t.n_extra, t.n_wrong_value, t.n_wrong_type, p.reason, p.error "
-            f"FROM prediction_taxonomy t JOIN predictions p ON p.id = t.prediction_id "
+            f"FROM {table} t JOIN predictions p ON p.id = t.prediction_id "
             f"WHERE t.prediction_id IN ({', '.join('?' * len(ids))})", ids)}
         rows = [found[i] for i in ids if i in found]
     return FailurePage(rows, int(total or 0), int(offset), int(limit))
@@ -296,8 +298,8 @@ def tool_names(store: Store, run_id: int, *, limit: int = 500) -> list[str]:
     """The expected tools that occur in a run, most frequent first (for the tool filter)."""
     ensure_taxonomy(store, run_id)
     return [r["expected_tool"] for r in store.query(
-        "SELECT expected_tool, count(*) AS n FROM prediction_taxonomy WHERE run_id = ? AND expected_tool IS NOT NULL "
-        "GROUP BY expected_tool ORDER BY n DESC LIMIT ?", (run_id, int(limit)))]
+        f"SELECT expected_tool, count(*) AS n FROM {taxonomy_table(run_id)} WHERE expected_tool IS NOT NULL "
+        "GROUP BY expected_tool ORDER BY n DESC LIMIT ?", (int(limit),))]
 
 
 def prediction_for(store: Store, run: int | str, dp_id: str) -> dict[str, Any] | None:
@@ -309,8 +311,10 @@ def prediction_for(store: Store, run: int | str, dp_id: str) -> dict[str, Any] |
     row = rows[0]
     for key in ("action", "extra", "breakdown"):
         row[key] = orjson.loads(row[key]) if row[key] else None
-    tax = store.query("SELECT category, sub_kind, n_missing, n_extra, n_wrong_value, n_wrong_type "
-                      "FROM prediction_taxonomy WHERE prediction_id = ?", (row["id"],))
+    tax = []
+    if store.scalar("SELECT 1 FROM taxonomy_state WHERE run_id = ?", (run_obj.id,)):
+        tax = store.query("SELECT category, sub_kind, n_missing, n_extra, n_wrong_value, n_wrong_type "
+                          f"FROM {taxonomy_table(run_obj.id)} WHERE prediction_id = ?", (row["id"],))
     row["taxonomy"] = tax[0] if tax else None
     row["run_name"] = run_obj.name
     return row
@@ -364,8 +368,8 @@ def compare_runs(store: Store, run_a: int | str, run_b: int | str, *, top: int =
     heap: list[tuple[float, int, str, float, float]] = []  # (|d|, -sequence, dp_id, reward a, reward b)
     with store._lock:
         cursor = store.conn.execute(
-            "SELECT pa.dp_id, pa.reward, pb.reward FROM prediction_taxonomy pa JOIN prediction_taxonomy pb "
-            "ON pb.run_id = ? AND pb.dp_id = pa.dp_id WHERE pa.run_id = ? ORDER BY pa.dp_id", (b.id, a.id))
+            f"SELECT pa.dp_id, pa.reward, pb.reward FROM {taxonomy_table(a.id)} pa JOIN {taxonomy_table(b.id)} pb "
+            "ON pb.dp_id = pa.dp_id ORDER BY pa.dp_id")
         for seq, (dp_id, reward_a, reward_b) in enumerate(cursor):
             n_shared += 1
             if reward_a is None or reward_b is None:
@@ -390,8 +394,8 @@ def compare_runs(store: Store, run_a: int | str, run_b: int | str, *, top: int =
                 heapq.heapreplace(heap, item)
     n_graded = wins + losses + ties
     ci = mean_ci_counts(dict(diffs))
-    n_a = store.scalar("SELECT count(*) FROM prediction_taxonomy WHERE run_id = ?", (a.id,)) or 0
-    n_b = store.scalar("SELECT count(*) FROM prediction_taxonomy WHERE run_id = ?", (b.id,)) or 0
+    n_a = store.scalar(f"SELECT count(*) FROM {taxonomy_table(a.id)}") or 0
+    n_b = store.scalar(f"SELECT count(*) FROM {taxonomy_table(b.id)}") or 0
     top_pairs = [{"dp_id": dp_id, "reward_a": ra_, "reward_b": rb_, "difference": ra_ - rb_}
                  for _, _, dp_id, ra_, rb_ in sorted(heap, key=lambda h: (-h[0], h[2]))]
     biggest: list[dict[str, Any]] = []
@@ -414,9 +418,9 @@ def compare_runs(store: Store, run_a: int | str, run_b: int | str, *, top: int =
 
 
 def delete_run_with_analysis(store: Store, run_id: int) -> None:
-    """`runs.delete_run` (its predictions and, by trigger, its taxonomy and stored aggregates) with a larger
-    page cache: deleting 1.2 M predictions touches five indexes in random order, which SQLite's default
-    2 MB cache makes about twice as slow."""
+    """`runs.delete_run` (its predictions, its taxonomy table and, by trigger, its stored aggregates) with a
+    larger page cache: deleting 1.2 M predictions touches two indexes in random order, which SQLite's
+    default 2 MB cache makes about twice as slow."""
     old_cache = store.scalar("PRAGMA cache_size")
     with store._lock:
         store.conn.execute("PRAGMA cache_size = -262144")

@@ -168,6 +168,23 @@ def prediction_row(run_id: int, dp_id: str, breakdown: Any | None, *, action: di
     )
 
 
+_INSERT_NUMBERED_SQL = (f"INSERT INTO predictions(id, {', '.join(PREDICTION_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * (len(PREDICTION_COLUMNS) + 1))})")
+
+
+def insert_numbered_predictions(conn: Any, rows: list[tuple]) -> int:
+    """Inside a write transaction: prediction rows from `prediction_row` with the id they are to have
+    first, taken from `next_prediction_id` in the same transaction (so rows stored beside them, like their
+    taxonomy, can refer to them without reading the ids back). Returns the id after the last one."""
+    conn.executemany(_INSERT_NUMBERED_SQL, rows)
+    return rows[-1][0] + 1 if rows else next_prediction_id(conn)
+
+
+def next_prediction_id(conn: Any) -> int:
+    """Inside a write transaction: the id the next prediction gets."""
+    return conn.execute("SELECT coalesce(max(id), 0) + 1 FROM predictions").fetchone()[0]
+
+
 def insert_predictions(store: Store, rows: Iterable[tuple]) -> int:
     """Insert prediction rows (from `prediction_row`) in one transaction; returns how many."""
     rows = list(rows)
@@ -213,7 +230,11 @@ def list_runs(store: Store, kind: str | None = None) -> list[Run]:
 
 
 def delete_run(store: Store, run_id: int) -> None:
+    """The run, its predictions and its taxonomy (and, by triggers, what other modules stored about it)."""
+    from .taxonomy import drop_taxonomy
+
     with store.transaction() as conn:
+        drop_taxonomy(conn, run_id)
         conn.execute("DELETE FROM predictions WHERE run_id = ?", (run_id,))
         conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
@@ -259,11 +280,17 @@ class RunSummary:
 
 def summarise_run(store: Store, run_id: int, *, seed: int | None = None) -> RunSummary:
     """Means with 95% bootstrap CIs over graded predictions; ungraded ones are counted beside them."""
+    from .taxonomy import taxonomy_is_current, taxonomy_table
+
     kwargs = {"seed": seed} if seed is not None else {}
-    rows = store.query(
-        "SELECT split, action_type, reward, count(*) AS n FROM predictions WHERE run_id = ? "
-        "GROUP BY split, action_type, reward", (run_id,),
-    )
+    if taxonomy_is_current(store, run_id):  # its index covers these columns: no table reads
+        rows = store.query(f"SELECT split, action_type, reward, count(*) AS n FROM {taxonomy_table(run_id)} "
+                           "GROUP BY split, action_type, reward")
+    else:
+        rows = store.query(
+            "SELECT split, action_type, reward, count(*) AS n FROM predictions WHERE run_id = ? "
+            "GROUP BY split, action_type, reward", (run_id,),
+        )
     overall: dict[Any, int] = {}
     by_split: dict[str, dict[Any, int]] = {}
     by_type: dict[str, dict[Any, int]] = {}

@@ -130,13 +130,20 @@ def compress(data: bytes) -> bytes:
     return comp.compress(data)
 
 
-def decompress_json(blob: bytes) -> Any:
-    from .records import loads_json
-
+def decompress(blob: bytes) -> bytes:
+    """The bytes `compress` was given; one decompressor per thread."""
     dec = getattr(_local, "decompressor", None)
     if dec is None:
         dec = _local.decompressor = zstandard.ZstdDecompressor()
-    return loads_json(dec.decompress(blob), exact=True)
+    return dec.decompress(blob)
+
+
+def decompress_json(blob: bytes, *, exact: bool = True) -> Any:
+    """A stored body, parsed. `exact=False` skips the check for integers beyond 64 bits (see
+    `records.loads_json`); only for callers that check the part they use (`records.holds_inexact_integer`)."""
+    from .records import loads_json
+
+    return loads_json(decompress(blob), exact=exact)
 
 
 @dataclass

@@ -269,3 +269,31 @@ def test_unusable_rows_raise_bad_row_with_the_reason(obj, reason):
     with pytest.raises(BadRow) as info:
         validate_row(obj)
     assert reason in str(info.value)
+
+
+def test_long_digit_runs_are_found_wherever_they_are():
+    from nemo_core.records import has_long_digit_run
+
+    assert has_long_digit_run(b'{"n": 12345678901234567890}')
+    assert has_long_digit_run(b"x" * 5000 + b"-99999999999999999999")
+    assert not has_long_digit_run(b'{"n": 1234567890123456789, "t": "2025-06-07 12:00", "f": 1.5e300}')
+    assert not has_long_digit_run(b"1234567890 1234567890")  # two runs of 10 are not one of 20
+
+
+def test_loads_json_exact_keeps_integers_beyond_64_bits():
+    from nemo_core.records import loads_json
+
+    big = 123456789012345678901234567890
+    assert loads_json(f'{{"n": {big}}}'.encode(), exact=True) == {"n": big}
+    assert isinstance(loads_json(f'{{"n": {big}}}'.encode())["n"], float)  # the fast path does not
+    assert loads_json(b'{"n": 18446744073709551615}', exact=True)["n"] == 2**64 - 1
+
+
+def test_holds_inexact_integer_flags_what_the_fast_parser_may_have_rounded():
+    from nemo_core.records import holds_inexact_integer, loads_json
+
+    fast = loads_json(b'[{"function": {"arguments": {"ids": [1, 123456789012345678901234]}}}]')
+    assert holds_inexact_integer(fast)
+    assert holds_inexact_integer(-1.8446744073709552e19)
+    assert not holds_inexact_integer([{"a": 1.5, "b": 9.0e18, "c": "12345678901234567890123", "d": 2**63 - 1}])
+    assert not holds_inexact_integer(None)

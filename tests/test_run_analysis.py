@@ -22,6 +22,7 @@ from nemo_core.run_analysis import (
     runs_table, runs_with_prediction, taxonomy_counts, tool_names,
 )
 from nemo_core.runs import create_run, finish_run, insert_predictions, prediction_row
+from nemo_core.taxonomy import taxonomy_table
 
 
 def call(reward, name, expected_name="find_slots", keys=()):
@@ -131,9 +132,9 @@ def test_failure_list_filters_and_paging(demo_store, runs, ids):
 
 
 def test_failure_filter_sql_uses_parameters():
-    where, params = FailureFilter(categories=["wrong_tool", "bogus"], split="x'; DROP", reward_min=0.1).where(7)
-    assert where == "t.run_id = ? AND t.category IN (?) AND t.split = ? AND t.reward >= ?"
-    assert params == [7, "wrong_tool", "x'; DROP", 0.1]
+    where, params = FailureFilter(categories=["wrong_tool", "bogus"], split="x'; DROP", reward_min=0.1).where()
+    assert where == "t.category IN (?) AND t.split = ? AND t.reward >= ?"
+    assert params == ["wrong_tool", "x'; DROP", 0.1]
 
 
 def test_compare_runs(demo_store, runs, ids):
@@ -183,8 +184,9 @@ def test_delete_run_clears_every_derived_row(demo_store, runs):
     cache = demo_store.scalar("PRAGMA cache_size")
     delete_run_with_analysis(demo_store, runs[0])
     assert demo_store.scalar("PRAGMA cache_size") == cache
-    for table in ("predictions", "prediction_taxonomy", "run_taxonomy_state", "run_summary_cache"):
+    for table in ("predictions", "taxonomy_state", "run_summary_cache"):
         assert demo_store.scalar(f"SELECT count(*) FROM {table} WHERE run_id = ?", (runs[0],)) == 0
+    assert not demo_store.scalar("SELECT 1 FROM sqlite_schema WHERE name = ?", (taxonomy_table(runs[0]),))
     assert [r["run"] for r in runs_table(demo_store)] == ["B"]
 
 
@@ -199,7 +201,7 @@ def test_a_run_still_being_written_is_not_classified_until_asked(demo_store, ids
     assert awaiting_taxonomy(demo_store, get_run(demo_store, run_id))
     row = runs_table(demo_store)[0]
     assert (row["run"], row["status"], row["n"], row["mean_reward"]) == ("live", "running", 1, None)
-    assert demo_store.scalar("SELECT count(*) FROM prediction_taxonomy WHERE run_id = ?", (run_id,)) == 0
+    assert not demo_store.scalar("SELECT 1 FROM taxonomy_state WHERE run_id = ?", (run_id,))
     ensure_taxonomy(demo_store, run_id)
     assert not awaiting_taxonomy(demo_store, get_run(demo_store, run_id))
     assert runs_table(demo_store)[0]["mean_reward"] == pytest.approx(0.3)

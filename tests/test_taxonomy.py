@@ -11,7 +11,7 @@ from nemo_core.grading import Breakdown, grade_action, grade_file, load_target
 from nemo_core.runs import create_run, delete_run, finish_run, insert_predictions, prediction_row
 from nemo_core.taxonomy import (
     CATEGORIES, LOW_MESSAGE_SCORE, argument_error_counts, classify, compute_taxonomy, ensure_taxonomy,
-    runner_error_kind, taxonomy_is_current,
+    runner_error_kind, taxonomy_is_current, taxonomy_table,
 )
 
 
@@ -200,8 +200,7 @@ def test_compute_taxonomy_for_a_graded_file(demo_store, call_dp, message_dp, tmp
     result = grade_file(demo_store, path, run_name="t1", grader="keyword")
     tax = compute_taxonomy(demo_store, result.run_id)
     assert tax.n == 3
-    rows = {r["dp_id"]: r for r in demo_store.query(
-        "SELECT * FROM prediction_taxonomy WHERE run_id = ?", (result.run_id,))}
+    rows = {r["dp_id"]: r for r in demo_store.query(f"SELECT * FROM {taxonomy_table(result.run_id)}")}
     assert rows[call_dp.id]["category"] == "correct" and rows[call_dp.id]["reward"] == 1.0
     assert rows[message_dp.id]["category"] == "wrong_action_type"
     assert rows[message_dp.id]["sub_kind"] == "call_for_message"
@@ -218,7 +217,7 @@ def test_runner_error_rows_and_recompute_replaces(demo_store, call_dp):
     finish_run(demo_store, run_id)
     compute_taxonomy(demo_store, run_id)
     compute_taxonomy(demo_store, run_id)
-    rows = demo_store.query("SELECT category, sub_kind FROM prediction_taxonomy WHERE run_id = ?", (run_id,))
+    rows = demo_store.query(f"SELECT category, sub_kind FROM {taxonomy_table(run_id)}")
     assert rows == [{"category": "runner_error", "sub_kind": "timeout"}]
 
 
@@ -227,13 +226,104 @@ def test_deleting_a_run_deletes_its_taxonomy(demo_store, call_dp):
     insert_predictions(demo_store, [prediction_row(run_id, call_dp.id, None, error="timeout")])
     finish_run(demo_store, run_id)
     compute_taxonomy(demo_store, run_id)
-    assert demo_store.scalar("SELECT count(*) FROM prediction_taxonomy WHERE run_id = ?", (run_id,)) == 1
+    assert demo_store.scalar(f"SELECT count(*) FROM {taxonomy_table(run_id)}") == 1
     delete_run(demo_store, run_id)
-    assert demo_store.scalar("SELECT count(*) FROM prediction_taxonomy WHERE run_id = ?", (run_id,)) == 0
-    assert demo_store.scalar("SELECT count(*) FROM run_taxonomy_state WHERE run_id = ?", (run_id,)) == 0
+    assert not demo_store.scalar("SELECT 1 FROM sqlite_schema WHERE name = ?", (taxonomy_table(run_id),))
+    assert demo_store.scalar("SELECT count(*) FROM taxonomy_state WHERE run_id = ?", (run_id,)) == 0
 
 
 def test_every_category_is_documented():
     assert list(CATEGORIES)[0] == "correct"
     assert {"wrong_action_type", "hallucinated_tool", "wrong_tool", "argument_errors", "invalid_arguments_json",
             "low_message_score", "runner_error"} <= set(CATEGORIES)
+
+
+def _mixed_predictions(store, seed: int = 5) -> list[dict]:
+    """One prediction for every demo decision point, each mutated in one of the ways the taxonomy tells apart."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i, row in enumerate(store.query("SELECT id FROM decision_points ORDER BY id")):
+        dp = load_target(store, row["id"])
+        kind = i % 10
+        if dp.expected_calls:
+            name, args = dp.expected_calls[0].name, dict(dp.expected_calls[0].arguments or {})
+            others = [n for n in dp.toolset.names if n != name]
+            if kind == 1 and args:
+                args[rng.choice(sorted(args))] = "changed"
+            elif kind == 2:
+                args["extra_key"] = 1
+            elif kind == 3 and args:
+                args.pop(sorted(args)[0])
+            elif kind == 4:
+                name = others[0] if others else "made_up"
+            elif kind == 5:
+                name = "made_up_tool"
+            if kind == 6:
+                action = {"type": "message", "content": "I can help with that."}
+            elif kind == 7:
+                action = {"type": "function_call", "name": name, "arguments": "[1"}
+            elif kind == 8:
+                action = {"type": "not an action"}
+            else:
+                action = {"type": "function_call", "name": name, "arguments": args}
+        else:
+            text = dp.expected_content or ""
+            action = ({"type": "function_call", "name": "lookup", "arguments": {}} if kind == 6 else
+                      {"type": "not an action"} if kind == 8 else
+                      {"type": "message", "content": text if kind % 2 else "unrelated words entirely"})
+        out.append({"id": dp.id, "action": action})
+    return out
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_grade_classifies_as_it_grades_exactly_as_a_recomputation(demo_store, tmp_path, workers):
+    """`grade` stores each prediction's category from the breakdown in memory (in worker processes with
+    workers); recomputing from the stored breakdowns must give the same rows, every column."""
+    path = _write(tmp_path / "mixed.jsonl", _mixed_predictions(demo_store))
+    result = grade_file(demo_store, path, run_name=f"live-{workers}", grader="keyword", workers=workers)
+    table = taxonomy_table(result.run_id)
+    assert taxonomy_is_current(demo_store, result.run_id)
+    live = demo_store.query(f"SELECT * FROM {table} ORDER BY prediction_id")
+    n = demo_store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (result.run_id,))
+    assert len(live) == n == demo_store.n_decision_points()
+    # the rows point at their own predictions
+    joined = demo_store.query(f"SELECT count(*) AS n FROM {table} t JOIN predictions p ON p.id = t.prediction_id "
+                              "AND p.dp_id = t.dp_id AND p.run_id = ?", (result.run_id,))[0]["n"]
+    assert joined == n
+    assert {r["category"] for r in live} == set(CATEGORIES)  # the mixed file reaches every category
+    # indexes were built when the run finished
+    indexes = {r["name"] for r in demo_store.query("SELECT name FROM sqlite_schema WHERE tbl_name = ? AND type = 'index'",
+                                                   (table,))}
+    assert indexes == {f"{table}_by_category", f"{table}_by_tool", f"{table}_by_dp"}
+    compute_taxonomy(demo_store, result.run_id)
+    assert demo_store.query(f"SELECT * FROM {table} ORDER BY prediction_id") == live
+
+
+def test_an_interrupted_grade_keeps_what_it_graded_and_its_taxonomy(demo_store, tmp_path, monkeypatch):
+    """Stopped after the first batch: the stored predictions and their taxonomy rows agree, and the
+    taxonomy is indexed on first use."""
+    import nemo_core.grading as grading
+
+    lines = _mixed_predictions(demo_store)
+    path = _write(tmp_path / "mixed.jsonl", lines)
+    monkeypatch.setattr(grading, "BATCH_LINES", 50)
+    real = grading.grade_lines
+    calls = {"n": 0}
+
+    def stop_on_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grading, "grade_lines", stop_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        grade_file(demo_store, path, run_name="stopped", grader="keyword", workers=0)
+    run_id = demo_store.scalar("SELECT id FROM runs WHERE name = 'stopped'")
+    assert demo_store.scalar("SELECT status FROM runs WHERE id = ?", (run_id,)) == "interrupted"
+    n = demo_store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run_id,))
+    assert n == 50
+    assert demo_store.scalar(f"SELECT count(*) FROM {taxonomy_table(run_id)}") == 50
+    assert taxonomy_is_current(demo_store, run_id)

@@ -23,7 +23,7 @@ from .db import get_store
 
 def runs_signature(store: Store) -> tuple:
     runs = store.query("SELECT id, name, status, n_predictions, finished_at FROM runs ORDER BY id")
-    states = store.query("SELECT run_id, computed_at, n_predictions FROM run_taxonomy_state ORDER BY run_id")
+    states = store.query("SELECT run_id, computed_at, n_predictions, indexed FROM taxonomy_state ORDER BY run_id")
     growing = store.query("SELECT run_id, count(*) AS n FROM predictions WHERE run_id IN "
                           "(SELECT id FROM runs WHERE status = 'running') GROUP BY run_id")
     return (str(store.path), tuple(tuple(r.values()) for r in runs), tuple(tuple(s.values()) for s in states),
