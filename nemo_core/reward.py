@@ -312,23 +312,31 @@ class _ValidatorCache:
 
     def __init__(self, max_size: int = 20_000):
         self._items: dict[bytes, tuple[dict, Any, frozenset | None, frozenset]] = {}
+        # The same schema object is asked about once per prediction of its conversation: found by identity
+        # it skips encoding the schema as the key. The entry holds the object, so its id cannot be reused.
+        self._by_identity: dict[int, tuple[dict, tuple[dict, Any, frozenset | None, frozenset]]] = {}
         self._max = max_size
         self._lock = threading.Lock()
 
     def get(self, schema: dict) -> tuple[dict, Any, frozenset | None, frozenset]:
         """(tolerant schema, jsonschema validator or None when the fast checker covers it, properties, required)."""
+        known = self._by_identity.get(id(schema))
+        if known is not None and known[0] is schema:
+            return known[1]
         key = orjson.dumps(schema, option=orjson.OPT_NON_STR_KEYS)
-        hit = self._items.get(key)
-        if hit is not None:
-            return hit
-        clean = tolerant_schema(schema)
-        validator = None if _fast_supported(clean) else jsonschema.Draft7Validator(clean)
-        props = frozenset(clean["properties"]) if "properties" in clean else None
-        entry = (clean, validator, props, frozenset(clean.get("required", ())))
+        entry = self._items.get(key)
+        if entry is None:
+            clean = tolerant_schema(schema)
+            validator = None if _fast_supported(clean) else jsonschema.Draft7Validator(clean)
+            props = frozenset(clean["properties"]) if "properties" in clean else None
+            entry = (clean, validator, props, frozenset(clean.get("required", ())))
         with self._lock:
             if len(self._items) >= self._max:
                 self._items.clear()
+            if len(self._by_identity) >= self._max:
+                self._by_identity.clear()
             self._items[key] = entry
+            self._by_identity[id(schema)] = (schema, entry)
         return entry
 
 

@@ -16,6 +16,8 @@ through `register_schema`, so one `Store.open` brings a database up to date.
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -146,6 +148,17 @@ def decompress_json(blob: bytes, *, exact: bool = True) -> Any:
     return loads_json(decompress(blob), exact=exact)
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists (another user's), or this platform cannot tell: assume it does
+    return True
+
+
 @dataclass
 class PreparedConversation:
     """Everything the store needs to insert one conversation, computed off the main process."""
@@ -169,6 +182,7 @@ class Store:
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
+        self.readonly = False
 
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
@@ -191,6 +205,7 @@ class Store:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
             store = cls(path, conn)
+            store.readonly = readonly
             if not readonly:
                 store._ensure_schema()
         except sqlite3.DatabaseError as exc:
@@ -324,11 +339,33 @@ class Store:
         return stored
 
     def start_ingest(self, files: list[str], started_at: str) -> int:
+        """A new `ingests` row, status `running`, with the process that runs it (so a later look can tell
+        an ingest that is still going from one whose process was killed: `mark_abandoned_ingests`)."""
+        self.mark_abandoned_ingests()
+        owner = {"pid": os.getpid(), "host": socket.gethostname()}
         with self._lock:
             return self.conn.execute(
-                "INSERT INTO ingests(started_at, status, files) VALUES (?, 'running', ?)",
-                (started_at, orjson.dumps(files).decode()),
+                "INSERT INTO ingests(started_at, status, files, report) VALUES (?, 'running', ?, ?)",
+                (started_at, orjson.dumps(files).decode(), orjson.dumps({"process": owner}).decode()),
             ).lastrowid
+
+    def mark_abandoned_ingests(self) -> int:
+        """Set `interrupted` on `running` ingests whose process on this machine is gone (killed before it
+        could record how it ended); how many. An ingest from another machine, or from before processes
+        were recorded, is left as it is: nothing here can tell."""
+        if self.readonly:
+            return 0
+        gone = []
+        for row in self.query("SELECT id, report FROM ingests WHERE status = 'running'"):
+            owner = (orjson.loads(row["report"]) if row["report"] else {}).get("process") or {}
+            if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int) \
+                    and not _process_alive(owner["pid"]):
+                gone.append(row["id"])
+        if gone:
+            with self.transaction() as conn:
+                conn.executemany("UPDATE ingests SET status = 'interrupted' WHERE id = ? AND status = 'running'",
+                                 [(i,) for i in gone])
+        return len(gone)
 
     def finish_ingest(self, ingest_id: int, status: str, finished_at: str, report: dict) -> None:
         with self._lock:
@@ -381,6 +418,7 @@ class Store:
         return self.scalar("SELECT count(*) FROM rejected_rows") or 0
 
     def ingests(self) -> list[dict[str, Any]]:
+        self.mark_abandoned_ingests()
         rows = self.query("SELECT id, started_at, finished_at, status, files, report FROM ingests ORDER BY id")
         for row in rows:
             row["files"] = orjson.loads(row["files"])

@@ -3,6 +3,7 @@ a one-bin histogram."""
 
 from __future__ import annotations
 
+import socket
 import json
 from pathlib import Path
 
@@ -113,3 +114,27 @@ def test_integers_beyond_64_bits_survive_storage_and_grading(tmp_path):
         result = grade_file(store, preds, run_name="big")
         reward = store.scalar("SELECT reward FROM predictions WHERE run_id = ?", (result.run_id,))
         assert reward == 0.5  # right name, the one argument differs
+
+
+def test_an_ingest_whose_process_was_killed_is_marked_interrupted(tmp_path):
+    """SIGKILL leaves no chance to record the end: the next look at the ingests notices the process is gone."""
+    import signal
+    import subprocess
+    import sys
+
+    import orjson
+
+    with Store.open(tmp_path / "t.db") as store:
+        victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        killed = store.start_ingest(["a.jsonl"], "2026-01-01T00:00:00+00:00")
+        store.conn.execute("UPDATE ingests SET report = ? WHERE id = ?",  # as if that process had started it
+                           (orjson.dumps({"process": {"pid": victim.pid, "host": socket.gethostname()}}).decode(), killed))
+        alive = store.start_ingest(["b.jsonl"], "2026-01-01T00:00:01+00:00")  # this process: still running
+        elsewhere = store.start_ingest(["c.jsonl"], "2026-01-01T00:00:02+00:00")
+        store.conn.execute("UPDATE ingests SET report = ? WHERE id = ?",
+                           (orjson.dumps({"process": {"pid": victim.pid, "host": "another-machine"}}).decode(), elsewhere))
+        assert {r["id"]: r["status"] for r in store.ingests()}[killed] == "running"
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        status = {r["id"]: r["status"] for r in store.ingests()}
+        assert status == {killed: "interrupted", alive: "running", elsewhere: "running"}
