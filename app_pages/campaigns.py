@@ -356,6 +356,15 @@ with manage_tab:
         if st.form_submit_button("Release stale items"):
             n = C.release_stale(store, cid, minutes)
             st.success(f"Released {n} item(s): they go back to the queue.")
+    with st.expander("Delete this campaign"):
+        n_answered = C.progress(store, cid).answers
+        st.warning(f"Deletes the campaign with its {campaign.n_items:,} items and {n_answered:,} answer(s). "
+                   "Runs saved from its answers stay. This cannot be undone.")
+        sure = st.checkbox("I understand the answers are deleted for good", key="campaigns::delete_sure")
+        if st.button("Delete the campaign", key="campaigns::delete", type="primary", disabled=not sure):
+            C.delete_campaign(store, cid)
+            st.session_state.pop("campaigns::pick", None)
+            st.rerun()
     st.markdown("**Allocation by stratum**")
     st.dataframe(pd.DataFrame([{"stratum": k, **v} for k, v in campaign.allocation.items()]), hide_index=True,
                  key="campaigns::allocation")

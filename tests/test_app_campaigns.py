@@ -264,3 +264,21 @@ def test_annotate_only_mode_offers_no_page_that_shows_expected_actions(monkeypat
     assert at.title[0].value == "Annotate"
     with pytest.raises(Exception):
         at.switch_page("app_pages/browse.py").run()
+
+
+def test_deleting_a_campaign_needs_a_confirmation_and_keeps_the_others(app, store):
+    keep = C.create_campaign(store, "keep", sample_size=3, seed=1).id
+    gone = C.create_campaign(store, "gone", sample_size=4, seed=2).id
+    a = C.next_item(store, gone, "ann")
+    C.submit_answer(store, a.id, "ann", {"type": "message", "content": "Sure."})
+    admin = app(CAMPAIGNS)
+    admin.selectbox(key="campaigns::pick").set_value(gone).run()
+    assert "with its 4 items and 1 answer(s)" in all_text(ok(admin))
+    assert button(admin, "Delete the campaign").disabled  # not before the box is ticked
+    admin.checkbox(key="campaigns::delete_sure").check().run()
+    ok(button(admin, "Delete the campaign").click().run())
+    assert [c.name for c in C.list_campaigns(store)] == ["keep"]
+    assert store.scalar("SELECT count(*) FROM campaign_answers WHERE campaign_id = ?", (gone,)) == 0
+    assert store.scalar("SELECT count(*) FROM campaign_items WHERE campaign_id = ?", (gone,)) == 0
+    assert store.scalar("SELECT count(*) FROM campaign_items WHERE campaign_id = ?", (keep,)) == 3
+    assert admin.selectbox(key="campaigns::pick").value == keep  # the page moved on to a campaign that exists

@@ -58,6 +58,26 @@ def test_campaign_commands(demo_db, tmp_path, capsys):
     finally:
         store.close()
 
+    # delete: nothing without --yes; with it, the campaign, its items and answers go, the saved run stays
+    assert main(["campaign", "create", "other", "--size", "3", "--db", str(demo_db)]) == 0
+    capsys.readouterr()
+    assert main(["campaign", "delete", "pilot", "--db", str(demo_db)]) == 1
+    assert "6 items, 4 answers would be deleted" in capsys.readouterr().out
+    assert main(["campaign", "delete", "pilot", "--yes", "--db", str(demo_db)]) == 0
+    assert "deleted campaign 'pilot'" in capsys.readouterr().out
+    store = Store.open(demo_db)
+    try:
+        assert [c.name for c in C.list_campaigns(store)] == ["other"]
+        other = C.get_campaign(store, "other").id
+        for table in ("campaign_items", "campaign_answers"):
+            assert store.scalar(f"SELECT count(*) FROM {table} WHERE campaign_id != ?", (other,)) == 0
+        assert store.scalar(f"SELECT count(*) FROM campaign_items WHERE campaign_id = ?", (other,)) == 3
+        assert store.scalar("SELECT count(*) FROM runs WHERE name = 'ann-regraded'") == 1
+    finally:
+        store.close()
+    assert main(["campaign", "delete", "pilot", "--yes", "--db", str(demo_db)]) == 1
+    assert "no campaign 'pilot'" in capsys.readouterr().err
+
 
 def test_campaign_errors_are_one_line(demo_db, capsys):
     assert main(["campaign", "results", "nope", "--db", str(demo_db)]) == 1

@@ -15,6 +15,7 @@ HELP = """Human baseline campaigns (the app's Campaigns page, as commands).
                          per annotator; time per item; agreement on overlapping items (--json for all of it)
   export NAME            every answer as CSV, or as JSONL in the `grade` input format
                          ({"id", "action", "annotator", ...}), so `grade` re-grades it as a run
+  delete NAME --yes      delete a campaign, its items and every answer (runs saved from it stay)
 
 examples:
   python -m nemo_core campaign create pilot --size 200 --seed 1 --stratify --overlap 2 --shared 0.1 \\
@@ -27,7 +28,7 @@ examples:
 def register(sub) -> None:
     from ..cli import HelpFormatter, add_db_option
 
-    p = sub.add_parser("campaign", help="human baseline campaigns: create, list, results, export", description=HELP,
+    p = sub.add_parser("campaign", help="human baseline campaigns: create, list, results, export, delete", description=HELP,
                        formatter_class=HelpFormatter)
     actions = p.add_subparsers(dest="campaign_action", metavar="ACTION", required=True)
 
@@ -67,6 +68,13 @@ def register(sub) -> None:
     e.add_argument("--out", help="write here instead of stdout")
     add_db_option(e)
     e.set_defaults(run=run_export)
+
+
+    d = actions.add_parser("delete", help="delete a campaign and its answers", formatter_class=HelpFormatter)
+    d.add_argument("name")
+    d.add_argument("--yes", action="store_true", help="really delete (without it, say what would be deleted)")
+    add_db_option(d)
+    d.set_defaults(run=run_delete)
 
 
 def _open(args):
@@ -168,4 +176,24 @@ def run_export(args) -> int:
         print(f"wrote {len(rows):,} rows to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def run_delete(args) -> int:
+    from .. import campaigns as C
+
+    store = _open(args)
+    try:
+        camp = C.get_campaign(store, args.name)
+        n_answers = store.scalar("SELECT count(*) FROM campaign_answers WHERE campaign_id = ? AND status = 'answered'",
+                                 (camp.id,)) or 0
+        if not args.yes:
+            print(f"campaign {camp.name!r}: {camp.n_items:,} items, {n_answers:,} answers would be deleted; "
+                  "run again with --yes to delete it")
+            return 1
+        gone = C.delete_campaign(store, camp.id)
+        print(f"deleted campaign {camp.name!r}: {gone['items']:,} items, {gone['answers']:,} answer rows "
+              f"({n_answers:,} answered)")
+    finally:
+        store.close()
     return 0
