@@ -156,6 +156,10 @@ def test_decision_point_shows_the_prediction_beside_the_expected_action(open_pag
     assert m["Reward"] == "0.0"  # from the breakdown component (a wrong name, and no expected key given)
     assert any("imaginary_tool" in md.value for md in at.markdown)
     assert any("Expected tool" in md.value for md in at.markdown)  # the breakdown, beside the expected action
+    # in that narrow column the other three numbers are a line of text, not metrics cut to a few letters
+    line = [md.value for md in at.markdown if md.value.startswith("**Action type:** ✅ match")]
+    assert line and "**Name match:** ❌ 0" in line[0] and "**Argument match:** 0" in line[0]
+    assert not {"Action type", "Name match", "Argument match"} & set(m)
     # blind: the same link with the expected action hidden shows the prediction but not its breakdown
     by_label(at.toggle, "Reveal the expected action").set_value(False).run()
     assert metrics(at)["Reward"] == "0.000"

@@ -79,26 +79,33 @@ def _fmt(value: float | None) -> str:
     return text + "0" if text.endswith(".") else text
 
 
-def render_breakdown(breakdown: Breakdown | dict[str, Any], *, key: str = "breakdown", title: str | None = None) -> None:
-    """Draw one breakdown. `key` must be unique on the page when several are shown."""
+def render_breakdown(breakdown: Breakdown | dict[str, Any], *, key: str = "breakdown", title: str | None = None,
+                     narrow: bool = False) -> None:
+    """Draw one breakdown. `key` must be unique on the page when several are shown. `narrow` for a side
+    column: four metrics side by side would each be cut to a few letters there, so only the reward is a
+    metric and the other three numbers follow as a line of text that wraps."""
     b = breakdown if isinstance(breakdown, Breakdown) else Breakdown.from_json(breakdown)
     with st.container(border=True, key=f"{key}::box"):
         if title:
             st.markdown(f"**{escape_markdown(title)}**")
         is_call = b.expected_type == "function_call"
-        c1, c2, c3, c4 = st.columns(4)
-        c1.metric("Reward", _fmt(b.reward),
-                  help="0.5 × name match + 0.5 × argument match" if is_call else "score of the message grader")
         type_ok = b.action_type_match
-        c2.metric("Action type", "—" if type_ok is None else ("✅ match" if type_ok else "❌ mismatch"),
-                  help=f"expected {b.expected_type or '?'}, submitted {b.submitted_type or '?'}")
-        if is_call:
-            c3.metric("Name match", "—" if b.name_match is None else ("✅ 1" if b.name_match else "❌ 0"))
-            c4.metric("Argument match", _fmt(b.arg_match),
-                      help="matching keys ÷ keys in expected ∪ submitted (both empty: 1)")
+        numbers = [
+            ("Action type", "—" if type_ok is None else ("✅ match" if type_ok else "❌ mismatch"),
+             f"expected {b.expected_type or '?'}, submitted {b.submitted_type or '?'}"),
+            *([("Name match", "—" if b.name_match is None else ("✅ 1" if b.name_match else "❌ 0"), None),
+               ("Argument match", _fmt(b.arg_match), "matching keys ÷ keys in expected ∪ submitted (both empty: 1)")]
+              if is_call else [("Grader", b.grader or "—", None), ("Grader model", b.grader_model or "—", None)]),
+        ]
+        reward_help = "0.5 × name match + 0.5 × argument match" if is_call else "score of the message grader"
+        if narrow:
+            st.metric("Reward", _fmt(b.reward), help=reward_help)
+            st.markdown(" · ".join(f"**{label}:** {escape_markdown(value)}" for label, value, _ in numbers))
         else:
-            c3.metric("Grader", b.grader or "—")
-            c4.metric("Grader model", b.grader_model or "—")
+            columns = st.columns(4)
+            columns[0].metric("Reward", _fmt(b.reward), help=reward_help)
+            for column, (label, value, help_text) in zip(columns[1:], numbers):
+                column.metric(label, value, help=help_text)
         code = reason_code(b.reason)
         explained = REASONS.get(code)
         st.markdown("**Reason:** " + code_span(b.reason or "—", 300)

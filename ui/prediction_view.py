@@ -78,7 +78,7 @@ def render_prediction(store: Store, run_name: str, dp_id: str, revealed: bool, l
         render_action(p.get("action"))
         if p.get("breakdown"):
             if show_breakdown:
-                render_breakdown(p["breakdown"], key=f"prediction::{run_name}", title="Breakdown")
+                render_breakdown(p["breakdown"], key=f"prediction::{run_name}", title="Breakdown", narrow=True)
             else:
                 st.caption("Reveal the expected action to see the breakdown (it names the expected values).")
         if p.get("latency_ms") is not None:
