@@ -368,12 +368,14 @@ def select_ids(store: Any, flt: Any = None, *, limit: int | None = None, sample_
     on the same store gives the same ids, so a sampled run can be resumed."""
     if sample_seed is None:
         return store.ids(flt, limit=limit)
-    ids = store.ids(flt)
+    # Drawn from the rowids (in the order of `store.ids`): `random.sample` and `shuffle` pick by position,
+    # so the draw is the one the ids themselves would give, and only the drawn ids are read.
+    rowids = store.rowids(flt)
     rng = random.Random(sample_seed)
-    if limit is not None and limit < len(ids):
-        return rng.sample(ids, limit)
-    rng.shuffle(ids)
-    return ids
+    if limit is not None and limit < len(rowids):
+        return store.ids_of_rowids(rng.sample(rowids, limit))
+    rng.shuffle(rowids)
+    return store.ids_of_rowids(rowids)
 
 
 @dataclass

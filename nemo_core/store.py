@@ -16,6 +16,7 @@ through `register_schema`, so one `Store.open` brings a database up to date.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import sqlite3
@@ -474,6 +475,33 @@ class Store:
             params = [*params, int(limit)]
         with self._lock:
             return [r[0] for r in self.conn.execute(sql, params).fetchall()]
+
+    def rowids(self, flt: DecisionPointFilter | None = None) -> list[int]:
+        """The rowids of the decision points the filter matches, in rowid order: the same rows, in the same
+        order, as `ids(flt)`, but cheap at full scale (integers, no id strings; samples draw from these).
+        A split × action type condition is answered from its covering index (no table row read: 1.1 s
+        instead of 4-12 s for 570,000 rows), and each excluded flag is subtracted through the flag's
+        partial index instead of being checked on every row."""
+        flt = flt or DecisionPointFilter()
+        base = dataclasses.replace(flt, exclude_flags=())
+        where, params = base.where()
+        with self._lock:
+            rows = {r[0] for r in self.conn.execute(f"SELECT dp.rowid FROM decision_points AS dp WHERE {where}", params)}
+            for flag in flt.exclude_flags:
+                w, p = dataclasses.replace(base, flags=(*base.flags, flag)).where()
+                rows.difference_update(r[0] for r in self.conn.execute(
+                    f"SELECT dp.rowid FROM decision_points AS dp WHERE {w}", p))
+        return sorted(rows)
+
+    def ids_of_rowids(self, rowids: list[int]) -> list[str]:
+        """The ids of these decision point rowids, in the order given (rowids not stored are left out)."""
+        found: dict[int, str] = {}
+        with self._lock:
+            for start in range(0, len(rowids), 900):
+                chunk = rowids[start:start + 900]
+                found.update(self.conn.execute(
+                    f"SELECT rowid, id FROM decision_points WHERE rowid IN ({','.join('?' * len(chunk))})", chunk))
+        return [found[r] for r in rowids if r in found]
 
     def neighbour_in_filter(self, dp_id: str, flt: DecisionPointFilter | None, *, sort: str = "id",
                             descending: bool = False) -> tuple[str | None, str | None]:

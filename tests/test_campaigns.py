@@ -57,9 +57,10 @@ def test_sample_is_reproducible_with_a_seed(demo_store):
 ])
 def test_pool_is_exactly_what_store_ids_returns(demo_store, query):
     flt = DecisionPointFilter.from_query(query)
-    rowids = C.pool_rowids(demo_store, flt)
+    rowids = demo_store.rowids(flt)
     ids = [demo_store.scalar("SELECT id FROM decision_points WHERE rowid = ?", (r,)) for r in rowids]
     assert ids == demo_store.ids(flt) and ids
+    assert demo_store.ids_of_rowids(rowids[::-1]) == ids[::-1]  # in the order given
 
 
 def test_stratified_sample_is_proportional(demo_store):

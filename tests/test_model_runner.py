@@ -191,6 +191,24 @@ def test_include_reasoning_is_sent_only_when_asked(fake_openai, demo_store):
     assert any("reasoning_content" in m for m in with_reasoning)
 
 
+@pytest.mark.parametrize("seed", [0, 3, 11])
+@pytest.mark.parametrize("limit", [1, 7, 40, None, 10_000])
+def test_select_ids_draws_what_sampling_the_ids_themselves_would(demo_store, seed, limit):
+    """The sample is drawn from rowids (cheap at scale); it must be the very sample that drawing from the
+    list of ids gives, so a run sampled by an earlier version resumes over the same decision points."""
+    import random
+
+    for flt in (MESSAGE_DP_FILTER, DecisionPointFilter.from_query({"exclude_flags": "ungradeable"})):
+        ids = demo_store.ids(flt)
+        rng = random.Random(seed)
+        if limit is not None and limit < len(ids):
+            expected = rng.sample(ids, limit)
+        else:
+            expected = list(ids)
+            rng.shuffle(expected)
+        assert select_ids(demo_store, flt, limit=limit, sample_seed=seed) == expected
+
+
 def test_select_ids_is_seeded(demo_store):
     a = select_ids(demo_store, MESSAGE_DP_FILTER, limit=5, sample_seed=3)
     b = select_ids(demo_store, MESSAGE_DP_FILTER, limit=5, sample_seed=3)
