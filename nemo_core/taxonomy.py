@@ -347,13 +347,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def start_taxonomy(conn: Any, run_id: int, *, replace: bool = True) -> None:
-    """Inside a write transaction: an empty taxonomy table for the run (its old one dropped when `replace`)
-    and its state at 0 predictions, not indexed. Rows then go in with `add_classified`; `index_taxonomy`
-    finishes it."""
+def start_taxonomy(conn: Any, run_id: int) -> None:
+    """Inside a write transaction: an empty taxonomy table for the run (replacing any it had) and its state
+    at 0 predictions, not indexed. Rows then go in with `add_classified`; `index_taxonomy` finishes it."""
     t = taxonomy_table(run_id)
-    if replace:
-        conn.execute(f"DROP TABLE IF EXISTS {t}")
+    conn.execute(f"DROP TABLE IF EXISTS {t}")
     conn.execute(_TABLE_DDL.format(t=t))
     conn.execute("INSERT OR REPLACE INTO taxonomy_state(run_id, version, n_predictions, computed_at, seconds, indexed) "
                  "VALUES (?, ?, 0, ?, NULL, 0)", (run_id, TAXONOMY_VERSION, _now()))
@@ -406,8 +404,9 @@ def drop_taxonomy(conn: Any, run_id: int) -> None:
 
 def compute_taxonomy(store: Store, run_id: int, *, low_message_score: float = LOW_MESSAGE_SCORE) -> TaxonomyResult:
     """(Re)compute and store the category of every prediction of a run (replacing what was stored), from
-    the stored breakdowns: for runs written without classifying as they went (model runs, uploads, human
-    answers) and after a taxonomy version change. `grade` classifies as it grades instead."""
+    the stored breakdowns: for runs written without classifying as they went (model runs) and after a
+    taxonomy version change. `grading.grade_file` (grade, uploads, human answers saved as a run) classifies
+    as it grades instead."""
     started = time.perf_counter()
     names = _ToolNames(store)
     with store.transaction() as conn:
