@@ -7,8 +7,9 @@ Why it is shaped this way:
   range and parse, normalise, extract and compress it; the main process only writes SQLite, in file
   order, one batch of whole conversations per transaction, and turns chunk-local line numbers into file
   line numbers. An interrupted ingest loses at most the batch in flight, never half a conversation.
-- Every line that is not stored is accounted for: rejected with file, line and reason, or skipped as
-  already stored (same split + uuid), or a blank line.
+- Every line that is not stored is accounted for: rejected with file, line and reason (a uuid repeated
+  in the input is one: its first copy is kept), or skipped as stored by an earlier ingest (same split +
+  uuid), or a blank line.
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ class IngestReport:
             f"status: {self.status}" + (f" ({self.error})" if self.error else ""),
             f"rows read: {self.rows_read:,}" + (f" (and {self.blank_lines:,} blank lines)" if self.blank_lines else ""),
             f"conversations stored: {self.conversations_stored:,}",
-            f"conversations already stored, skipped: {self.conversations_skipped_existing:,}",
+            f"conversations stored by an earlier ingest, skipped: {self.conversations_skipped_existing:,}",
             "decision points stored:",
         ]
         for split, by_type in self.decision_points_stored.items():
@@ -367,9 +368,15 @@ def _absorb(store: Store, pending: Any, report: IngestReport, file_info: dict, i
         state["remaining"] = remaining - rows_read
     for item in prepared:
         item.source_line += base
-    stored_items = store.insert_conversations(prepared, ingest_id)
+    inserted = store.insert_conversations(prepared, ingest_id)
+    stored_items = inserted.stored
     report.conversations_stored += len(stored_items)
-    report.conversations_skipped_existing += len(prepared) - len(stored_items)
+    report.conversations_skipped_existing += inserted.n_existing
+    # a uuid twice in this input: the first copy is kept, the later one is accounted for as a rejected line
+    rejected = [*rejected, *((item.source_line - base, None,
+                              f"uuid {item.uuid!r} repeated in this input: the copy on line {line} of "
+                              f"{Path(first_file).name!r} was kept")
+                             for item, first_file, line in inserted.repeated)]
     for item in stored_items:
         report.notes.update(item.notes)
         for row in item.rows:

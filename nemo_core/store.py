@@ -161,6 +161,15 @@ def _process_alive(pid: int) -> bool:
 
 
 @dataclass
+class InsertedConversations:
+    """What `Store.insert_conversations` did with a batch."""
+
+    stored: list["PreparedConversation"] = field(default_factory=list)
+    repeated: list[tuple["PreparedConversation", str, int]] = field(default_factory=list)  # (item, first copy's file, line)
+    n_existing: int = 0  # stored by an earlier ingest
+
+
+@dataclass
 class PreparedConversation:
     """Everything the store needs to insert one conversation, computed off the main process."""
 
@@ -291,36 +300,45 @@ class Store:
             self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     # ---- writing conversations -----------------------------------------------------------------
-    def existing_uuids(self, split: str, uuids: list[str]) -> set[str]:
-        found: set[str] = set()
+    def existing_conversations(self, split: str, uuids: list[str]) -> dict[str, tuple[int | None, str, int]]:
+        """uuid -> (ingest id, source file, source line) for those of `uuids` already stored in `split`."""
+        found: dict[str, tuple[int | None, str, int]] = {}
         for start in range(0, len(uuids), 500):
             chunk = uuids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
-                f"SELECT uuid FROM conversations WHERE split = ? AND uuid IN ({marks})", (split, *chunk)
-            ).fetchall()
-            found.update(r[0] for r in rows)
+            for uuid, ingest_id, source_file, source_line in self.conn.execute(
+                    f"SELECT uuid, ingest_id, source_file, source_line FROM conversations WHERE split = ? AND uuid IN ({marks})",
+                    (split, *chunk)):
+                found[uuid] = (ingest_id, source_file, source_line)
         return found
 
-    def insert_conversations(self, items: list[PreparedConversation], ingest_id: int | None = None) -> list[PreparedConversation]:
-        """Insert whole conversations in one transaction; those already stored (same split + uuid) are
-        skipped. Returns the ones stored."""
+    def insert_conversations(self, items: list[PreparedConversation], ingest_id: int | None = None) -> "InsertedConversations":
+        """Insert whole conversations in one transaction. One already stored (same split + uuid) is skipped:
+        counted as `repeated` when this same ingest stored it (its uuid occurs twice in the input: the first
+        copy is kept), else as stored by an earlier ingest."""
+        result = InsertedConversations()
         if not items:
-            return []
+            return result
         dp_sql = (
             f"INSERT INTO decision_points(conversation_id, {', '.join(DP_COLUMNS)}) "
             f"VALUES ({', '.join('?' * (len(DP_COLUMNS) + 1))})"
         )
         with self.transaction() as conn:
-            known: set[tuple[str, str]] = set()
+            known: dict[tuple[str, str], tuple[int | None, str, int]] = {}
             for split in {i.split for i in items}:
-                known.update((split, u) for u in self.existing_uuids(split, [i.uuid for i in items if i.split == split]))
-            stored: list[PreparedConversation] = []
+                for uuid, where in self.existing_conversations(split, [i.uuid for i in items if i.split == split]).items():
+                    known[(split, uuid)] = where
+            stored = result.stored
             for item in items:
                 key = (item.split, item.uuid)
-                if key not in known:  # also drops a uuid repeated inside the batch
-                    known.add(key)
+                where = known.get(key)
+                if where is None:
+                    known[key] = (ingest_id, item.source_file, item.source_line)
                     stored.append(item)
+                elif ingest_id is not None and where[0] == ingest_id:
+                    result.repeated.append((item, where[1], where[2]))
+                else:
+                    result.n_existing += 1
             # We hold the write lock (BEGIN IMMEDIATE), so ids can be assigned here and every insert batched.
             next_id = (conn.execute("SELECT max(id) FROM conversations").fetchone()[0] or 0) + 1
             conv_rows, fts_rows, dp_rows = [], [], []
@@ -337,7 +355,7 @@ class Store:
             )
             conn.executemany("INSERT INTO conversation_fts(rowid, text) VALUES (?, ?)", fts_rows)
             conn.executemany(dp_sql, dp_rows)
-        return stored
+        return result
 
     def start_ingest(self, files: list[str], started_at: str) -> int:
         """A new `ingests` row, status `running`, with the process that runs it (so a later look can tell

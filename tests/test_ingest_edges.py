@@ -138,3 +138,31 @@ def test_an_ingest_whose_process_was_killed_is_marked_interrupted(tmp_path):
         victim.wait(timeout=10)
         status = {r["id"]: r["status"] for r in store.ingests()}
         assert status == {killed: "interrupted", alive: "running", elsewhere: "running"}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_uuid_repeated_in_the_input_is_reported_with_both_lines(tmp_path, workers, monkeypatch):
+    """The first copy is stored; the later one is a rejected line naming the kept copy, not "already stored"."""
+    import random
+
+    from nemo_core.synth import tool_calling_row
+
+    rng = random.Random(3)
+    rows = [tool_calling_row(rng, "dup-a"), tool_calling_row(rng, "only-b"), tool_calling_row(rng, "dup-a")]
+    rows += [tool_calling_row(rng, f"filler-{i}") for i in range(20)] + [tool_calling_row(rng, "only-b")]
+    src = tmp_path / "tool_calling_dups.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    real_plan = ingest_module.plan_chunks  # small chunks: with 2 workers the copies land in different chunks
+    monkeypatch.setattr(ingest_module, "plan_chunks", lambda path, chunk_bytes=3_000: real_plan(path, chunk_bytes))
+    with Store.open(tmp_path / "t.db") as store:
+        report = ingest_module.ingest(store, [src], workers=workers)
+        assert report.conversations_stored == 22 and report.conversations_skipped_existing == 0
+        assert [(r["line"], r["reason"]) for r in sorted(report.rejected, key=lambda r: r["line"])] == [
+            (3, "uuid 'dup-a' repeated in this input: the copy on line 1 of 'tool_calling_dups.jsonl' was kept"),
+            (24, "uuid 'only-b' repeated in this input: the copy on line 2 of 'tool_calling_dups.jsonl' was kept"),
+        ]
+        assert store.scalar("SELECT source_line FROM conversations WHERE uuid = 'dup-a'") == 1
+        assert store.scalar("SELECT count(*) FROM rejected_rows") == 2
+        again = ingest_module.ingest(store, [src], workers=workers)  # a second ingest: all stored before it
+        assert again.conversations_stored == 0 and again.conversations_skipped_existing == 24
+        assert again.rows_rejected == 0 and store.scalar("SELECT count(*) FROM rejected_rows") == 2
