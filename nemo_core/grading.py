@@ -711,7 +711,13 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
         if process_pool is not None:
             process_pool.terminate() if status != "completed" else process_pool.close()
             process_pool.join()
-        store_pending()  # what was graded is kept, also when interrupted (its result lines are written)
+        store_error = None
+        try:  # what was graded is kept, also when interrupted (its result lines are written)
+            store_pending()
+        except Exception as exc:  # noqa: BLE001 - still finish the run (as failed), then raise it below
+            if status == "completed":  # otherwise the exception already on its way is the one to see
+                store_error = exc
+            status = "failed"
         if thread_pool is not None:
             thread_pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
@@ -728,4 +734,6 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
         result.seconds = time.perf_counter() - started
         if gc_was_enabled:
             gc.enable()
+        if store_error is not None:
+            raise store_error
     return result

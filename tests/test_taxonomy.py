@@ -327,3 +327,18 @@ def test_an_interrupted_grade_keeps_what_it_graded_and_its_taxonomy(demo_store, 
     assert n == 50
     assert demo_store.scalar(f"SELECT count(*) FROM {taxonomy_table(run_id)}") == 50
     assert taxonomy_is_current(demo_store, run_id)
+
+
+def test_a_failure_storing_the_last_predictions_fails_the_run_instead_of_leaving_it_running(demo_store, tmp_path,
+                                                                                             monkeypatch):
+    import nemo_core.runs as runs
+
+    path = _write(tmp_path / "mixed.jsonl", _mixed_predictions(demo_store))
+
+    def disk_full(conn, rows):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(runs, "insert_numbered_predictions", disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        grade_file(demo_store, path, run_name="full-disk", grader="keyword", workers=0)
+    assert demo_store.scalar("SELECT status FROM runs WHERE name = 'full-disk'") == "failed"
