@@ -342,3 +342,30 @@ def test_a_failure_storing_the_last_predictions_fails_the_run_instead_of_leaving
     with pytest.raises(OSError, match="disk full"):
         grade_file(demo_store, path, run_name="full-disk", grader="keyword", workers=0)
     assert demo_store.scalar("SELECT status FROM runs WHERE name = 'full-disk'") == "failed"
+
+
+def test_a_table_filled_while_grading_is_only_indexed_when_asked(demo_store, call_dp):
+    """A `grade` still running has classified every stored prediction but has no indexes yet: pages wait for
+    it (awaiting), and asking for it builds the indexes without recomputing the rows."""
+    from nemo_core.run_analysis import awaiting_taxonomy
+    from nemo_core.runs import get_run, insert_numbered_predictions, next_prediction_id
+    from nemo_core.taxonomy import add_classified, start_taxonomy, taxonomy_row
+
+    run_id = create_run(demo_store, "live-grade", kind="grade", grader="keyword", rule_version="x")
+    with demo_store.transaction() as conn:
+        start_taxonomy(conn, run_id)
+        pid = next_prediction_id(conn)
+        row = prediction_row(run_id, call_dp.id, None, split=call_dp.split, action_type="function_call",
+                             error="timeout after 30 s")
+        insert_numbered_predictions(conn, [(pid, *row)])
+        # a row only the live writer could have written (a recomputation would say runner_error / timeout)
+        add_classified(conn, run_id, [taxonomy_row(pid, call_dp.id, ("correct", None, None, None, 0, 0, 0, 0),
+                                                   call_dp.split, "function_call", None)])
+    assert awaiting_taxonomy(demo_store, get_run(demo_store, run_id))
+    assert not taxonomy_is_current(demo_store, run_id)
+    ensure_taxonomy(demo_store, run_id)
+    assert taxonomy_is_current(demo_store, run_id) and not awaiting_taxonomy(demo_store, get_run(demo_store, run_id))
+    assert demo_store.query(f"SELECT category FROM {taxonomy_table(run_id)}") == [{"category": "correct"}]
+    compute_taxonomy(demo_store, run_id)  # a recomputation, by contrast, reclassifies from the stored row
+    assert demo_store.query(f"SELECT category, sub_kind FROM {taxonomy_table(run_id)}") == [
+        {"category": "runner_error", "sub_kind": "timeout"}]
