@@ -159,8 +159,9 @@ cid = st.selectbox("Campaign", list(by_id), key="campaigns::pick",
                    format_func=lambda i: f"{by_id[i].name} ({by_id[i].status})")
 campaign = by_id[cid]
 st.query_params["campaign"] = str(cid)
+notice = st.container()  # always there, so the tabs below keep their place (and their selected tab) on reruns
 if st.session_state.pop("campaigns::created", None) == cid:
-    st.success(f"Created with {campaign.n_items:,} items drawn from {campaign.n_population:,} matching decision "
+    notice.success(f"Created with {campaign.n_items:,} items drawn from {campaign.n_population:,} matching decision "
                "points. Annotators can start on the Annotate page.")
 
 sel = ", ".join(f"{k}={v}" for k, v in campaign.selection.items()) or "everything"
@@ -360,11 +361,15 @@ with manage_tab:
         n_answered = C.progress(store, cid).answers
         st.warning(f"Deletes the campaign with its {campaign.n_items:,} items and {n_answered:,} answer(s). "
                    "Runs saved from its answers stay. This cannot be undone.")
-        sure = st.checkbox("I understand the answers are deleted for good", key="campaigns::delete_sure")
-        if st.button("Delete the campaign", key="campaigns::delete", type="primary", disabled=not sure):
-            C.delete_campaign(store, cid)
-            st.session_state.pop("campaigns::pick", None)
-            st.rerun()
+        # a form: ticking the box must not rerun the page (a rerun can put the tabs back on the first one)
+        with st.form("campaigns::delete_form"):
+            sure = st.checkbox("I understand the answers are deleted for good", key="campaigns::delete_sure")
+            if st.form_submit_button("Delete the campaign", type="primary"):
+                if sure:
+                    C.delete_campaign(store, cid)
+                    st.session_state.pop("campaigns::pick", None)
+                    st.rerun()
+                st.error("Tick the box first: nothing was deleted.")
     st.markdown("**Allocation by stratum**")
     st.dataframe(pd.DataFrame([{"stratum": k, **v} for k, v in campaign.allocation.items()]), hide_index=True,
                  key="campaigns::allocation")

@@ -274,8 +274,10 @@ def test_deleting_a_campaign_needs_a_confirmation_and_keeps_the_others(app, stor
     admin = app(CAMPAIGNS)
     admin.selectbox(key="campaigns::pick").set_value(gone).run()
     assert "with its 4 items and 1 answer(s)" in all_text(ok(admin))
-    assert button(admin, "Delete the campaign").disabled  # not before the box is ticked
-    admin.checkbox(key="campaigns::delete_sure").check().run()
+    ok(button(admin, "Delete the campaign").click().run())  # not before the box is ticked
+    assert "Tick the box first: nothing was deleted." in all_text(admin)
+    assert {c.name for c in C.list_campaigns(store)} == {"keep", "gone"}
+    admin.checkbox(key="campaigns::delete_sure").check()
     ok(button(admin, "Delete the campaign").click().run())
     assert [c.name for c in C.list_campaigns(store)] == ["keep"]
     assert store.scalar("SELECT count(*) FROM campaign_answers WHERE campaign_id = ?", (gone,)) == 0

@@ -77,3 +77,31 @@ def test_one_annotation(page, app_url, outside_requests):
     expect(page.get_by_text("Human baseline reward")).to_be_visible(timeout=20_000)
     screenshot(page, "annotate_5_results")
     assert outside_requests == []
+
+
+def test_delete_a_campaign(page, app_url, outside_requests):
+    """The Manage tab deletes a campaign only once the confirmation box is ticked."""
+    page.goto(app_url + "/campaigns")
+    wait_idle(page)
+    if page.get_by_text("No campaign yet").count() == 0:
+        page.get_by_text("Create a campaign").click()
+    page.get_by_label("Name", exact=True).fill("browser-doomed")
+    page.get_by_label("Sample size").fill("3")
+    page.get_by_role("button", name="Create campaign").click()
+    wait_idle(page)
+    expect(page.get_by_text(re.compile(r"Created with 3 items"))).to_be_visible(timeout=20_000)
+    page.get_by_role("tab", name="Manage").click()
+    page.get_by_text("Delete this campaign").click()
+    delete = page.get_by_role("button", name="Delete the campaign")
+    delete.click()  # not ticked: refused, and the page stays where it was
+    wait_idle(page)
+    expect(page.get_by_text("Tick the box first: nothing was deleted.")).to_be_visible(timeout=20_000)
+    page.get_by_text("I understand the answers are deleted for good").click()
+    screenshot(page, "campaigns_delete_confirm")
+    delete.click()
+    wait_idle(page)
+    page.goto(app_url + "/campaigns")
+    wait_idle(page)
+    expect(page.get_by_role("heading", name="Campaigns")).to_be_visible(timeout=20_000)
+    assert "browser-doomed" not in page.content()  # gone from the picker (or no campaign is left)
+    assert outside_requests == []
