@@ -427,7 +427,7 @@ def run_model(store: Any, runner: ModelRunner, ids: list[str], *, run_name: str,
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from .grading import RULE_VERSION, grade_action, resolve_grader
-    from .runs import RunError, create_run, finish_run, insert_predictions, prediction_row
+    from .runs import RunError, claim_run, create_run, finish_run, insert_predictions, prediction_row
 
     config = llm.config if llm is not None and hasattr(llm, "config") else llm
     chosen = resolve_grader(grader, config)
@@ -445,7 +445,7 @@ def run_model(store: Any, runner: ModelRunner, ids: list[str], *, run_name: str,
         result = ModelRunResult(run_id, run_name, resumed=True)
         done = done_ids(store, run_id)
         with store.transaction() as conn:
-            conn.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?", (run_id,))
+            claim_run(conn, run_id)
             # transient failures are asked again: their old rows go (if this run stops early, the next
             # resume still asks them, since they are not done)
             stale = [r["dp_id"] for r in store.query("SELECT dp_id FROM predictions WHERE run_id = ?", (run_id,))

@@ -21,7 +21,7 @@ import orjson
 from .records import dumps_bytes
 from .errors import NemoError
 from .metrics import MeanCI, mean_ci_counts
-from .store import Store, register_schema
+from .store import Store, current_process, process_gone, register_schema
 
 RUN_KINDS = ("grade", "run-model", "upload", "human")
 
@@ -133,12 +133,33 @@ def create_run(store: Store, name: str, *, kind: str, grader: str, rule_version:
         raise RunError("a run needs a name", "pass --run NAME")
     if store.scalar("SELECT 1 FROM runs WHERE name = ?", (name,)):
         raise RunError(f"a run named {name!r} already exists", "choose another --run name")
+    settings = {**(settings or {}), "process": current_process()}  # see `mark_abandoned_runs`
     with store.transaction() as conn:
         return conn.execute(
             "INSERT INTO runs(name, created_at, kind, source_file, grader, grader_model, rule_version, model, settings) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, _now(), kind, source_file, grader, grader_model, rule_version, model, _dumps(settings or {})),
+            (name, _now(), kind, source_file, grader, grader_model, rule_version, model, _dumps(settings)),
         ).lastrowid
+
+
+def claim_run(conn: Any, run_id: int) -> None:
+    """Inside a write transaction: the run is running again, in this process (a resumed run)."""
+    conn.execute("UPDATE runs SET status = 'running', finished_at = NULL, "
+                 "settings = json_set(coalesce(settings, '{}'), '$.process', json(?)) WHERE id = ?",
+                 (_dumps(current_process()), run_id))
+
+
+def mark_abandoned_runs(store: Store) -> int:
+    """Finish as `interrupted` the runs still `running` whose process on this machine is gone (killed before
+    it could record how it ended), with their counts; how many. Their taxonomy is left to the pages (as
+    for any finished run that has none yet), so listing runs stays quick."""
+    if store.readonly:
+        return 0
+    gone = [r["id"] for r in store.query("SELECT id, settings FROM runs WHERE status = 'running'")
+            if process_gone((orjson.loads(r["settings"]) if r["settings"] else {}).get("process"))]
+    for run_id in gone:
+        finish_run(store, run_id, status="interrupted", classify=False)
+    return len(gone)
 
 
 def unique_run_name(store: Store, base: str) -> str:
@@ -195,8 +216,10 @@ def insert_predictions(store: Store, rows: Iterable[tuple]) -> int:
 
 
 def finish_run(store: Store, run_id: int, *, status: str = "completed", n_lines: int | None = None,
-               problems: list[dict[str, Any]] | None = None, n_problems: int | None = None) -> None:
-    """Record the counts (computed from the stored predictions) and the problems met."""
+               problems: list[dict[str, Any]] | None = None, n_problems: int | None = None,
+               classify: bool = True) -> None:
+    """Record the counts (computed from the stored predictions) and the problems met; then, with
+    `classify`, make the run's failure taxonomy current."""
     counts = store.query(
         "SELECT count(*) AS n, count(reward) AS graded FROM predictions WHERE run_id = ?", (run_id,)
     )[0]
@@ -208,9 +231,10 @@ def finish_run(store: Store, run_id: int, *, status: str = "completed", n_lines:
              n_problems if n_problems is not None else (len(problems) if problems is not None else None),
              _dumps(problems[:MAX_STORED_PROBLEMS]) if problems is not None else None, run_id),
         )
-    from .taxonomy import ensure_taxonomy  # issue 7: the failure taxonomy is stored when a run finishes
+    if classify:
+        from .taxonomy import ensure_taxonomy  # issue 7: the failure taxonomy is stored when a run finishes
 
-    ensure_taxonomy(store, run_id)
+        ensure_taxonomy(store, run_id)
 
 
 def get_run(store: Store, run: int | str) -> Run:
@@ -222,6 +246,8 @@ def get_run(store: Store, run: int | str) -> Run:
 
 
 def list_runs(store: Store, kind: str | None = None) -> list[Run]:
+    """Every run (of `kind`), newest first; runs whose process was killed are marked interrupted first."""
+    mark_abandoned_runs(store)
     if kind:
         rows = store.query("SELECT * FROM runs WHERE kind = ? ORDER BY id DESC", (kind,))
     else:

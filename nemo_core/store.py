@@ -149,15 +149,24 @@ def decompress_json(blob: bytes, *, exact: bool = True) -> Any:
     return loads_json(decompress(blob), exact=exact)
 
 
-def _process_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine (signal 0 checks without sending anything)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def current_process() -> dict[str, Any]:
+    """This process, as recorded on work it starts (an ingest, a run) so a later look can tell work still
+    going from work whose process was killed before it could record how it ended (`process_gone`)."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def process_gone(owner: Any) -> bool:
+    """Whether a recorded process (`current_process`) is known to be gone: it ran on this machine and no
+    process has its id now (signal 0 checks without sending anything). Unknown or elsewhere: not gone."""
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
         return False
+    try:
+        os.kill(owner["pid"], 0)
+    except ProcessLookupError:
+        return True
     except (PermissionError, OSError):
-        return True  # it exists (another user's), or this platform cannot tell: assume it does
-    return True
+        return False  # it exists (another user's), or this platform cannot tell
+    return False
 
 
 @dataclass
@@ -361,11 +370,10 @@ class Store:
         """A new `ingests` row, status `running`, with the process that runs it (so a later look can tell
         an ingest that is still going from one whose process was killed: `mark_abandoned_ingests`)."""
         self.mark_abandoned_ingests()
-        owner = {"pid": os.getpid(), "host": socket.gethostname()}
         with self._lock:
             return self.conn.execute(
                 "INSERT INTO ingests(started_at, status, files, report) VALUES (?, 'running', ?, ?)",
-                (started_at, orjson.dumps(files).decode(), orjson.dumps({"process": owner}).decode()),
+                (started_at, orjson.dumps(files).decode(), orjson.dumps({"process": current_process()}).decode()),
             ).lastrowid
 
     def mark_abandoned_ingests(self) -> int:
@@ -374,12 +382,8 @@ class Store:
         were recorded, is left as it is: nothing here can tell."""
         if self.readonly:
             return 0
-        gone = []
-        for row in self.query("SELECT id, report FROM ingests WHERE status = 'running'"):
-            owner = (orjson.loads(row["report"]) if row["report"] else {}).get("process") or {}
-            if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int) \
-                    and not _process_alive(owner["pid"]):
-                gone.append(row["id"])
+        gone = [row["id"] for row in self.query("SELECT id, report FROM ingests WHERE status = 'running'")
+                if process_gone((orjson.loads(row["report"]) if row["report"] else {}).get("process"))]
         if gone:
             with self.transaction() as conn:
                 conn.executemany("UPDATE ingests SET status = 'interrupted' WHERE id = ? AND status = 'running'",

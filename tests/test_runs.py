@@ -74,3 +74,29 @@ def test_predictions_stored_and_summarised(empty_store):
         insert_predictions(empty_store, rows[:1])
     delete_run(empty_store, run_id)
     assert empty_store.scalar("SELECT count(*) FROM predictions") == 0 and list_runs(empty_store) == []
+
+
+def test_a_run_whose_process_was_killed_is_finished_as_interrupted(empty_store):
+    """A run still `running` after its process died (SIGKILL: nothing recorded the end) is finished as
+    interrupted, with its counts, the next time runs are listed; one whose process lives is left running."""
+    import signal
+    import subprocess
+    import sys
+
+    from nemo_core.runs import claim_run, list_runs, mark_abandoned_runs
+
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    killed = create_run(empty_store, "killed", kind="grade", grader="keyword", rule_version="x")
+    alive = create_run(empty_store, "alive", kind="run-model", grader="keyword", rule_version="x")
+    insert_predictions(empty_store, [prediction_row(killed, f"tool_calling/u{i}/2", None, error="x") for i in range(3)])
+    with empty_store.transaction() as conn:  # as if the victim had started (or resumed) it
+        conn.execute("UPDATE runs SET settings = json_set(settings, '$.process.pid', ?) WHERE id = ?",
+                     (victim.pid, killed))
+    assert mark_abandoned_runs(empty_store) == 0
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    status = {r.name: (r.status, r.n_predictions) for r in list_runs(empty_store)}
+    assert status == {"killed": ("interrupted", 3), "alive": ("running", 0)}
+    with empty_store.transaction() as conn:  # resumed by this process: its own again, running
+        claim_run(conn, killed)
+    assert {r.name: r.status for r in list_runs(empty_store)}["killed"] == "running"
