@@ -13,8 +13,11 @@ Prints figures; it is not a test. Two parts:
    process) at --concurrency 1, 8 and 32: requests per second, with no server delay (client overhead) and
    with a simulated 50 ms model latency.
 
-    python bench/bench_grade.py --db /tmp/big.db
+    python bench/bench_grade.py --db /tmp/big.db [--cli]
     python bench/bench_grade.py              # small synthetic database, extrapolated
+
+`--cli` also runs the real command (`python -m nemo_core grade ... --out FILE`) in its own process on the
+same predictions: wall time from start-up to the printed summary, and the CPU time of all its processes.
 """
 
 from __future__ import annotations
@@ -181,6 +184,35 @@ def bench_keyword(db: Path, work: Path, *, limit: int | None, shuffle: bool, ext
             print(f"   target 1.2 M in <= 60 s: {'met' if per_full <= 60 else 'NOT met'} ({per_full:.0f} s per 1.2 M at this rate)")
 
 
+def bench_cli(db: Path, work: Path, *, limit: int | None, shuffle: bool) -> None:
+    """The real command in its own process, as a user runs it: start-up, grading, storing, the printed summary."""
+    preds = work / "predictions.jsonl"
+    if not preds.exists():
+        n = write_predictions(db, preds, limit=limit, shuffle=shuffle)
+        print(f"wrote {n:,} predictions ({preds.stat().st_size / 1e6:,.0f} MB)")
+    name = f"bench-cli-{int(time.time())}"
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "nemo_core", "grade", str(preds), "--db", str(db), "--run", name,
+                           "--grader", "keyword", "--out", str(work / "results-cli.jsonl"), "--quiet"],
+                          cwd=REPO, capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+    store = Store.open(db)
+    try:
+        n_stored = store.scalar("SELECT n_predictions FROM runs WHERE name = ?", (name,)) or 0
+        if n_stored or store.scalar("SELECT 1 FROM runs WHERE name = ?", (name,)):
+            delete_run(store, get_run(store, name).id)
+    finally:
+        store.close()
+    print(f"\n== `python -m nemo_core grade ... --grader keyword --out FILE` in its own process: exit {proc.returncode}, "
+          f"{n_stored:,} predictions stored, {seconds:.1f} s wall, {cpu:.1f} s CPU (all its processes)")
+    print("   " + "\n   ".join(proc.stdout.strip().splitlines()[:3]))
+    if proc.returncode:
+        print(proc.stderr[-2000:])
+
+
 def bench_llm(db: Path, work: Path, n_requests: int) -> None:
     store = Store.open(db)
     try:
@@ -234,6 +266,7 @@ def main() -> None:
     parser.add_argument("--llm-requests", type=int, default=400)
     parser.add_argument("--workers", type=int, nargs="+", default=[2], help="worker process counts to try (0 = in-process)")
     parser.add_argument("--skip-keyword", action="store_true")
+    parser.add_argument("--cli", action="store_true", help="also time the real `grade` command in its own process")
     parser.add_argument("--skip-llm", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-grade-") as tmp:
@@ -251,6 +284,8 @@ def main() -> None:
         if not args.skip_keyword:
             bench_keyword(db, work, limit=args.limit, shuffle=args.shuffle, extrapolate=args.db is None,
                           worker_counts=tuple(args.workers))
+        if args.cli:
+            bench_cli(db, work, limit=args.limit, shuffle=args.shuffle)
         if not args.skip_llm:
             bench_llm(db, work, args.llm_requests)
 
