@@ -525,7 +525,9 @@ def _worker_init(db_path: str, grader: str) -> None:
     _WORKER.update(store=store, loader=TargetLoader(store, exact_context=grader == "llm"), grader=grader)
 
 
-_BREAKDOWN_COLUMN = PREDICTION_COLUMNS.index("breakdown") - 1  # rows here have no run id yet
+# where a column sits in the rows graded here (`PREDICTION_COLUMNS` without the run id)
+_BREAKDOWN_COLUMN, _DP_ID, _SPLIT, _ACTION_TYPE, _REWARD = (
+    PREDICTION_COLUMNS.index(c) - 1 for c in ("breakdown", "dp_id", "split", "action_type", "reward"))
 
 
 def _worker_grade(lines: list[tuple[int, bytes]]) -> list[tuple]:
@@ -621,9 +623,9 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
             with store.transaction() as conn:
                 first = next_prediction_id(conn)
                 insert_numbered_predictions(conn, [(first + i, run_id, *row) for i, (row, _) in enumerate(pending)])
-                # row: dp_id, line, split, action_type, ..., reward (PREDICTION_COLUMNS without run_id)
-                add_classified(conn, run_id, [taxonomy_row(first + i, row[0], tax, row[2], row[3], row[7])
-                                              for i, (row, tax) in enumerate(pending)])
+                add_classified(conn, run_id, [
+                    taxonomy_row(first + i, row[_DP_ID], tax, row[_SPLIT], row[_ACTION_TYPE], row[_REWARD])
+                    for i, (row, tax) in enumerate(pending)])
             pending.clear()
         result._add("store predictions", t)
 

@@ -193,12 +193,11 @@ _INSERT_NUMBERED_SQL = (f"INSERT INTO predictions(id, {', '.join(PREDICTION_COLU
                         f"VALUES ({', '.join('?' * (len(PREDICTION_COLUMNS) + 1))})")
 
 
-def insert_numbered_predictions(conn: Any, rows: list[tuple]) -> int:
+def insert_numbered_predictions(conn: Any, rows: list[tuple]) -> None:
     """Inside a write transaction: prediction rows from `prediction_row` with the id they are to have
-    first, taken from `next_prediction_id` in the same transaction (so rows stored beside them, like their
-    taxonomy, can refer to them without reading the ids back). Returns the id after the last one."""
+    first, counted from `next_prediction_id` in the same transaction (so rows stored beside them, like their
+    taxonomy, can refer to them without reading the ids back)."""
     conn.executemany(_INSERT_NUMBERED_SQL, rows)
-    return rows[-1][0] + 1 if rows else next_prediction_id(conn)
 
 
 def next_prediction_id(conn: Any) -> int:
