@@ -157,18 +157,22 @@ def test_with_a_key_estimate_confirm_grade_and_agreement(open_page, demo_db, fak
     assert "Every item has an LLM score" in texts(at)
 
 
-def test_disagreement_opens_both_graders_reasons(open_page, demo_db, fake_openai, monkeypatch):  # noqa: F811
-    fake_openai.responder = judge
+def llm_graded_calibration_set(demo_db, fake_openai, *, limit: int) -> int:  # noqa: F811
+    """A calibration audit set of `limit` items per kind, graded by the fake server's judge; its id."""
     from nemo_core.audit import grade_audit_set
     from nemo_core.llm_grader import LLMConfig, LLMGrader
 
-    store = Store.open(demo_db)
-    try:
-        set_id = build_audit_set(store, "calibration", limit=3).audit_set.id
+    fake_openai.responder = judge
+    with Store.open(demo_db) as store:
+        set_id = build_audit_set(store, "calibration", limit=limit).audit_set.id
         grade_audit_set(store, set_id, LLMGrader(LLMConfig(api_key="k", base_url=fake_openai.base_url), store))
+    return set_id
+
+
+def test_disagreement_opens_both_graders_reasons(open_page, demo_db, fake_openai, monkeypatch):  # noqa: F811
+    set_id = llm_graded_calibration_set(demo_db, fake_openai, limit=3)
+    with Store.open(demo_db) as store:
         assert get_audit_set(store, set_id).llm_model == "gpt-5-mini"
-    finally:
-        store.close()
     at = open_page(set="calibration")  # no key now: the stored LLM scores are still shown
     body = texts(at)
     assert "No OpenAI key is configured" in body
@@ -191,16 +195,7 @@ def test_a_hostile_set_name_stays_text(open_page):
 
 
 def test_a_set_graded_with_another_model_is_not_mixed(open_page, demo_db, fake_openai, monkeypatch):  # noqa: F811
-    fake_openai.responder = judge
-    from nemo_core.audit import grade_audit_set
-    from nemo_core.llm_grader import LLMConfig, LLMGrader
-
-    store = Store.open(demo_db)
-    try:
-        set_id = build_audit_set(store, "calibration", limit=1).audit_set.id
-        grade_audit_set(store, set_id, LLMGrader(LLMConfig(api_key="k", base_url=fake_openai.base_url), store))
-    finally:
-        store.close()
+    llm_graded_calibration_set(demo_db, fake_openai, limit=1)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-app-audit")
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("NEMO_GRADER_MODEL", "another-model")

@@ -17,11 +17,16 @@ from browser_helpers import screenshot, wait_idle
 pytestmark = pytest.mark.browser
 
 
-def test_one_annotation(page, app_url, outside_requests):
+def open_create_form(page, app_url: str) -> None:
+    """The Campaigns page with its create form open (it is open already when there is no campaign yet)."""
     page.goto(app_url + "/campaigns")
     wait_idle(page)
     if page.get_by_text("No campaign yet").count() == 0:
         page.get_by_text("Create a campaign").click()
+
+
+def test_one_annotation(page, app_url, outside_requests):
+    open_create_form(page, app_url)
     page.get_by_label("Name", exact=True).fill("browser-pilot")
     page.get_by_test_id("stSelectbox").filter(has_text="Action type").click()
     page.get_by_role("option", name="function_call").click()
@@ -81,10 +86,7 @@ def test_one_annotation(page, app_url, outside_requests):
 
 def test_delete_a_campaign(page, app_url, outside_requests):
     """The Manage tab deletes a campaign only once the confirmation box is ticked."""
-    page.goto(app_url + "/campaigns")
-    wait_idle(page)
-    if page.get_by_text("No campaign yet").count() == 0:
-        page.get_by_text("Create a campaign").click()
+    open_create_form(page, app_url)
     page.get_by_label("Name", exact=True).fill("browser-doomed")
     page.get_by_label("Sample size").fill("3")
     page.get_by_role("button", name="Create campaign").click()
