@@ -96,13 +96,17 @@ class FakeHub(BaseHTTPRequestHandler):
         self.requests.append(f"HEAD {self.path}")
         body = self._resolve()
         if body is None:
-            self.send_response(404)
-            self.send_header("X-Error-Code", "EntryNotFound")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self._not_found(error_code="EntryNotFound")
             return
         self.send_response(200)
         self._file_headers(body)
+        self.end_headers()
+
+    def _not_found(self, error_code: str | None = None) -> None:
+        self.send_response(404)
+        if error_code:
+            self.send_header("X-Error-Code", error_code)
+        self.send_header("Content-Length", "0")
         self.end_headers()
 
     def do_GET(self):
@@ -121,9 +125,7 @@ class FakeHub(BaseHTTPRequestHandler):
             return
         body = self._resolve()
         if body is None:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self._not_found()
             return
         self.send_response(200)
         self._file_headers(body)
