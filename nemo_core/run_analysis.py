@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from .metrics import MeanCI, mean_ci_counts
-from .runs import Run, delete_run, get_run, list_runs
+from .runs import Run, delete_run, get_run, list_runs, summarise_run
 from .store import Store, register_schema
 from .taxonomy import CATEGORIES, CORRECT, FAILURE_CATEGORIES, ensure_taxonomy, taxonomy_is_current, taxonomy_table
 
@@ -111,21 +111,12 @@ def run_details(store: Store, run: Run | int | str, *, use_cache: bool = True) -
         cached = store.query("SELECT state, summary FROM run_summary_cache WHERE run_id = ?", (run.id,))
         if cached and cached[0]["state"] == state:
             return orjson.loads(cached[0]["summary"])
-    rows = store.query(
-        f"SELECT split, action_type, reward, count(*) AS n FROM {taxonomy_table(run.id)} "
-        "GROUP BY split, action_type, reward")
-    overall: dict[Any, int] = {}
-    by_split: dict[str, dict[Any, int]] = {}
-    by_type: dict[str, dict[Any, int]] = {}
-    for row in rows:
-        for bucket in (overall, by_split.setdefault(row["split"] or "unknown", {}),
-                       by_type.setdefault(row["action_type"] or "unknown", {})):
-            bucket[row["reward"]] = bucket.get(row["reward"], 0) + row["n"]
+    means = summarise_run(store, run.id)  # from the taxonomy table's covering index
     data = {
-        "n": sum(overall.values()),
-        "overall": _ci_json(mean_ci_counts(overall)),
-        "by_split": {k: _ci_json(mean_ci_counts(v)) for k, v in sorted(by_split.items())},
-        "by_action_type": {k: _ci_json(mean_ci_counts(v)) for k, v in sorted(by_type.items())},
+        "n": means.overall.n + means.overall.n_ungraded,
+        "overall": _ci_json(means.overall),
+        "by_split": {k: _ci_json(v) for k, v in means.by_split.items()},
+        "by_action_type": {k: _ci_json(v) for k, v in means.by_action_type.items()},
         "taxonomy": taxonomy_counts(store, run.id),
         "sub_kinds": sub_kind_counts(store, run.id),
         "argument_errors": argument_error_totals(store, run.id),
