@@ -94,7 +94,11 @@ def test_delete_a_campaign(page, app_url, outside_requests):
     expect(page.get_by_text(re.compile(r"Created with 3 items"))).to_be_visible(timeout=20_000)
     page.get_by_role("tab", name="Manage").click()
     page.get_by_text("Delete this campaign").click()
+    # the expander's content fully shown before clicking in it (a click during its opening can be lost)
+    expect(page.get_by_text("I understand the answers are deleted for good")).to_be_visible(timeout=20_000)
     delete = page.get_by_role("button", name="Delete the campaign")
+    expect(delete).to_be_visible(timeout=20_000)
+    page.wait_for_timeout(300)
     delete.click()  # not ticked: refused, and the page stays where it was
     wait_idle(page)
     expect(page.get_by_text("Tick the box first: nothing was deleted.")).to_be_visible(timeout=20_000)

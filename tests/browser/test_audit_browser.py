@@ -15,6 +15,8 @@ import shutil
 
 import pytest
 
+from playwright.sync_api import expect
+
 from browser_helpers import screenshot, serve_app, wait_idle
 from fake_openai import FakeOpenAI
 from nemo_core.audit import build_audit_set, estimate
@@ -153,5 +155,6 @@ def test_audit_stops_midway_and_resumes_without_paying_twice(page, keyed_app, ou
     page.get_by_text("Graded").first.wait_for(timeout=60_000)
     wait_idle(page)
     assert len(server.completion_requests) - before == calls_needed  # nothing was asked twice
-    assert page.get_by_text("Every item has an LLM score").is_visible()
+    # the page reruns once more after "Graded" shows: wait for it rather than look at once
+    expect(page.get_by_text("Every item has an LLM score")).to_be_visible(timeout=20_000)
     assert outside_requests == []
