@@ -22,8 +22,8 @@ from .errors import NemoError
 from .keyword_grader import keyword_score
 from .llm_grader import LLMConfig, LLMGrader, LLMGradeFailed, LLMNotConfigured
 from .config import SUBMIT_MESSAGE
-from .records import (ToolCall, ToolSet, content_text, dumps_bytes, holds_inexact_integer, loads_json, normalise_tool,
-                      normalise_tools, parse_tool_calls)
+from .records import (ToolCall, ToolSet, content_text, dumps_bytes, loads_json, normalise_tool, normalise_tools,
+                      parse_tool_calls)
 from .runs import PREDICTION_COLUMNS, prediction_row
 from .reward import UNGRADEABLE_REFERENCE, WRONG_ACTION_TYPE, KeyResult, score_function_call
 from .store import Store, decompress_json
@@ -130,7 +130,7 @@ class Gradeable(Protocol):
     expected_calls: list[ToolCall]
     expected_content: str | None
     toolset: ToolSet
-    context: list[dict[str, Any]]
+    context: list[dict[str, Any]] | None
 
     @property
     def gradeable(self) -> bool: ...
@@ -147,7 +147,7 @@ class GradingTarget:
     expected_calls: list[ToolCall]
     expected_content: str | None
     toolset: ToolSet
-    context: list[dict[str, Any]]
+    context: list[dict[str, Any]] | None  # None when loaded without it (`TargetLoader(with_context=False)`)
     ungradeable_reason: str | None = None
 
     @property
@@ -197,35 +197,43 @@ class LazyToolSet:
 class TargetLoader:
     """Loads grading targets for batches of ids with few queries and bounded caches.
 
-    Each conversation is decompressed once per batch (and kept in a small LRU cache across batches, which
-    is what makes a prediction file sorted by id cheap). Tool lists are normalised once per distinct list,
-    so conversations sharing tools share one `ToolSet` (and its compiled schema validators)."""
+    Each conversation is read once per batch (and kept in a small LRU cache across batches, which is what
+    makes a prediction file sorted by id cheap). With `with_context=False` (the keyword grader, which reads
+    only the expected turn and the tools) it reads the conversation's grading view (`grading_view.py`),
+    about a fifth of the bytes to decompress and parse, and the whole conversation only where a database
+    from before views has none; targets then have `context=None`."""
 
-    def __init__(self, store: Store, conversation_cache: int = 4096, *, exact_context: bool = True):
-        """`exact_context=False` (the keyword grader, which reads only the expected turn and the tools)
-        parses conversations on orjson's fast path and re-parses one exactly only when its expected turn
-        may hold an integer beyond 64 bits: the whole-text check costs as much as the parse."""
+    def __init__(self, store: Store, conversation_cache: int = 4096, *, with_context: bool = True):
         from .extract import FLAGS
 
         self.store = store
         self._flags = list(FLAGS)
-        self._conversations: OrderedDict[int, tuple[list[dict], LazyToolSet]] = OrderedDict()
+        # conversation id -> (messages or None, {turn: (raw tool_calls, raw content)} or None, tools)
+        self._conversations: OrderedDict[int, tuple[list[dict] | None, dict | None, LazyToolSet]] = OrderedDict()
         self._conv_max = conversation_cache
-        self._exact_context = exact_context
-        self._exact: set[int] = set()  # conversations parsed exactly (always, with exact_context)
+        self._with_context = with_context
+        self.n_from_conversations = 0  # conversations read whole although a view was wanted (no view stored)
 
-    def _parse(self, conv_id: int, body: bytes, exact: bool) -> None:
-        raw = decompress_json(body, exact=exact)
-        self._conversations[conv_id] = (raw["messages"], LazyToolSet(raw.get("tools")))
-        if exact:
-            self._exact.add(conv_id)
-        else:
-            self._exact.discard(conv_id)
-
-    def _reparse_exactly(self, conv_id: int) -> None:
+    def _fetch(self, sql: str, ids: list[int]) -> list[tuple]:
         with self.store._lock:
-            body = self.store.conn.execute("SELECT body FROM conversations WHERE id = ?", (conv_id,)).fetchone()[0]
-        self._parse(conv_id, body, True)
+            return self.store.conn.execute(sql.format(marks=",".join("?" * len(ids))), ids).fetchall()
+
+    def _read_conversations(self, conv_ids: list[int]) -> None:
+        from .grading_view import VIEW_VERSION, read_view
+
+        for start in range(0, len(conv_ids), 900):
+            chunk = conv_ids[start : start + 900]
+            if not self._with_context:
+                for conv_id, body in self._fetch(f"SELECT conversation_id, body FROM grading_views WHERE version = "
+                                                 f"{VIEW_VERSION} AND conversation_id IN ({{marks}})", chunk):
+                    tools, turns = read_view(body)
+                    self._conversations[conv_id] = (None, turns, LazyToolSet(tools))
+                chunk = [c for c in chunk if c not in self._conversations]
+                self.n_from_conversations += len(chunk)
+            if chunk:
+                for conv_id, body in self._fetch("SELECT id, body FROM conversations WHERE id IN ({marks})", chunk):
+                    raw = decompress_json(body)
+                    self._conversations[conv_id] = (raw["messages"], None, LazyToolSet(raw.get("tools")))
 
     def load(self, ids: list[str]) -> dict[str, GradingTarget]:
         """Targets for the ids that exist (unknown ids are simply absent from the result)."""
@@ -239,33 +247,27 @@ class TargetLoader:
                 rows.extend(self.store.conn.execute(
                     f"SELECT id, split, action_type, turn_index, conversation_id, ungradeable_reason, {flag_cols} "
                     f"FROM decision_points WHERE id IN ({marks})", chunk).fetchall())
-        need = sorted({r[4] for r in rows if r[4] not in self._conversations})
-        for start in range(0, len(need), 900):
-            chunk = need[start : start + 900]
-            with self.store._lock:
-                fetched = self.store.conn.execute(
-                    f"SELECT id, body FROM conversations WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-            for conv_id, body in fetched:
-                self._parse(conv_id, body, self._exact_context)
+        self._read_conversations(sorted({r[4] for r in rows if r[4] not in self._conversations}))
         out: dict[str, GradingTarget] = {}
         for row in rows:
             dp_id, split, action_type, turn_index, conv_id, ungradeable_reason = row[:6]
             flags = [name for name, v in zip(self._flags, row[6:]) if v]
-            messages, toolset = self._conversations[conv_id]
-            msg = messages[turn_index]
-            if conv_id not in self._exact and holds_inexact_integer(msg.get("tool_calls")):
-                self._reparse_exactly(conv_id)
-                messages, toolset = self._conversations[conv_id]
-                msg = messages[turn_index]
+            messages, turns, toolset = self._conversations[conv_id]
             self._conversations.move_to_end(conv_id)
-            calls = parse_tool_calls(msg.get("tool_calls"))
+            if turns is not None:
+                raw_calls, raw_content = turns[turn_index]
+            else:
+                msg = messages[turn_index]  # type: ignore[index]
+                raw_calls, raw_content = msg.get("tool_calls"), msg.get("content")
+            calls = parse_tool_calls(raw_calls)
             out[dp_id] = GradingTarget(
                 id=dp_id, split=split, action_type=action_type, flags=flags, expected_calls=calls,
-                expected_content=None if calls else content_text(msg.get("content")),
-                toolset=toolset, context=messages[:turn_index], ungradeable_reason=ungradeable_reason,
+                expected_content=None if calls else content_text(raw_content), toolset=toolset,
+                context=messages[:turn_index] if self._with_context else None,  # type: ignore[index]
+                ungradeable_reason=ungradeable_reason,
             )
         while len(self._conversations) > self._conv_max:
-            self._exact.discard(self._conversations.popitem(last=False)[0])
+            self._conversations.popitem(last=False)
         return out
 
 
@@ -340,6 +342,8 @@ def _grade_message(store: Store | None, dp: Gradeable, candidate: str, chosen: s
     llm_error = None
     if chosen == "llm":
         grader = llm if isinstance(llm, LLMGrader) else LLMGrader(llm, store)  # type: ignore[arg-type]
+        if dp.context is None:
+            raise ValueError(f"{dp.id}: the LLM grader needs the conversation; load it with with_context=True")
         try:
             result = grader.grade(dp.id, dp.context, reference, candidate)
         except LLMGradeFailed as exc:
@@ -522,7 +526,7 @@ def _worker_init(db_path: str, grader: str) -> None:
 
     gc.disable()  # see grade_file
     store = Store.open(db_path, readonly=True)
-    _WORKER.update(store=store, loader=TargetLoader(store, exact_context=grader == "llm"), grader=grader)
+    _WORKER.update(store=store, loader=TargetLoader(store, with_context=grader == "llm"), grader=grader)
 
 
 # where a column sits in the rows graded here (`PREDICTION_COLUMNS` without the run id)
@@ -608,7 +612,7 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
 
         bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="grade", dynamic_ncols=True)
     thread_pool = ThreadPoolExecutor(max_workers=max(1, concurrency)) if chosen == "llm" else None
-    loader = TargetLoader(store, exact_context=chosen == "llm")
+    loader = TargetLoader(store, with_context=chosen == "llm")
     store.conn.execute("PRAGMA cache_size = -262144")  # 256 MB: the (run, id) index grows by a million keys
     # checkpoint every 64 MB of WAL instead of every 4 MB: fewer copies of the same hot index pages
     old_checkpoint = store.scalar("PRAGMA wal_autocheckpoint")

@@ -30,6 +30,7 @@ from .config import ACTION_TYPES, SPLITS
 from .errors import BadRow, InputFileError
 from .extract import extract_conversation
 from .records import loads_json, validate_row
+from .grading_view import build_view
 from .store import PreparedConversation, Store, compress
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -136,6 +137,7 @@ def prepare_row(line: bytes, split: str, source_file: str, line_no: int, with_ft
         rows=extracted.rows,
         fts_text=extracted.fts_text,
         notes=extracted.notes,
+        grading_view=build_view(obj, line),
     )
 
 

@@ -74,25 +74,6 @@ def has_long_digit_run(raw: bytes) -> bool:
     return _TWENTY_DIGITS in raw.translate(_DIGITS_AS_ZERO)
 
 
-def holds_inexact_integer(value: Any) -> bool:
-    """Whether a value parsed by orjson's fast path may hold an integer it turned into a float (a float
-    that is integral and beyond the 64-bit range). Checks a small part of a document (one message)
-    instead of scanning the whole text; a true `1e19` written as such also answers yes, which only costs
-    an exact re-parse."""
-    stack = [value]
-    while stack:  # a loop, not recursion: this runs once per graded prediction
-        item = stack.pop()
-        kind = type(item)
-        if kind is float:
-            if abs(item) >= 9.2e18 and item.is_integer():
-                return True
-        elif kind is dict:
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
-    return False
-
-
 def loads_json(data: bytes | str, *, exact: bool = False) -> Any:
     """Parse JSON with orjson, falling back to the standard parser for what orjson refuses (NaN, ...).
     Invalid UTF-8 raises UnicodeDecodeError, bad JSON ValueError.

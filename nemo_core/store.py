@@ -6,6 +6,8 @@ Layout (schema version in `meta`):
   and compression is the largest cost of an ingest after parsing).
 - `decision_points`: one row per assistant message, pointing at its conversation, with the columns people
   filter and sort on (see `extract.DP_COLUMNS`) and one 0/1 column per flag.
+- `grading_views`: per conversation, the tools and assistant turns only, compressed: what grading reads
+  (`grading_view.py`).
 - `conversation_fts`: contentless FTS5 over user/assistant/tool text (not the system prompt, not
   reasoning), rowid = conversation id.
 - `ingests`, `rejected_rows`: what each ingest read and what it could not use, with file and line.
@@ -36,8 +38,9 @@ from .config import ACTION_TYPES, SPLITS
 from .errors import StoreError, UnknownDecisionPoint
 from .extract import DP_COLUMNS, FLAGS
 from .filters import DecisionPointFilter, order_by
+from .grading_view import DDL as _GRADING_VIEW_DDL, VIEW_VERSION
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: grading_views
 BUSY_TIMEOUT_MS = 10_000
 
 # Secondary indexes of decision_points, by name. A bulk ingest drops them and builds them again at the end
@@ -109,7 +112,7 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rejected_file_line ON rejected_rows(file, line);
-"""
+{_GRADING_VIEW_DDL}"""
 
 # Other features (grading runs, attempts, campaigns, audits) register their DDL here at import time.
 _EXTRA_SCHEMAS: list[str] = []
@@ -141,12 +144,11 @@ def decompress(blob: bytes) -> bytes:
     return dec.decompress(blob)
 
 
-def decompress_json(blob: bytes, *, exact: bool = True) -> Any:
-    """A stored body, parsed. `exact=False` skips the check for integers beyond 64 bits (see
-    `records.loads_json`); only for callers that check the part they use (`records.holds_inexact_integer`)."""
+def decompress_json(blob: bytes) -> Any:
+    """A stored body, parsed exactly (integers beyond 64 bits stay integers, see `records.loads_json`)."""
     from .records import loads_json
 
-    return loads_json(decompress(blob), exact=exact)
+    return loads_json(decompress(blob), exact=True)
 
 
 def current_process() -> dict[str, Any]:
@@ -191,6 +193,7 @@ class PreparedConversation:
     rows: list[tuple]
     fts_text: str
     notes: Counter = field(default_factory=Counter)
+    grading_view: bytes | None = None  # `grading_view.build_view` of the row
 
 
 class Store:
@@ -350,10 +353,12 @@ class Store:
                     result.n_existing += 1
             # We hold the write lock (BEGIN IMMEDIATE), so ids can be assigned here and every insert batched.
             next_id = (conn.execute("SELECT max(id) FROM conversations").fetchone()[0] or 0) + 1
-            conv_rows, fts_rows, dp_rows = [], [], []
+            conv_rows, fts_rows, dp_rows, view_rows = [], [], [], []
             for conv_id, item in enumerate(stored, start=next_id):
                 conv_rows.append((conv_id, item.split, item.uuid, item.n_messages, len(item.rows), item.source_file,
                                   item.source_line, ingest_id, item.body))
+                if item.grading_view is not None:
+                    view_rows.append((conv_id, VIEW_VERSION, item.grading_view))
                 if item.fts_text:
                     fts_rows.append((conv_id, item.fts_text))
                 dp_rows.extend((conv_id, *row) for row in item.rows)
@@ -364,6 +369,7 @@ class Store:
             )
             conn.executemany("INSERT INTO conversation_fts(rowid, text) VALUES (?, ?)", fts_rows)
             conn.executemany(dp_sql, dp_rows)
+            conn.executemany("INSERT INTO grading_views(conversation_id, version, body) VALUES (?, ?, ?)", view_rows)
         return result
 
     def start_ingest(self, files: list[str], started_at: str) -> int:

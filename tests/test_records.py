@@ -287,13 +287,3 @@ def test_loads_json_exact_keeps_integers_beyond_64_bits():
     assert loads_json(f'{{"n": {big}}}'.encode(), exact=True) == {"n": big}
     assert isinstance(loads_json(f'{{"n": {big}}}'.encode())["n"], float)  # the fast path does not
     assert loads_json(b'{"n": 18446744073709551615}', exact=True)["n"] == 2**64 - 1
-
-
-def test_holds_inexact_integer_flags_what_the_fast_parser_may_have_rounded():
-    from nemo_core.records import holds_inexact_integer, loads_json
-
-    fast = loads_json(b'[{"function": {"arguments": {"ids": [1, 123456789012345678901234]}}}]')
-    assert holds_inexact_integer(fast)
-    assert holds_inexact_integer(-1.8446744073709552e19)
-    assert not holds_inexact_integer([{"a": 1.5, "b": 9.0e18, "c": "12345678901234567890123", "d": 2**63 - 1}])
-    assert not holds_inexact_integer(None)

@@ -64,6 +64,14 @@ def run(args) -> int:
     out = None
     try:
         llm = LLMGrader(config, store) if chosen == "llm" else None
+        if chosen != "llm":
+            from ..grading_view import missing_views
+
+            missing = missing_views(store)
+            if missing:
+                print(f"note: {missing:,} conversations have no grading view (a database from an older version): "
+                      f"they are graded from the whole conversation, which is slower; "
+                      f"`python -m nemo_core upgrade --db {store.path}` writes them once", file=sys.stderr)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         name = args.run_name or unique_run_name(store, f"grade-{path.stem}-{stamp}")
         if args.out == "-":
