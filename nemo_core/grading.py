@@ -214,26 +214,22 @@ class TargetLoader:
         self._with_context = with_context
         self.n_from_conversations = 0  # conversations read whole although a view was wanted (no view stored)
 
-    def _fetch(self, sql: str, ids: list[int]) -> list[tuple]:
-        with self.store._lock:
-            return self.store.conn.execute(sql.format(marks=",".join("?" * len(ids))), ids).fetchall()
-
     def _read_conversations(self, conv_ids: list[int]) -> None:
-        from .grading_view import VIEW_VERSION, read_view
+        from .grading_view import read_views
 
+        if not self._with_context:
+            for conv_id, (tools, turns) in read_views(self.store, conv_ids).items():
+                self._conversations[conv_id] = (None, turns, LazyToolSet(tools))
+            conv_ids = [c for c in conv_ids if c not in self._conversations]
+            self.n_from_conversations += len(conv_ids)
         for start in range(0, len(conv_ids), 900):
             chunk = conv_ids[start : start + 900]
-            if not self._with_context:
-                for conv_id, body in self._fetch(f"SELECT conversation_id, body FROM grading_views WHERE version = "
-                                                 f"{VIEW_VERSION} AND conversation_id IN ({{marks}})", chunk):
-                    tools, turns = read_view(body)
-                    self._conversations[conv_id] = (None, turns, LazyToolSet(tools))
-                chunk = [c for c in chunk if c not in self._conversations]
-                self.n_from_conversations += len(chunk)
-            if chunk:
-                for conv_id, body in self._fetch("SELECT id, body FROM conversations WHERE id IN ({marks})", chunk):
-                    raw = decompress_json(body)
-                    self._conversations[conv_id] = (raw["messages"], None, LazyToolSet(raw.get("tools")))
+            with self.store._lock:
+                rows = self.store.conn.execute(
+                    f"SELECT id, body FROM conversations WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            for conv_id, body in rows:
+                raw = decompress_json(body)
+                self._conversations[conv_id] = (raw["messages"], None, LazyToolSet(raw.get("tools")))
 
     def load(self, ids: list[str]) -> dict[str, GradingTarget]:
         """Targets for the ids that exist (unknown ids are simply absent from the result)."""
@@ -364,10 +360,13 @@ def _grade_message(store: Store | None, dp: Gradeable, candidate: str, chosen: s
 
 # ---- grading a prediction file -------------------------------------------------------------------------------
 BATCH_LINES = 2000
-COMMIT_ROWS = 20_000  # predictions stored per write transaction by `grade_file`
+COMMIT_ROWS = 100_000  # predictions stored per write transaction by `grade_file`
 MAX_PRINTED_PROBLEMS = 20
 # Files larger than this are graded by worker processes (keyword grader only; the LLM grader uses threads).
 PARALLEL_MIN_BYTES = 4_000_000
+# Batches handed to each worker process ahead of the one being stored: enough that the workers keep grading
+# while this process waits on the disk (a WAL checkpoint's fsync can take a second).
+IN_FLIGHT_PER_WORKER = 8
 
 
 @dataclass
@@ -695,7 +694,7 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
             in_flight: deque = deque()
             for batch in batches():
                 in_flight.append(process_pool.apply_async(_worker_grade, (batch,)))
-                while len(in_flight) > 2 * workers:
+                while len(in_flight) > IN_FLIGHT_PER_WORKER * workers:
                     t = time.perf_counter()
                     done = [_from_worker(item) for item in in_flight.popleft().get()]
                     result._add("wait for workers", t)

@@ -53,6 +53,21 @@ def read_view(body: bytes) -> tuple[Any, dict[int, tuple[Any, Any]]]:
     return view["tools"], {t[0]: (t[1], t[2]) for t in view["turns"]}
 
 
+def read_views(store: Any, conv_ids: list[int]) -> dict[int, tuple[Any, dict[int, tuple[Any, Any]]]]:
+    """`read_view` of each conversation that has a current view (the others are simply absent: a caller
+    reads those from the conversation itself)."""
+    out: dict[int, tuple[Any, dict[int, tuple[Any, Any]]]] = {}
+    for start in range(0, len(conv_ids), 900):
+        chunk = conv_ids[start : start + 900]
+        with store._lock:
+            rows = store.conn.execute(
+                f"SELECT conversation_id, body FROM grading_views WHERE version = ? AND conversation_id IN "
+                f"({','.join('?' * len(chunk))})", (VIEW_VERSION, *chunk)).fetchall()
+        for conv_id, body in rows:
+            out[conv_id] = read_view(body)
+    return out
+
+
 def missing_views(store: Any) -> int:
     """How many conversations have no view of the current version (grading reads those whole)."""
     return store.scalar(

@@ -39,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from .grading_view import read_views
 from .records import dumps_bytes, json_kind, normalise_tools
 from .store import Store, decompress_json, register_schema
 
@@ -270,7 +271,7 @@ BATCH = 20_000
 
 
 class _ToolNames:
-    """Task tool names per decision point, read from the stored conversations (once each, cached)."""
+    """Task tool names per decision point, read from the grading views (once each, cached)."""
 
     def __init__(self, store: Store, max_conversations: int = 20_000):
         self.store = store
@@ -289,16 +290,20 @@ class _ToolNames:
         need = sorted({c for _, c in rows if c not in self._by_conversation})
         if len(self._by_conversation) + len(need) > self._max:
             self._by_conversation.clear()
-        for start in range(0, len(need), 900):
-            chunk = need[start:start + 900]
+        # the tool list from each conversation's grading view, or from the conversation where it has none
+        tool_lists = {conv_id: tools for conv_id, (tools, _turns) in read_views(self.store, need).items()}
+        rest = [c for c in need if c not in tool_lists]
+        for start in range(0, len(rest), 900):
+            chunk = rest[start:start + 900]
             for r in self.store.query(
                     f"SELECT id, body FROM conversations WHERE id IN ({','.join('?' * len(chunk))})", chunk):
-                tools = decompress_json(r["body"]).get("tools")
-                key = dumps_bytes(tools or [])
-                names = self._by_tools.get(key)
-                if names is None:
-                    names = self._by_tools[key] = frozenset(normalise_tools(tools).names)
-                self._by_conversation[r["id"]] = names
+                tool_lists[r["id"]] = decompress_json(r["body"]).get("tools")
+        for conv_id, tools in tool_lists.items():
+            key = dumps_bytes(tools or [])
+            names = self._by_tools.get(key)
+            if names is None:
+                names = self._by_tools[key] = frozenset(normalise_tools(tools).names)
+            self._by_conversation[conv_id] = names
         for dp_id, conv in rows:
             out[dp_id] = self._by_conversation.get(conv, frozenset())
         return out

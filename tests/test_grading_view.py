@@ -142,3 +142,20 @@ def _grade(store, preds, name, tmp_path) -> list[dict]:
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) > 20 and any(r["reward"] == 1.0 for r in lines) and any(r["reward"] == 0.0 for r in lines)
     return lines
+
+
+def test_recomputed_taxonomy_reads_tool_names_from_views_or_else_conversations(demo_store, tmp_path):
+    """`compute_taxonomy` (model runs, a new taxonomy version) needs each task's tool names to tell a
+    hallucinated tool from a wrong one: the same rows whether they come from views or conversations."""
+    from nemo_core.taxonomy import compute_taxonomy, taxonomy_table
+
+    path = _write(tmp_path / "mixed.jsonl", _mixed_predictions(demo_store))
+    run_id = grade_file(demo_store, path, run_name="tax", grader="keyword", workers=0).run_id
+    table = taxonomy_table(run_id)
+    live = demo_store.query(f"SELECT * FROM {table} ORDER BY prediction_id")
+    assert {r["category"] for r in live} >= {"hallucinated_tool", "wrong_tool"}
+    compute_taxonomy(demo_store, run_id)
+    assert demo_store.query(f"SELECT * FROM {table} ORDER BY prediction_id") == live
+    demo_store.conn.execute("DELETE FROM grading_views")
+    compute_taxonomy(demo_store, run_id)
+    assert demo_store.query(f"SELECT * FROM {table} ORDER BY prediction_id") == live
