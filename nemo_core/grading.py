@@ -416,7 +416,9 @@ class LineResult:
     dp_id: str | None
     problem: str | None = None  # why it was not graded (None when graded)
     encoded: bytes | None = None  # the result line (None for problem lines: built by the main process)
-    row: tuple | None = None  # a `predictions` row without the run id (graded, or a rejected action)
+    # a `predictions` row without the run id (graded, or a rejected action); its breakdown column is None
+    # when `encoded` holds it (the result line is the breakdown: `stored_row` puts it in)
+    row: tuple | None = None
     reward_none: bool = False
     model: str | None = None
     dedup: bool = True  # False when the line is known not to be a decision point (malformed, unknown id)
@@ -503,7 +505,7 @@ def grade_lines(store: Store, loader: "TargetLoader", lines: list[tuple[int, byt
         line["line"] = res.line
         res.encoded = dumps_bytes(line)
         res.reward_none = breakdown.reward is None
-        res.row = _row_fields(target, breakdown, action.to_json(), extra, None, latency, res.line, res.encoded.decode())
+        res.row = _row_fields(target, breakdown, action.to_json(), extra, None, latency, res.line, None)
     if timings is not None:
         timings._add("encode results", t)
     return out
@@ -534,23 +536,18 @@ _BREAKDOWN_COLUMN, _DP_ID, _SPLIT, _ACTION_TYPE, _REWARD = (
 
 
 def _worker_grade(lines: list[tuple[int, bytes]]) -> list[tuple]:
-    """Grade a batch in a worker; results as plain tuples, the breakdown JSON not repeated in the row (it
-    is the result line): half the bytes to pickle back."""
-    out = []
-    for r in grade_lines(_WORKER["store"], _WORKER["loader"], lines, grader=_WORKER["grader"]):
-        row = r.row
-        if row is not None and r.encoded is not None:
-            row = (*row[:_BREAKDOWN_COLUMN], None, *row[_BREAKDOWN_COLUMN + 1:])
-        out.append((r.line, r.dp_id, r.problem, r.encoded, row, r.reward_none, r.model, r.dedup, r.taxonomy))
-    return out
+    """Grade a batch in a worker; results as plain tuples (cheaper to pickle back than objects)."""
+    return [(r.line, r.dp_id, r.problem, r.encoded, r.row, r.reward_none, r.model, r.dedup, r.taxonomy)
+            for r in grade_lines(_WORKER["store"], _WORKER["loader"], lines, grader=_WORKER["grader"])]
 
 
-def _from_worker(item: tuple) -> LineResult:
-    res = LineResult(*item)
-    if res.row is not None and res.encoded is not None:
-        row = res.row
-        res.row = (*row[:_BREAKDOWN_COLUMN], res.encoded.decode(), *row[_BREAKDOWN_COLUMN + 1:])
-    return res
+def stored_row(res: LineResult) -> tuple:
+    """The result's `predictions` row (without ids), its breakdown column filled from the result line."""
+    row = res.row
+    assert row is not None
+    if res.encoded is None:
+        return row
+    return (*row[:_BREAKDOWN_COLUMN], res.encoded.decode(), *row[_BREAKDOWN_COLUMN + 1:])
 
 
 def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", llm: LLMGrader | None = None,
@@ -654,7 +651,7 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
                 else:
                     result.n_graded += 1
             if res.row is not None:
-                pending.append((res.row, res.taxonomy))
+                pending.append((stored_row(res), res.taxonomy))
             if result.model is None and res.model:
                 result.model = res.model
         t = result._add("dedup", t)
@@ -696,12 +693,12 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
                 in_flight.append(process_pool.apply_async(_worker_grade, (batch,)))
                 while len(in_flight) > IN_FLIGHT_PER_WORKER * workers:
                     t = time.perf_counter()
-                    done = [_from_worker(item) for item in in_flight.popleft().get()]
+                    done = [LineResult(*item) for item in in_flight.popleft().get()]
                     result._add("wait for workers", t)
                     absorb(done, dedup=True)
             while in_flight:
                 t = time.perf_counter()
-                done = [_from_worker(item) for item in in_flight.popleft().get()]
+                done = [LineResult(*item) for item in in_flight.popleft().get()]
                 result._add("wait for workers", t)
                 absorb(done, dedup=True)
         else:

@@ -428,17 +428,18 @@ def _key_results(expected: dict, submitted: dict, check: SchemaCheck | None) -> 
 
 
 def score_call(expected: ToolCall, name: str, arguments: dict | None, arguments_error: str | None,
-               toolset: ToolSet | None = None) -> CallScore:
-    """Score a submitted call against one expected call (whose arguments must be an object)."""
+               toolset: ToolSet | None = None, check: SchemaCheck | None = None) -> CallScore:
+    """Score a submitted call against one expected call (whose arguments must be an object). `check`: the
+    submitted call's schema check when the caller has it already (it does not depend on the expected call)."""
     expected_args = expected.arguments or {}
     name_match = int(name == expected.name)
-    schema = toolset.schema_of(name) if toolset is not None else None
     if arguments is None:
         keys = [KeyResult(k, MISSING, v, None, "submitted arguments are not an object") for k, v in expected_args.items()]
         notes = [f"submitted arguments: {arguments_error}"] if arguments_error else []
         return CallScore(0.5 * name_match, name_match, 0.0, INVALID_ARGUMENTS, keys, expected.position, expected.name,
                          None, [], notes)
-    check = check_schema(schema, arguments) if toolset is not None else None
+    if check is None and toolset is not None:
+        check = check_schema(toolset.schema_of(name), arguments)
     keys, matched = _key_results(expected_args, arguments, check)
     arg_match = matched / len(keys) if keys else 1.0
     reward = 0.5 * name_match + 0.5 * arg_match
@@ -465,8 +466,10 @@ def score_function_call(expected_calls: list[ToolCall], name: str, arguments: di
         why = "; ".join(f"expected call {c.position}: {c.error or 'no name'}" for c in bad) or "no expected call"
         return CallScore(None, None, None, UNGRADEABLE_REFERENCE, notes=[why])
     best: CallScore | None = None
+    # one schema check for all expected calls of a parallel turn: it depends on the submitted call only
+    check = check_schema(toolset.schema_of(name), arguments) if toolset is not None and arguments is not None else None
     for call in expected_calls:
-        score = score_call(call, name, arguments, arguments_error, toolset)
+        score = score_call(call, name, arguments, arguments_error, toolset, check)
         if best is None or (score.reward, score.arg_match) > (best.reward, best.arg_match):
             best = score
         if best.reward == 1.0:
