@@ -416,13 +416,17 @@ class LineResult:
     dp_id: str | None
     problem: str | None = None  # why it was not graded (None when graded)
     encoded: bytes | None = None  # the result line (None for problem lines: built by the main process)
-    # a `predictions` row without the run id (graded, or a rejected action); its breakdown column is None
-    # when `encoded` holds it (the result line is the breakdown: `stored_row` puts it in)
+    # a `predictions` row without the run id (graded, or a rejected action); its breakdown column is
+    # `_IN_RESULT_LINE` when `encoded` holds it (the result line is the breakdown: `stored_row` puts it in)
     row: tuple | None = None
     reward_none: bool = False
     model: str | None = None
     dedup: bool = True  # False when the line is known not to be a decision point (malformed, unknown id)
     taxonomy: tuple | None = None  # with `row`: its failure taxonomy (`classification_fields`)
+
+
+# the breakdown column of a graded row until `stored_row` fills it from the result line (not sent twice)
+_IN_RESULT_LINE = ""
 
 
 def _parse_prediction_line(line_no: int, raw: bytes) -> tuple[Any, str | None, dict]:
@@ -505,7 +509,7 @@ def grade_lines(store: Store, loader: "TargetLoader", lines: list[tuple[int, byt
         line["line"] = res.line
         res.encoded = dumps_bytes(line)
         res.reward_none = breakdown.reward is None
-        res.row = _row_fields(target, breakdown, action.to_json(), extra, None, latency, res.line, None)
+        res.row = _row_fields(target, breakdown, action.to_json(), extra, None, latency, res.line, _IN_RESULT_LINE)
     if timings is not None:
         timings._add("encode results", t)
     return out
@@ -547,6 +551,7 @@ def stored_row(res: LineResult) -> tuple:
     assert row is not None
     if res.encoded is None:
         return row
+    assert row[_BREAKDOWN_COLUMN] == _IN_RESULT_LINE
     return (*row[:_BREAKDOWN_COLUMN], res.encoded.decode(), *row[_BREAKDOWN_COLUMN + 1:])
 
 
