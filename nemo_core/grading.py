@@ -364,6 +364,9 @@ COMMIT_ROWS = 100_000  # predictions stored per write transaction by `grade_file
 MAX_PRINTED_PROBLEMS = 20
 # Files larger than this are graded by worker processes (keyword grader only; the LLM grader uses threads).
 PARALLEL_MIN_BYTES = 4_000_000
+# Batches handed to each worker process ahead of the one being stored: enough that the workers keep grading
+# while this process commits (a 100,000-prediction commit takes seconds); 2 left them idle for part of that.
+IN_FLIGHT_PER_WORKER = 8
 
 
 @dataclass
@@ -693,7 +696,7 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
             in_flight: deque = deque()
             for batch in batches():
                 in_flight.append(process_pool.apply_async(_worker_grade, (batch,)))
-                while len(in_flight) > 2 * workers:
+                while len(in_flight) > IN_FLIGHT_PER_WORKER * workers:
                     t = time.perf_counter()
                     done = [LineResult(*item) for item in in_flight.popleft().get()]
                     result._add("wait for workers", t)
