@@ -40,7 +40,7 @@ class GraderChoiceError(NemoError):
     hint = "choose auto, keyword or llm"
 
 
-@dataclass
+@dataclass(slots=True)
 class Breakdown:
     """A grade and everything needed to understand it.
 
@@ -136,7 +136,7 @@ class Gradeable(Protocol):
     def gradeable(self) -> bool: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class GradingTarget:
     """The parts of a decision point grading reads; `DecisionPoint` has the same attributes."""
 

@@ -40,7 +40,7 @@ def f1(expected: set[str], candidate: set[str]) -> float:
     return 2 * len(expected & candidate) / (len(expected) + len(candidate))
 
 
-@dataclass
+@dataclass(slots=True)
 class KeywordScore:
     """The score and the sets it came from, so a user can see why."""
 

@@ -184,7 +184,7 @@ def tolerant_schema(node: Any) -> dict:
     return out
 
 
-@dataclass
+@dataclass(slots=True)
 class SchemaCheck:
     """Whether submitted arguments are valid under the tool's schema; `valid` is None when there is no
     schema to check against (an unknown tool) or it could not be applied."""
@@ -380,7 +380,7 @@ class KeyResult:
                 "hint": self.hint}
 
 
-@dataclass
+@dataclass(slots=True)
 class CallScore:
     reward: float | None
     name_match: int | None
