@@ -29,8 +29,8 @@ from typing import Any
 from .config import ACTION_TYPES, SPLITS
 from .errors import BadRow, InputFileError
 from .extract import extract_conversation
-from .records import loads_json, validate_row
 from .grading_view import build_view
+from .records import loads_json, validate_row
 from .store import PreparedConversation, Store, compress
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
