@@ -222,27 +222,17 @@ class TargetLoader:
                 self._conversations[conv_id] = (None, turns, LazyToolSet(tools))
             conv_ids = [c for c in conv_ids if c not in self._conversations]
             self.n_from_conversations += len(conv_ids)
-        for start in range(0, len(conv_ids), 900):
-            chunk = conv_ids[start : start + 900]
-            with self.store._lock:
-                rows = self.store.conn.execute(
-                    f"SELECT id, body FROM conversations WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-            for conv_id, body in rows:
-                raw = decompress_json(body)
-                self._conversations[conv_id] = (raw["messages"], None, LazyToolSet(raw.get("tools")))
+        for conv_id, body in self.store.fetch_in("SELECT id, body FROM conversations WHERE id IN ({marks})", conv_ids):
+            raw = decompress_json(body)
+            self._conversations[conv_id] = (raw["messages"], None, LazyToolSet(raw.get("tools")))
 
     def load(self, ids: list[str]) -> dict[str, GradingTarget]:
         """Targets for the ids that exist (unknown ids are simply absent from the result)."""
         flag_cols = ", ".join(f"flag_{n}" for n in self._flags)
-        rows: list[tuple] = []
         unique = list(dict.fromkeys(i for i in ids if isinstance(i, str)))
-        with self.store._lock:
-            for start in range(0, len(unique), 900):
-                chunk = unique[start : start + 900]
-                marks = ",".join("?" * len(chunk))
-                rows.extend(self.store.conn.execute(
-                    f"SELECT id, split, action_type, turn_index, conversation_id, ungradeable_reason, {flag_cols} "
-                    f"FROM decision_points WHERE id IN ({marks})", chunk).fetchall())
+        rows = self.store.fetch_in(
+            f"SELECT id, split, action_type, turn_index, conversation_id, ungradeable_reason, {flag_cols} "
+            "FROM decision_points WHERE id IN ({marks})", unique)
         self._read_conversations(sorted({r[4] for r in rows if r[4] not in self._conversations}))
         out: dict[str, GradingTarget] = {}
         for row in rows:

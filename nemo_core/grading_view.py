@@ -56,16 +56,9 @@ def read_view(body: bytes) -> tuple[Any, dict[int, tuple[Any, Any]]]:
 def read_views(store: Any, conv_ids: list[int]) -> dict[int, tuple[Any, dict[int, tuple[Any, Any]]]]:
     """`read_view` of each conversation that has a current view (the others are simply absent: a caller
     reads those from the conversation itself)."""
-    out: dict[int, tuple[Any, dict[int, tuple[Any, Any]]]] = {}
-    for start in range(0, len(conv_ids), 900):
-        chunk = conv_ids[start : start + 900]
-        with store._lock:
-            rows = store.conn.execute(
-                f"SELECT conversation_id, body FROM grading_views WHERE version = ? AND conversation_id IN "
-                f"({','.join('?' * len(chunk))})", (VIEW_VERSION, *chunk)).fetchall()
-        for conv_id, body in rows:
-            out[conv_id] = read_view(body)
-    return out
+    rows = store.fetch_in("SELECT conversation_id, body FROM grading_views WHERE version = ? AND "
+                          "conversation_id IN ({marks})", conv_ids, (VIEW_VERSION,))
+    return {conv_id: read_view(body) for conv_id, body in rows}
 
 
 def missing_views(store: Any) -> int:

@@ -42,6 +42,7 @@ from .grading_view import DDL as _GRADING_VIEW_DDL, VIEW_VERSION
 
 SCHEMA_VERSION = 3  # 3: grading_views
 BUSY_TIMEOUT_MS = 10_000
+IN_CHUNK = 900  # values per `IN (...)` list: under the 999 bound variables older SQLite builds allow
 
 # Secondary indexes of decision_points, by name. A bulk ingest drops them and builds them again at the end
 # (sorting once is far cheaper than 1.2 M random B-tree inserts); `Store.open` recreates any that are missing,
@@ -304,6 +305,17 @@ class Store:
             row = self.conn.execute(sql, tuple(params)).fetchone()
         return row[0] if row else None
 
+    def fetch_in(self, sql: str, values: list[Any], params: Iterable[Any] = ()) -> list[tuple]:
+        """Rows of `sql` for every value in `values`: `{marks}` in it stands for the placeholders of an
+        `IN (...)` list, filled a chunk of `IN_CHUNK` values at a time; `params` bind before them."""
+        params = tuple(params)
+        rows: list[tuple] = []
+        with self._lock:
+            for start in range(0, len(values), IN_CHUNK):
+                chunk = values[start : start + IN_CHUNK]
+                rows += self.conn.execute(sql.format(marks=",".join("?" * len(chunk))), (*params, *chunk)).fetchall()
+        return rows
+
     def meta(self, key: str) -> str | None:
         return self.scalar("SELECT value FROM meta WHERE key = ?", (key,))
 
@@ -523,12 +535,8 @@ class Store:
 
     def ids_of_rowids(self, rowids: list[int]) -> list[str]:
         """The ids of these decision point rowids, in the order given (rowids not stored are left out)."""
-        found: dict[int, str] = {}
-        with self._lock:
-            for start in range(0, len(rowids), 900):
-                chunk = rowids[start:start + 900]
-                found.update(self.conn.execute(
-                    f"SELECT rowid, id FROM decision_points WHERE rowid IN ({','.join('?' * len(chunk))})", chunk))
+        found: dict[int, str] = dict(self.fetch_in("SELECT rowid, id FROM decision_points WHERE rowid IN ({marks})",
+                                                   rowids))
         return [found[r] for r in rowids if r in found]
 
     def neighbour_in_filter(self, dp_id: str, flt: DecisionPointFilter | None, *, sort: str = "id",

@@ -281,23 +281,16 @@ class _ToolNames:
 
     def for_ids(self, dp_ids: list[str]) -> dict[str, frozenset[str]]:
         out: dict[str, frozenset[str]] = {}
-        rows: list[tuple[str, int]] = []
-        unique = list(dict.fromkeys(dp_ids))
-        for start in range(0, len(unique), 900):
-            chunk = unique[start:start + 900]
-            rows += [(r["id"], r["conversation_id"]) for r in self.store.query(
-                f"SELECT id, conversation_id FROM decision_points WHERE id IN ({','.join('?' * len(chunk))})", chunk)]
+        rows = self.store.fetch_in("SELECT id, conversation_id FROM decision_points WHERE id IN ({marks})",
+                                   list(dict.fromkeys(dp_ids)))
         need = sorted({c for _, c in rows if c not in self._by_conversation})
         if len(self._by_conversation) + len(need) > self._max:
             self._by_conversation.clear()
         # the tool list from each conversation's grading view, or from the conversation where it has none
         tool_lists = {conv_id: tools for conv_id, (tools, _turns) in read_views(self.store, need).items()}
         rest = [c for c in need if c not in tool_lists]
-        for start in range(0, len(rest), 900):
-            chunk = rest[start:start + 900]
-            for r in self.store.query(
-                    f"SELECT id, body FROM conversations WHERE id IN ({','.join('?' * len(chunk))})", chunk):
-                tool_lists[r["id"]] = decompress_json(r["body"]).get("tools")
+        for conv_id, body in self.store.fetch_in("SELECT id, body FROM conversations WHERE id IN ({marks})", rest):
+            tool_lists[conv_id] = decompress_json(body).get("tools")
         for conv_id, tools in tool_lists.items():
             key = dumps_bytes(tools or [])
             names = self._by_tools.get(key)

@@ -84,12 +84,8 @@ def validate_predictions(store: Store, data: bytes) -> UploadCheck:
             bad(line_no, obj["id"], f"invalid action: {exc}")
             continue
         parsed.append((line_no, obj["id"]))
-    known: set[str] = set()
     ids = list(dict.fromkeys(dp_id for _, dp_id in parsed))
-    for start in range(0, len(ids), 900):
-        chunk = ids[start:start + 900]
-        known.update(r["id"] for r in store.query(
-            f"SELECT id FROM decision_points WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+    known = {r[0] for r in store.fetch_in("SELECT id FROM decision_points WHERE id IN ({marks})", ids)}
     first: dict[str, int] = {}
     for line_no, dp_id in parsed:
         if dp_id not in known:
