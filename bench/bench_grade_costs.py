@@ -1,4 +1,4 @@
-"""Where `grade` spends its CPU, per prediction: the figures behind issue 3's open speed target.
+"""Where `grade` spends its CPU, per prediction: the figures behind issue 3's speed target (docs/grading.md).
 
 `bench_grade.py` times the whole command; this script takes it apart, on real rows from the real code:
 
