@@ -69,7 +69,6 @@ def register(sub) -> None:
     add_db_option(e)
     e.set_defaults(run=run_export)
 
-
     d = actions.add_parser("delete", help="delete a campaign and its answers", formatter_class=HelpFormatter)
     d.add_argument("name")
     d.add_argument("--yes", action="store_true", help="really delete (without it, say what would be deleted)")
@@ -91,13 +90,10 @@ def run_create(args) -> int:
 
     flt = DecisionPointFilter(split=args.split, action_type=args.action_type, tool=args.tool, flags=tuple(args.flag),
                               exclude_flags=tuple(args.exclude_flag)).validate()
-    store = _open(args)
-    try:
+    with _open(args) as store:
         camp = C.create_campaign(store, args.name, selection=flt, sample_size=args.size, seed=args.seed,
                                  stratify=args.stratify, overlap=args.overlap, shared_share=args.shared,
                                  instructions=args.instructions, reveal_after_submit=args.reveal, grader=args.grader)
-    finally:
-        store.close()
     print(f"campaign {camp.name!r} (id {camp.id}): {camp.n_items:,} items of {camp.n_population:,} matching, "
           f"seed {camp.seed}, overlap {camp.overlap}, {camp.shared_share:.0%} shared")
     for stratum, counts in camp.allocation.items():
@@ -108,8 +104,7 @@ def run_create(args) -> int:
 def run_list(args) -> int:
     from .. import campaigns as C
 
-    store = _open(args)
-    try:
+    with _open(args) as store:
         found = C.list_campaigns(store)
         if not found:
             print("no campaign yet: python -m nemo_core campaign create NAME --size N")
@@ -117,8 +112,6 @@ def run_list(args) -> int:
             prog = C.progress(store, camp.id)
             print(f"{camp.id}\t{camp.name}\t{camp.status}\t{prog.done:,}/{prog.target_answers:,} answers\t"
                   f"{len(prog.annotators)} annotators\t{camp.n_items:,} items")
-    finally:
-        store.close()
     return 0
 
 
@@ -126,11 +119,8 @@ def run_results(args) -> int:
     from .. import campaigns as C
     from ..baseline import campaign_results
 
-    store = _open(args)
-    try:
+    with _open(args) as store:
         res = campaign_results(store, C.get_campaign(store, args.name).id)
-    finally:
-        store.close()
     if args.json:
         print(json.dumps({
             "campaign": args.name, "answers": res.n_answers, "skips": res.n_skips, "scores": res.table(),
@@ -164,11 +154,8 @@ def run_export(args) -> int:
     from .. import campaigns as C
     from ..baseline import export_rows, to_csv, to_jsonl
 
-    store = _open(args)
-    try:
+    with _open(args) as store:
         rows = export_rows(store, C.get_campaign(store, args.name).id, annotator=args.annotator)
-    finally:
-        store.close()
     text = to_csv(rows) if args.format == "csv" else to_jsonl(rows)
     if args.out:
         with open(args.out, "w", encoding="utf-8", newline="") as fh:
@@ -182,8 +169,7 @@ def run_export(args) -> int:
 def run_delete(args) -> int:
     from .. import campaigns as C
 
-    store = _open(args)
-    try:
+    with _open(args) as store:
         camp = C.get_campaign(store, args.name)
         n_answers = store.scalar("SELECT count(*) FROM campaign_answers WHERE campaign_id = ? AND status = 'answered'",
                                  (camp.id,)) or 0
@@ -194,6 +180,4 @@ def run_delete(args) -> int:
         gone = C.delete_campaign(store, camp.id)
         print(f"deleted campaign {camp.name!r}: {gone['items']:,} items, {gone['answers']:,} answer rows "
               f"({n_answers:,} answered)")
-    finally:
-        store.close()
     return 0
