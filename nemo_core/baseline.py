@@ -295,12 +295,9 @@ def compare_with_run(store: Store, campaign_id: int, run: int | str) -> RunCompa
     humans = {m["dp_id"]: m["reward"] for m in item_means(answers(store, campaign_id, statuses=("answered",)))
               if m["reward"] is not None}
     ids = list(humans)
-    model: dict[str, float] = {}
-    for start in range(0, len(ids), 5_000):
-        chunk = ids[start:start + 5_000]
-        for r in store.query(f"SELECT dp_id, reward FROM predictions WHERE run_id = ? AND reward IS NOT NULL AND "
-                             f"dp_id IN ({','.join('?' * len(chunk))})", [the_run.id, *chunk]):
-            model[r["dp_id"]] = r["reward"]
+    model: dict[str, float] = dict(store.fetch_in(
+        "SELECT dp_id, reward FROM predictions WHERE run_id = ? AND reward IS NOT NULL AND dp_id IN ({marks})",
+        ids, (the_run.id,)))
     paired = [i for i in ids if i in model]
     h = [humans[i] for i in paired]
     m = [model[i] for i in paired]

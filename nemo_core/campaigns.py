@@ -226,13 +226,10 @@ class Sample:
 
 
 def _info(store: Store, rowids: list[int]) -> dict[int, dict[str, Any]]:
-    out: dict[int, dict[str, Any]] = {}
-    for start in range(0, len(rowids), 5_000):
-        chunk = rowids[start:start + 5_000]
-        for r in store.query("SELECT rowid AS rid, id, split, action_type, expected_tools FROM decision_points "
-                             f"WHERE rowid IN ({','.join('?' * len(chunk))})", chunk):
-            out[r.pop("rid")] = r
-    return out
+    return {rid: {"id": dp_id, "split": split, "action_type": action_type, "expected_tools": expected_tools}
+            for rid, dp_id, split, action_type, expected_tools in store.fetch_in(
+                "SELECT rowid, id, split, action_type, expected_tools FROM decision_points WHERE rowid IN ({marks})",
+                rowids)}
 
 
 def draw_sample(store: Store, flt: DecisionPointFilter, n: int, seed: int, *, stratify: bool = False,

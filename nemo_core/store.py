@@ -326,15 +326,9 @@ class Store:
     # ---- writing conversations -----------------------------------------------------------------
     def existing_conversations(self, split: str, uuids: list[str]) -> dict[str, tuple[int | None, str, int]]:
         """uuid -> (ingest id, source file, source line) for those of `uuids` already stored in `split`."""
-        found: dict[str, tuple[int | None, str, int]] = {}
-        for start in range(0, len(uuids), 500):
-            chunk = uuids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for uuid, ingest_id, source_file, source_line in self.conn.execute(
-                    f"SELECT uuid, ingest_id, source_file, source_line FROM conversations WHERE split = ? AND uuid IN ({marks})",
-                    (split, *chunk)):
-                found[uuid] = (ingest_id, source_file, source_line)
-        return found
+        return {uuid: (ingest_id, source_file, source_line) for uuid, ingest_id, source_file, source_line in self.fetch_in(
+            "SELECT uuid, ingest_id, source_file, source_line FROM conversations WHERE split = ? AND uuid IN ({marks})",
+            uuids, (split,))}
 
     def insert_conversations(self, items: list[PreparedConversation], ingest_id: int | None = None) -> "InsertedConversations":
         """Insert whole conversations in one transaction. One already stored (same split + uuid) is skipped:
