@@ -9,7 +9,8 @@ candidate), so the same question is never paid for twice.
 
 The key comes from the caller (the app passes its `openai_api_key` secret) or `OPENAI_API_KEY`. It lives
 only in `LLMConfig.api_key` (hidden from repr) and the client; it is never stored, logged or put into an
-exception message — `redact` removes it from any text that might echo it back.
+exception message — `redact` (`keys.redact`) removes it, and `OPENAI_API_KEY`, from any text that might
+echo it back, the grader's stated reason included.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from .retry import retry_delay
 from .errors import NemoError
+from .keys import known_keys, redact
 from .records import content_text
 from .store import Store, register_schema
 
@@ -218,8 +220,7 @@ class LLMGrader:
         return self.config.model
 
     def redact(self, text: str) -> str:
-        key = self.config.api_key
-        return text.replace(key, "[redacted]") if key else text
+        return redact(text, known_keys(self.config.api_key))
 
     def client(self):
         with self._client_lock:
@@ -319,7 +320,7 @@ class LLMGrader:
                     log.info("llm grader: %s, asking again", last_problem)
                     continue
                 raise LLMGradeFailed(f"{last_problem}, {invalid} times") from None
-            return LLMResult(score, reason[:500], cfg.model, attempts=attempts)
+            return LLMResult(score, self.redact(reason)[:500], cfg.model, attempts=attempts)
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         cfg = self.config

@@ -24,11 +24,15 @@ and a run records it and moves on (a resumed run asks again; see `commands/run_m
 retried with exponential backoff (honouring `retry-after`).
 
 The API key lives only in `ModelConfig.api_key` (hidden from repr) and the client: it is never stored,
-logged or put into an error text (`redact`).
+logged or put into an error text. Whatever the endpoint returns may echo a key (it received one, or learnt
+one), so every answer leaves `answer` with every key this process knows taken out (`keys.redact_json`:
+this runner's key, `ModelConfig.redact_keys`, `OPENAI_API_KEY`): the action, the raw reply, the error
+and the notes, before anything shows or stores them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -39,6 +43,7 @@ from typing import Any
 
 from .retry import retry_delay
 from .actions import Action, ActionError, parse_action
+from .keys import known_keys, redact, redact_json
 from .config import SUBMIT_MESSAGE
 from .errors import NemoError
 from .request import build_request
@@ -79,6 +84,8 @@ class ModelConfig:
     tool_choice: str = TOOL_CHOICE
     temperature: float | None = None
     max_tokens: int | None = None
+    # other keys to take out of whatever the endpoint returns (the app's secret, a key typed in the page)
+    redact_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, model: str, base_url: str | None = None, api_key: str | None = None, **kwargs: Any) -> "ModelConfig":
@@ -183,10 +190,27 @@ class ModelRunner:
         self._lock = threading.Lock()
         self.tool_choice = config.tool_choice
         self.requests_sent = 0
+        self._keys = known_keys(config.api_key, *config.redact_keys)
 
     def redact(self, text: str) -> str:
-        key = self.config.api_key
-        return text.replace(key, "[redacted]") if key else text
+        return redact(text, self._keys)
+
+    def redact_answer(self, out: "ModelAnswer") -> "ModelAnswer":
+        """`out` with every known key taken out of what the endpoint returned (and of the texts built from it)."""
+        if not self._keys:
+            return out
+        if out.action is not None:
+            action = out.action
+            out.action = dataclasses.replace(
+                action, name=redact(action.name, self._keys) if action.name is not None else None,
+                arguments=redact_json(action.arguments, self._keys) if action.arguments is not None else None,
+                arguments_raw=redact_json(action.arguments_raw, self._keys),
+                arguments_error=self.redact(action.arguments_error) if action.arguments_error else action.arguments_error,
+                content=self.redact(action.content) if action.content is not None else None)
+        out.raw_response = redact_json(out.raw_response, self._keys)
+        out.error = self.redact(out.error) if out.error else out.error
+        out.notes = [self.redact(n) for n in out.notes]
+        return out
 
     def client(self):
         with self._lock:
@@ -211,7 +235,11 @@ class ModelRunner:
     # ---- asking ------------------------------------------------------------------------------------
     def answer(self, dp: Any, request: dict[str, Any] | None = None) -> ModelAnswer:
         """The model's action at `dp` (a `DecisionPoint` or anything with `.id`, `.context`, `.tools`,
-        `.toolset`). `request` (from `build_request`) is sent as is when given, e.g. the one a page shows."""
+        `.toolset`). `request` (from `build_request`) is sent as is when given, e.g. the one a page shows.
+        Every known key is taken out of the answer (`redact_answer`)."""
+        return self.redact_answer(self._answer(dp, request))
+
+    def _answer(self, dp: Any, request: dict[str, Any] | None) -> ModelAnswer:
         import openai
 
         cfg = self.config

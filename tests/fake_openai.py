@@ -17,6 +17,8 @@ Reply kinds: `Reply.text(...)`, `Reply.json(obj)` (structured output: content is
 `Reply.slow(seconds, then)` (wait past a client timeout), `Reply.refusal(text)`.
 The default responder answers a structured-output request with `{"score": default_score, "reason": ...}`
 and anything else with a short text; set `server.responder = fn(request) -> Reply` to change it.
+`echo_authorization(tool)` is a responder playing a hostile endpoint: every reply repeats the Authorization
+header it received (in the text, a tool call's arguments and name-free fields of the completion).
 
 Run alone (for benchmarks, in its own process): `python tests/fake_openai.py [--port N] [--delay S]`.
 """
@@ -47,6 +49,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     then: "Reply | None" = None
+    fields: dict[str, Any] = field(default_factory=dict)  # top-level fields of the completion to override
 
     @classmethod
     def text(cls, content: str) -> "Reply":
@@ -119,7 +122,34 @@ def completion_json(model: str, reply: Reply) -> dict[str, Any]:
                                                 "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
         "service_tier": "default",
         "system_fingerprint": "fp_fake",
+        **reply.fields,
     }
+
+
+def authorization(request: RecordedRequest) -> str | None:
+    """The Authorization header a request arrived with (header names are case-insensitive)."""
+    return {k.lower(): v for k, v in request.headers.items()}.get("authorization")
+
+
+def echo_authorization(tool: str | None = None) -> Callable[[RecordedRequest], Reply]:
+    """A responder that hands back the Authorization header it received, as a hostile server would: in a
+    call of `tool` (its arguments) with the header as text beside it, or (no `tool`) in a text reply; a
+    structured-output request (the LLM grader) gets it in the reason. Also in `system_fingerprint`."""
+
+    def respond(request: RecordedRequest) -> Reply:
+        header = authorization(request) or "none"
+        body = request.body if isinstance(request.body, dict) else {}
+        if (body.get("response_format") or {}).get("type") in ("json_schema", "json_object"):
+            reply = Reply.json({"score": 5, "reason": f"graded with {header}"})
+        elif tool is not None:
+            reply = Reply.tool_calls([(tool, {"note": f"you sent {header}", header: "as a key"})],
+                                     content=f"header: {header}")
+        else:
+            reply = Reply.text(f"The Authorization header was: {header}")
+        reply.fields = {"system_fingerprint": header}
+        return reply
+
+    return respond
 
 
 class FakeOpenAI:

@@ -142,3 +142,45 @@ def test_the_stored_base_url_keeps_no_credentials(capsys, fake_openai, demo_db):
     assert settings["base_url"] == fake_openai.base_url
     for path in demo_db.parent.glob(demo_db.name + "*"):  # the database and its WAL
         assert b"sk-secret" not in path.read_bytes()
+
+
+def test_a_key_echoed_by_the_endpoint_is_redacted_in_everything_stored(capsys, fake_openai, demo_db, monkeypatch):
+    """Issue 20: an endpoint that hands back the key it received (in a tool call's arguments and its keys, in
+    a text reply, in the LLM grader's reason, in an error) leaves no copy of it in the database or output."""
+    from fake_openai import authorization, echo_authorization
+
+    key = "sk-run-model-env-key-4c5d6e7f8a9b"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)  # the key's own endpoint: it may go there
+
+    def respond(request):  # calls the first tool offered; the LLM grader gets the key in its reason
+        if (request.body.get("response_format") or {}).get("type"):
+            return echo_authorization(None)(request)
+        return echo_authorization(request.body["tools"][0]["function"]["name"])(request)
+
+    fake_openai.responder = respond
+    fake_openai.script(Reply.error(400, f"invalid request from Bearer {key}"))
+    args = ["run-model", "--model", "fake-model", "--db", str(demo_db), "--quiet", "--split", "interactive_agent",
+            "--limit", "6", "--concurrency", "1"]
+    code, out, err = run_cli(capsys, *args, "--action-type", "function_call", "--run", "echo-calls")
+    assert code == 0, err
+    fake_openai.responder = echo_authorization(None)  # text replies, graded by the LLM grader
+    code2, out2, err2 = run_cli(capsys, *args, "--action-type", "message", "--run", "echo-messages")
+    assert code2 == 0, err2
+    assert key not in out + err + out2 + err2
+    assert {authorization(r) for r in fake_openai.completion_requests} == {f"Bearer {key}"}  # the echo had the key
+    with Store.open(demo_db) as store:
+        rows = store.query("SELECT p.*, r.name AS run FROM predictions p JOIN runs r ON r.id = p.run_id")
+        assert len(rows) == 12
+        assert key not in json.dumps(rows)
+        assert sum("[redacted]" in (r["action"] or "") for r in rows) == 11  # all but the failed request
+        assert all("[redacted]" in r["extra"] for r in rows)
+        assert sum("[redacted]" in (r["error"] or "") for r in rows) == 1
+        calls = [json.loads(r["breakdown"]) for r in rows if r["run"] == "echo-calls" and r["breakdown"]]
+        submitted = [(k["key"], k["submitted"]) for b in calls for k in b["keys"]]
+        assert ("note", "you sent Bearer [redacted]") in submitted  # the arguments as graded
+        assert ("Bearer [redacted]", "as a key") in submitted  # an argument named after the key
+        messages = [json.loads(r["breakdown"]) for r in rows if r["run"] == "echo-messages"]
+        assert {b["llm_reason"] for b in messages} == {"graded with Bearer [redacted]"}  # the grader's reason
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert not any(key.encode() in p.read_bytes() for p in demo_db.parent.glob(demo_db.name + "*"))

@@ -3,9 +3,11 @@
 - Your answer: call one of the task's tools through a form generated from its JSON schema (`schema_form`),
   or send a message. Graded with `grading.grade_action`, exactly as `grade` grades a prediction file.
 - A model's answer: any OpenAI-compatible endpoint, asked with `model_runner` and exactly the request the
-  page shows above (so the "include reasoning" choice there applies). The key comes from OPENAI_API_KEY, the
-  `openai_api_key` secret, or is typed here: a typed key lives only in this browser session's
-  `st.session_state`, and is never written to the database, a log or the URL.
+  page shows above (so the "include reasoning" choice there applies). The server's key (OPENAI_API_KEY or
+  the `openai_api_key` secret) is sent only to the base URL it is configured with (`keys.choose_key`);
+  any other URL gets a key typed here, or none. A typed key lives only in this browser session's
+  `st.session_state`, and is never written to the database, a log or the URL. Every key (the server's and
+  the typed one) is taken out of the answer before it is shown or saved (`ModelRunner.redact_answer`).
 - Each answer is saved as an attempt (who, the action, the breakdown, the time) and listed below.
 
 Messages are graded by the LLM grader when a key is configured (env or secret), else by keyword overlap.
@@ -24,13 +26,14 @@ from nemo_core.attempts import list_attempts, save_attempt
 from nemo_core.config import SUBMIT_MESSAGE
 from nemo_core.errors import NemoError
 from nemo_core.grading import Breakdown, grade_action
+from nemo_core.keys import OPENAI_DEFAULT_URL, KeyChoice, choose_key
 from nemo_core.llm_grader import LLMGrader
 from nemo_core.model_runner import ModelConfig, ModelRunner
 
 from .breakdown import render_breakdown
 from .safe import escape_markdown, show_text
 from .schema_form import render_schema_form
-from .secrets import grader_config, secret
+from .secrets import grader_config, server_base_url, server_key
 
 WHO_KEY = "try::who"
 MODEL_KEY_FIELD = "try::api_key"  # the typed key: session state only
@@ -100,41 +103,42 @@ def _human(store: Any, dp: Any) -> None:
 
 
 # ---- a model's answer -----------------------------------------------------------------------------------
-def _key_source(typed: str) -> tuple[str | None, str]:
-    if typed and typed.strip():
-        return typed.strip(), "the key typed here (kept for this browser session only, never stored)"
-    from_secrets = secret("openai_api_key")
-    if from_secrets:
-        return from_secrets, "the openai_api_key secret"
-    env = os.environ.get("OPENAI_API_KEY")
-    if env:
-        return env, "OPENAI_API_KEY"
-    return None, "no key (fine for a local server that needs none)"
+def _key_choice(base_url: str, typed: str) -> KeyChoice:
+    """The key for `base_url`: the typed one, else the server's only if this is its configured base URL."""
+    return choose_key(base_url, typed_key=typed, server_key=server_key(), server_url=server_base_url())
 
 
 def _model(store: Any, dp: Any, request: dict[str, Any]) -> None:
-    default_url = secret("openai_base_url") or os.environ.get("OPENAI_BASE_URL") or ""
+    configured_url = server_base_url()
     default_model = os.environ.get("NEMO_MODEL") or DEFAULT_MODEL
     with st.form("try::model_form"):
         c1, c2 = st.columns(2)
-        base_url = c1.text_input("Base URL", value=default_url, key="try::base_url",
+        base_url = c1.text_input("Base URL", value=configured_url or "", key="try::base_url",
                                  placeholder="empty = OpenAI; e.g. http://127.0.0.1:8000/v1",
                                  help="Any OpenAI-compatible /v1 endpoint.")
         model = c2.text_input("Model", value=default_model, key="try::model")
         c3, c4 = st.columns([3, 1])
-        typed = c3.text_input("API key (optional)", type="password", key=MODEL_KEY_FIELD,
-                              help="Used for this browser session only: never written to the database, a log or "
-                                   "the URL. Empty = the openai_api_key secret or OPENAI_API_KEY.")
+        typed = c3.text_input("API key for this base URL (optional)", type="password", key=MODEL_KEY_FIELD,
+                              help="Kept in this browser session only: never written to the database, a log or "
+                                   "the URL. Empty = the server's key, but only for the base URL the server's "
+                                   "key is configured with; any other base URL is asked with no key.")
         timeout = c4.number_input("Timeout (s)", min_value=1.0, max_value=600.0, value=60.0, step=5.0,
                                   key="try::timeout")
         asked = st.form_submit_button("Ask the model", type="primary")
-    key, source = _key_source(typed)
+    url = base_url.strip() or OPENAI_DEFAULT_URL  # explicit: the client must not pick another from the env
+    choice = _key_choice(url, typed)
+    if choice.server_key_withheld:
+        st.info("This base URL is not the one the server's key is configured for, so the server's key is not "
+                "sent to it. If it needs a key, type one above: a typed key is kept in this browser session "
+                "only and is never written anywhere.")
     st.caption(f"Sends the request shown above ({len(request['messages'])} messages, {len(request['tools'])} "
-               f"tools) with tool_choice=\"required\" (\"auto\" if the server refuses it). Key: {source}.")
+               f"tools) with tool_choice=\"required\" (\"auto\" if the server refuses it). Key: {choice.source}.")
     if asked:
         try:
-            runner = ModelRunner(ModelConfig(model=model.strip(), base_url=base_url.strip() or None, api_key=key,
-                                             timeout=float(timeout)))
+            # every key this session knows (and OPENAI_API_KEY) is taken out of the answer before it is shown or saved
+            others = tuple(k for k in (server_key(), (typed or "").strip()) if k)
+            runner = ModelRunner(ModelConfig(model=model.strip(), base_url=url, api_key=choice.key,
+                                             timeout=float(timeout), redact_keys=others))
         except NemoError as exc:
             st.error(escape_markdown(exc.one_line()))
             return
