@@ -25,6 +25,47 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def max_workers() -> int:
+    """The most worker processes a command accepts: beyond this, forking is a typo, not a plan."""
+    import os
+
+    return max(64, 2 * (os.cpu_count() or 1))
+
+
+def check_workers(workers: int | None, *, zero: str) -> None:
+    """`--workers N`, checked before anything is opened or stored: 0 means `zero`; negative and absurd
+    counts are one-line errors (a negative count used to reach `multiprocessing.Pool` after the run was
+    created, and left it `running`)."""
+    from .errors import OptionError
+
+    if workers is None:
+        return
+    if workers < 0 or workers > max_workers():
+        raise OptionError(f"--workers {workers}: must be from 0 ({zero}) to {max_workers()}",
+                          "leave --workers out for one per core")
+
+
+def check_output_path(path: Path | str | None, option: str) -> None:
+    """An output file option (`--out`, `--report`), checked before any work: its folder must exist (it is
+    not created, so a typo does not make folders) and be writable, and the path must not be a folder.
+    None and '-' (stdout) pass."""
+    import os
+
+    from .errors import OptionError
+
+    if path is None or str(path) == "-":
+        return
+    target = Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise OptionError(f"{option} {path}: the folder {folder} does not exist",
+                          "create it first, or give a path in an existing folder")
+    if target.is_dir():
+        raise OptionError(f"{option} {path}: is a folder, not a file", "give a file name, e.g. results.jsonl")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise OptionError(f"{option} {path}: cannot write there (permission denied)", "give a path you can write")
+
+
 def resolve_db(path: Path | None, *, write: bool = False) -> Path:
     """The database a command works on.
 

@@ -41,3 +41,8 @@ class UnknownDecisionPoint(NemoError):
 
 class DownloadError(NemoError):
     """The raw dataset could not be fetched."""
+
+
+class OptionError(NemoError):
+    """A command option whose value cannot work (a count out of range, an output path in no folder): raised
+    before any work is done, so nothing is left half-made."""

@@ -571,6 +571,8 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
     from .taxonomy import add_classified, start_taxonomy, taxonomy_row
 
     path = Path(path)
+    if workers is not None and workers < 0:  # before the run exists: a run is never left `running` by this
+        raise ValueError(f"workers must be 0 or more, not {workers}")
     config = llm.config if llm is not None else None
     chosen = resolve_grader(grader, config)
     if chosen == "llm" and llm is None:

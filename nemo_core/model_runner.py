@@ -455,12 +455,24 @@ def run_model(store: Any, runner: ModelRunner, ids: list[str], *, run_name: str,
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from .grading import RULE_VERSION, grade_action, resolve_grader
-    from .runs import RunError, claim_run, create_run, finish_run, insert_predictions, prediction_row
+    from .runs import RunError, check_not_in_progress, claim_run, create_run, finish_run, insert_predictions, prediction_row
 
     config = llm.config if llm is not None and hasattr(llm, "config") else llm
     chosen = resolve_grader(grader, config)
     grader_model = getattr(llm, "model", None) if chosen == "llm" else None
     existing = store.query("SELECT id, kind, model FROM runs WHERE name = ?", (run_name,))
+    if not existing:
+        try:
+            run_id = create_run(store, run_name, kind="run-model", grader=chosen, grader_model=grader_model,
+                                rule_version=RULE_VERSION, model=runner.config.model, n_lines=len(ids),
+                                settings={**(settings or {}), "base_url": public_url(runner.config.base_url)})
+        except RunError:  # another process created it a moment ago: resume it (or hear who is running it)
+            existing = store.query("SELECT id, kind, model FROM runs WHERE name = ?", (run_name,))
+            if not existing:
+                raise
+        else:
+            result = ModelRunResult(run_id, run_name)
+            done = set()
     if existing:
         row = existing[0]
         if row["kind"] != "run-model":
@@ -471,20 +483,18 @@ def run_model(store: Any, runner: ModelRunner, ids: list[str], *, run_name: str,
                            "resume it with the same --model, or choose another --run name")
         run_id = row["id"]
         result = ModelRunResult(run_id, run_name, resumed=True)
+        with store.transaction() as conn:
+            # two resumes at once would ask the same ids twice: the second stops here, naming the first
+            status, owner = conn.execute("SELECT status, settings FROM runs WHERE id = ?", (run_id,)).fetchone()
+            check_not_in_progress(run_name, status, owner)
+            claim_run(conn, run_id, n_lines=len(ids))
         done = done_ids(store, run_id)
         with store.transaction() as conn:
-            claim_run(conn, run_id)
             # transient failures are asked again: their old rows go (if this run stops early, the next
             # resume still asks them, since they are not done)
             stale = [r["dp_id"] for r in store.query("SELECT dp_id FROM predictions WHERE run_id = ?", (run_id,))
                      if r["dp_id"] not in done]
             conn.executemany("DELETE FROM predictions WHERE run_id = ? AND dp_id = ?", [(run_id, i) for i in stale])
-    else:
-        run_id = create_run(store, run_name, kind="run-model", grader=chosen, grader_model=grader_model,
-                            rule_version=RULE_VERSION, model=runner.config.model,
-                            settings={**(settings or {}), "base_url": public_url(runner.config.base_url)})
-        result = ModelRunResult(run_id, run_name)
-        done = set()
     line_of = {dp_id: n for n, dp_id in enumerate(ids, start=1)}
     todo = [i for i in ids if i not in done]
     result.n_selected = len(ids)

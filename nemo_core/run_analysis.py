@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from .metrics import MeanCI, mean_ci_counts
-from .runs import Run, delete_run, get_run, list_runs, summarise_run
+from .runs import Run, delete_run, get_run, list_runs, mark_abandoned_runs, run_progress, summarise_run
 from .store import Store, register_schema
 from .taxonomy import CATEGORIES, CORRECT, FAILURE_CATEGORIES, ensure_taxonomy, taxonomy_is_current, taxonomy_table
 
@@ -423,12 +423,16 @@ def delete_run_with_analysis(store: Store, run_id: int) -> None:
 
 
 def report(store: Store, run: int | str) -> dict[str, Any]:
-    """What `report --json` prints: run, n, mean_reward, by_split, by_action_type, taxonomy (and details)."""
+    """What `report --json` prints: run, n, mean_reward, by_split, by_action_type, taxonomy (and details),
+    and the run's `status` and `progress` (`runs.RunProgress`: a run that did not complete is partial)."""
+    mark_abandoned_runs(store)  # a run whose process was killed is interrupted, not running
     run_obj = run if isinstance(run, Run) else get_run(store, run)
     d = run_details(store, run_obj)
     out = RunOverview(run_obj, d["n"], d["overall"], d["by_split"], d["by_action_type"], d["taxonomy"]).to_json()
     out["argument_errors"] = d["argument_errors"]
     out["sub_kinds"] = d["sub_kinds"]
+    out["status"] = run_obj.status
+    out["progress"] = run_progress(store, run_obj).to_json()
     return out
 
 

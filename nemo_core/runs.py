@@ -11,9 +11,11 @@ Summaries are computed in SQL as value counts, and the confidence intervals from
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -125,28 +127,81 @@ class Run:
 
 
 def create_run(store: Store, name: str, *, kind: str, grader: str, rule_version: str, source_file: str | None = None,
-               grader_model: str | None = None, model: str | None = None, settings: dict | None = None) -> int:
-    """A new run; its id. A name already used raises `RunError` (names are how people refer to runs)."""
+               grader_model: str | None = None, model: str | None = None, settings: dict | None = None,
+               n_lines: int = 0) -> int:
+    """A new run; its id. A name already used raises `RunError` (names are how people refer to runs), also
+    when another process takes it at the same moment. `n_lines`: how many it will cover, when known."""
     if kind not in RUN_KINDS:
         raise RunError(f"unknown run kind {kind!r}", f"one of {', '.join(RUN_KINDS)}")
     if not name or not name.strip():
         raise RunError("a run needs a name", "pass --run NAME")
+    exists = RunError(f"a run named {name!r} already exists", "choose another --run name")
     if store.scalar("SELECT 1 FROM runs WHERE name = ?", (name,)):
-        raise RunError(f"a run named {name!r} already exists", "choose another --run name")
+        raise exists
     settings = {**(settings or {}), "process": current_process()}  # see `mark_abandoned_runs`
-    with store.transaction() as conn:
-        return conn.execute(
-            "INSERT INTO runs(name, created_at, kind, source_file, grader, grader_model, rule_version, model, settings) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, _now(), kind, source_file, grader, grader_model, rule_version, model, _dumps(settings)),
-        ).lastrowid
+    try:
+        with store.transaction() as conn:
+            return conn.execute(
+                "INSERT INTO runs(name, created_at, kind, source_file, grader, grader_model, rule_version, model, "
+                "settings, n_lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, _now(), kind, source_file, grader, grader_model, rule_version, model, _dumps(settings), n_lines),
+            ).lastrowid
+    except sqlite3.IntegrityError:  # the name was free a moment ago: another process created it since
+        raise exists from None
 
 
-def claim_run(conn: Any, run_id: int) -> None:
-    """Inside a write transaction: the run is running again, in this process (a resumed run)."""
-    conn.execute("UPDATE runs SET status = 'running', finished_at = NULL, "
+def check_not_in_progress(name: str, status: str, settings: str | dict | None) -> None:
+    """`RunError` when a run is `running` in a process that is still there (this machine: checked; another
+    machine: assumed), so a second process does not resume or replace it at the same time (issue 20)."""
+    if status != "running":
+        return
+    try:
+        data = orjson.loads(settings) if isinstance(settings, (str, bytes)) else settings
+    except orjson.JSONDecodeError:
+        data = None
+    owner = data.get("process") if isinstance(data, dict) else None
+    if not isinstance(owner, dict) or process_gone(owner):  # no owner recorded (an old run): as before, go on
+        return
+    where = f"process {owner.get('pid')}"
+    if owner.get("host") != current_process()["host"]:
+        where += f" on {owner.get('host')}"
+    raise RunError(f"run {name!r} is being run right now by {where}",
+                   "wait for it to finish (or stop it), then run this command again")
+
+
+def claim_run(conn: Any, run_id: int, *, n_lines: int | None = None) -> None:
+    """Inside a write transaction: the run is running again, in this process (a resumed run); `n_lines`:
+    how many it now covers, when known."""
+    conn.execute("UPDATE runs SET status = 'running', finished_at = NULL, n_lines = coalesce(?, n_lines), "
                  "settings = json_set(coalesce(settings, '{}'), '$.process', json(?)) WHERE id = ?",
-                 (_dumps(current_process()), run_id))
+                 (n_lines, _dumps(current_process()), run_id))
+
+
+def replace_unfinished_run(store: Store, name: str, *, kind: str, source_file: str) -> int | None:
+    """Before grading `source_file` into a run called `name`: when that name belongs to an earlier run of the
+    same kind and file that did not finish (interrupted, failed, or `running` in a process that is gone),
+    delete it so the file is graded again, whole, under the same name; how many predictions it held (None
+    when nothing was replaced). A run still in progress raises `RunError`; any other run of that name is
+    left for `create_run` to refuse."""
+    rows = store.query("SELECT id, kind, status, source_file, settings FROM runs WHERE name = ?", (name,))
+    if not rows:
+        return None
+    row = rows[0]
+    check_not_in_progress(name, row["status"], row["settings"])
+    if row["kind"] != kind or row["status"] == "completed" or not _same_file(row["source_file"], source_file):
+        return None
+    n = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (row["id"],)) or 0
+    delete_run(store, row["id"])
+    return int(n)
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return a == b
 
 
 def mark_abandoned_runs(store: Store) -> int:
@@ -234,6 +289,63 @@ def finish_run(store: Store, run_id: int, *, status: str = "completed", n_lines:
         from .taxonomy import ensure_taxonomy  # issue 7: the failure taxonomy is stored when a run finishes
 
         ensure_taxonomy(store, run_id)
+
+
+@dataclass
+class RunProgress:
+    """How far a run got. One that did not complete (interrupted, failed, killed, or still running) covers
+    only part of its input, and whatever summarises it must say so (issue 20): `done` of `total` `unit`."""
+
+    status: str
+    done: int
+    total: int | None  # None when not known (a killed run, an input file that is gone)
+    unit: str  # "lines" (of a predictions file) or "decision points" (a model run's selection)
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "completed"
+
+    def text(self) -> str | None:
+        """'partial: N of M lines' for a run that did not complete; None for one that did."""
+        if self.complete:
+            return None
+        if self.total is None:
+            return f"partial: {self.done:,} {self.unit} of an unknown total"
+        return f"partial: {self.done:,} of {self.total:,} {self.unit}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "complete": self.complete, "done": self.done, "total": self.total,
+                "unit": self.unit, "partial": self.text()}
+
+
+def run_progress(store: Store, run: Run) -> RunProgress:
+    """A run's progress. A model run: decision points answered of those selected. A graded file: for a run
+    that stopped early, the last line it stored (lines are stored in input order) of the lines the file has
+    now; a completed one covers all its lines."""
+    if run.kind == "run-model":
+        done = run.n_predictions
+        if run.status == "running":
+            done = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run.id,)) or 0
+        return RunProgress(run.status, done, run.n_lines or None, "decision points")
+    if run.status == "completed":
+        return RunProgress(run.status, run.n_lines, run.n_lines, "lines")
+    done = store.scalar("SELECT max(line) FROM predictions WHERE run_id = ?", (run.id,)) or 0
+    return RunProgress(run.status, int(done), _count_lines(run.source_file), "lines")
+
+
+def _count_lines(path: str | None) -> int | None:
+    """Lines in a file as `grade` numbers them (a last line without a newline counts); None if unreadable."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            n, last = 0, b""
+            while chunk := fh.read(1 << 20):
+                n += chunk.count(b"\n")
+                last = chunk
+    except OSError:
+        return None
+    return n + (1 if last and not last.endswith(b"\n") else 0)
 
 
 def get_run(store: Store, run: int | str) -> Run:

@@ -153,7 +153,9 @@ def run_results(args) -> int:
 def run_export(args) -> int:
     from .. import campaigns as C
     from ..baseline import export_rows, to_csv, to_jsonl
+    from ..cli import check_output_path
 
+    check_output_path(args.out, "--out")
     with _open(args) as store:
         rows = export_rows(store, C.get_campaign(store, args.name).id, annotator=args.annotator)
     text = to_csv(rows) if args.format == "csv" else to_jsonl(rows)

@@ -17,6 +17,10 @@ Endpoint: --base-url, else $OPENAI_BASE_URL (any OpenAI-compatible server).
 Lines that cannot be graded (malformed, unknown id, duplicate id, invalid action) are reported with their
 line numbers; the rest is still graded. The exit code is 1 only when nothing could be graded.
 
+Interrupted (Ctrl-C, a crash)? What was graded is kept as a run marked interrupted. Run the same command
+again, with the same --run: the file is graded again, whole, into that run (the partial one is replaced;
+answers the LLM grader already scored come from its cache, so nothing is paid for twice).
+
 example:
   python -m nemo_core grade predictions.jsonl --run my-model-v1 --out results.jsonl
 """
@@ -46,11 +50,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..cli import resolve_db
+    from ..cli import check_output_path, check_workers, resolve_db
     from ..errors import InputFileError
     from ..grading import grade_file, resolve_grader
     from ..llm_grader import LLMConfig, LLMGrader
-    from ..runs import summarise_run, unique_run_name
+    from ..runs import replace_unfinished_run, summarise_run, unique_run_name
     from ..store import Store
 
     path: Path = args.predictions
@@ -58,6 +62,8 @@ def run(args) -> int:
         raise InputFileError(f"{path}: no such file", "give a predictions .jsonl file")
     if args.concurrency < 1:
         raise InputFileError("--concurrency must be at least 1", "for example --concurrency 8")
+    check_workers(args.workers, zero="grade in this process")
+    check_output_path(args.out, "--out")
     config = LLMConfig.from_env(model=args.model, base_url=args.base_url, timeout=args.timeout)
     chosen = resolve_grader(args.grader, config)  # a clear error before anything is read or written
     store = Store.open(resolve_db(args.db))
@@ -74,13 +80,24 @@ def run(args) -> int:
                       f"`python -m nemo_core upgrade --db {store.path}` writes them once", file=sys.stderr)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         name = args.run_name or unique_run_name(store, f"grade-{path.stem}-{stamp}")
+        replaced = replace_unfinished_run(store, name, kind="grade", source_file=str(path))
+        if replaced is not None:
+            print(f"note: run {name!r} did not finish ({replaced:,} predictions): grading {path} again into it, "
+                  f"from the first line", file=sys.stderr)
         if args.out == "-":
             out = sys.stdout.buffer
         elif args.out:
             out = open(args.out, "wb")
         to_stdout = args.out == "-"
-        result = grade_file(store, path, run_name=name, grader=chosen, llm=llm, out=out,
-                            concurrency=args.concurrency, progress=not args.quiet, workers=args.workers)
+        try:
+            result = grade_file(store, path, run_name=name, grader=chosen, llm=llm, out=out,
+                                concurrency=args.concurrency, progress=not args.quiet, workers=args.workers)
+        except KeyboardInterrupt:
+            kept = store.scalar("SELECT n_predictions FROM runs WHERE name = ?", (name,)) or 0
+            print(f"interrupted: run {name!r} keeps the {kept:,} predictions stored before the stop and is marked "
+                  f"interrupted; to grade the whole file, run the same command again with --run {name} (it starts "
+                  f"again from the first line; LLM grades already made come from the cache)", file=sys.stderr)
+            return 130
         if out is not None:
             out.flush()
         summary = summarise_run(store, result.run_id)

@@ -45,10 +45,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..cli import resolve_db
+    from ..cli import check_output_path, check_workers, resolve_db
     from ..ingest import ingest
     from ..store import Store
 
+    check_workers(args.workers, zero="read in this process")
+    check_output_path(args.report, "--report")
     db = resolve_db(args.db, write=True)
     store = Store.open(db)
     try:

@@ -10,8 +10,12 @@ and the failure taxonomy (how many predictions fall in each category; see nemo_c
 The taxonomy is computed and stored when a run finishes; a run stored before that is classified on
 first use.
 
+A run that did not complete (interrupted, failed, killed, or still running) covers only part of its
+input: the report says so first ("partial: N of M lines"), and its figures are those of that part.
+
 --json prints one object with the keys run, n, mean_reward, by_split, by_action_type, taxonomy
-(category -> count), plus argument_errors (key counts) and sub_kinds.
+(category -> count), plus argument_errors (key counts), sub_kinds, status (completed, interrupted,
+failed, running) and progress ({status, complete, done, total, unit, partial}).
 
 example:
   python -m nemo_core report --run my-model-v1 --json
@@ -52,6 +56,12 @@ def run(args) -> int:
         return 0
     print(f"run {data['run']!r} (id {data['run_id']}, {data['kind']}"
           + (f", model {data['model']}" if data["model"] else "") + f"): {data['n']:,} predictions")
+    progress = data["progress"]
+    if not progress["complete"]:
+        again = {"grade": "re-run the same grade command (same --run) to grade the whole file",
+                 "run-model": "re-run run-model with the same --run to continue"}.get(data["kind"], "")
+        print(f"status: {progress['status']}, {progress['partial']}: the figures below cover only those"
+              + (f" ({again})" if again and progress["status"] != "running" else ""))
     print(f"mean reward: {_fmt(data['mean_reward'])}")
     for title, groups in (("by split", data["by_split"]), ("by action type", data["by_action_type"])):
         print(f"{title}:")
