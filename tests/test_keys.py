@@ -85,3 +85,23 @@ def test_runner_redacts_its_key_the_extra_keys_and_the_environment_key(monkeypat
                                      redact_keys=(SERVER,)))
     assert runner.redact(f"{TYPED} {SERVER} sk-env-abcdefabcdef") == "[redacted] [redacted] [redacted]"
     assert SERVER not in repr(runner.config) and TYPED not in repr(runner.config)
+
+
+def test_the_readme_security_section_names_what_the_code_reads():
+    """The README's Security section (issue 20) stays true to the code: each setting it names is read by
+    the code, and its word on the listening address matches the Streamlit config."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    assert "\n## Security\n" in readme
+    section = readme.split("\n## Security\n", 1)[1].split("\n## ", 1)[0]
+    code = "\n".join(p.read_text(encoding="utf-8") for folder in ("nemo_core", "ui", "app_pages")
+                     for p in (repo / folder).rglob("*.py")) + (repo / "app.py").read_text(encoding="utf-8")
+    for name in ("OPENAI_API_KEY", "openai_api_key", "OPENAI_BASE_URL", "openai_base_url", "NEMO_APP_MODE",
+                 "NEMO_ADMIN_PASSWORD", "admin_password"):
+        assert name in section, f"the Security section does not name {name}"
+        assert f'"{name}"' in code, f"the Security section names {name}, which no code reads"
+    assert (repo / "nemo_core" / "keys.py").is_file() and "nemo_core/keys.py" in section
+    config = (repo / ".streamlit" / "config.toml").read_text(encoding="utf-8")
+    assert "listen on every network interface" in section and "address" not in config
