@@ -133,9 +133,9 @@ def build_section(expanded: bool) -> None:
                 st.error(escape_markdown(exc.one_line()))
                 return
             skipped = ", ".join(f"{n:,} {why}" for why, n in built.skipped.items() if n)
-            st.session_state[FLASH_KEY] = escape_markdown(
-                f"Audit set {built.audit_set.name!r}: {built.n_items:,} items ({built.n_added:,} new)."
-                + (f" Left out: {skipped}." if skipped else ""))
+            st.session_state[FLASH_KEY] = (
+                f"Audit set {escape_markdown(repr(built.audit_set.name))}: {built.n_items:,} items "
+                f"({built.n_added:,} new)." + (f" Left out: {escape_markdown(skipped)}." if skipped else ""))
             st.query_params[SET_PARAM] = built.audit_set.name
             st.rerun()
 

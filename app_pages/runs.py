@@ -19,7 +19,7 @@ from nemo_core.taxonomy import CATEGORIES, LOW_MESSAGE_SCORE
 from nemo_core.uploads import grade_upload, validate_predictions
 from ui.db import require_store
 from ui.runs_data import classified_or_offer, ensure_current, run_details, runs_signature, runs_table
-from ui.safe import code_span, inert_label
+from ui.safe import code_span, escape_markdown, inert_label
 
 FAILURES_PAGE = "app_pages/failures.py"
 COMPARE_PAGE = "app_pages/compare.py"
@@ -68,10 +68,12 @@ def upload_section() -> None:
                     result, _ = grade_upload(store, data, run_name=name.strip(), filename=uploaded.name,
                                              grader=grader, llm=llm)
             except NemoError as exc:
-                st.error(exc.one_line())
+                st.error(escape_markdown(exc.one_line()))
             else:
                 st.session_state["runs_selected"] = result.run_name
-                st.session_state["runs_flash"] = (f"Stored run {result.run_name!r}: {result.n_graded:,} graded, "
+                # the flash is Markdown: the typed name goes in escaped (never an image or a link)
+                st.session_state["runs_flash"] = (f"Stored run {escape_markdown(repr(result.run_name))}: "
+                                                  f"{result.n_graded:,} graded, "
                                                   f"{check.n_bad + result.n_problems:,} lines skipped.")
                 st.rerun()
 
@@ -206,7 +208,7 @@ else:
         with st.spinner(f"Deleting {n_predictions:,} predictions…"):
             delete_run_with_analysis(store, run.id)
         st.session_state.pop(DELETE_KEY, None)
-        st.session_state["runs_flash"] = f"Deleted run {run.name!r}."
+        st.session_state["runs_flash"] = f"Deleted run {escape_markdown(repr(run.name))}."
         del st.query_params["run"]
         st.rerun()
     if d2.button("Cancel", key="runs_delete_cancel"):

@@ -114,7 +114,7 @@ def test_delete_needs_a_confirmation(open_page, two_runs):
     by_label(at.button, "Yes, delete it").click().run()
     assert not at.exception
     assert run_names(two_runs["db"]) == ["alpha"]
-    assert "Deleted run 'beta'" in at.success[0].value
+    assert "Deleted run \\'beta\\'" in at.success[0].value  # the name escaped (it is Markdown)
     assert list(at.dataframe[0].value["run"]) == ["alpha"]
     assert by_label(at.selectbox, "Run").value == "alpha"
 

@@ -97,6 +97,8 @@ def render_breakdown(breakdown: Breakdown | dict[str, Any], *, key: str = "break
                ("Argument match", _fmt(b.arg_match), "matching keys ÷ keys in expected ∪ submitted (both empty: 1)")]
               if is_call else [("Grader", b.grader or "—", None), ("Grader model", b.grader_model or "—", None)]),
         ]
+        # a metric's value is Markdown: the grader's names are text from elsewhere, so they go in escaped
+        text_metrics = {"Grader", "Grader model"}
         reward_help = "0.5 × name match + 0.5 × argument match" if is_call else "score of the message grader"
         if narrow:
             st.metric("Reward", _fmt(b.reward), help=reward_help)
@@ -105,7 +107,7 @@ def render_breakdown(breakdown: Breakdown | dict[str, Any], *, key: str = "break
             columns = st.columns(4)
             columns[0].metric("Reward", _fmt(b.reward), help=reward_help)
             for column, (label, value, help_text) in zip(columns[1:], numbers):
-                column.metric(label, value, help=help_text)
+                column.metric(label, escape_markdown(value) if label in text_metrics else value, help=help_text)
         code = reason_code(b.reason)
         explained = REASONS.get(code)
         st.markdown("**Reason:** " + code_span(b.reason or "—", 300)

@@ -63,7 +63,7 @@ def render_conversation(context: list[dict[str, Any]]) -> None:
                 st.caption("System prompt: empty.")
             continue
         with st.chat_message(role if role in ("user", "assistant") else "tool", avatar=AVATARS.get(role, "❔")):
-            st.caption(f"#{i} · {role}")
+            st.caption(f"#{i} · {escape_markdown(str(role))}")
             if role == "assistant":
                 reasoning = msg.get("reasoning_content")
                 if isinstance(reasoning, str) and reasoning.strip():

@@ -21,7 +21,7 @@ from nemo_core.store import Store
 from nemo_core.taxonomy import CATEGORIES
 
 from .breakdown import render_breakdown
-from .safe import code_span, show_text, show_value
+from .safe import code_span, escape_markdown, show_text, show_value
 
 
 def _fmt(value: Any) -> str:
@@ -52,7 +52,7 @@ def render_prediction(store: Store, run_name: str, dp_id: str, revealed: bool, l
     try:
         p = prediction_for(store, run_name, dp_id)
     except NemoError as exc:
-        st.error(f"Cannot show run {code_span(run_name)}: {exc.one_line()}")
+        st.error(f"Cannot show run {code_span(run_name)}: {escape_markdown(exc.one_line())}")
         return False
     if p is None:
         st.info(f"Run {code_span(run_name)} has no prediction for this decision point.")
@@ -74,7 +74,7 @@ def render_prediction(store: Store, run_name: str, dp_id: str, revealed: bool, l
                 detail += " · keys: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
             st.caption(detail)
         if p.get("error"):
-            st.warning("Not graded: " + p["error"][:500])
+            st.warning("Not graded: " + escape_markdown(p["error"][:500]))
         render_action(p.get("action"))
         if p.get("breakdown"):
             if show_breakdown:

@@ -6,6 +6,10 @@ titles, tabs, metric and selectbox labels). So:
 - bodies of dataset text go through `show_text` (`st.text`: no Markdown, no HTML) or `st.json` / `st.code`;
 - dataset text that must sit in a label goes through `inert_label` (every Markdown and Streamlit
   punctuation character backslash-escaped, so no image, link, HTML, math, colour or directive survives);
+- escaping alone does not stop GFM's *autolinks*: Streamlit's renderer turns `http://…`, `www.…` and
+  `name@host.tld` into links after the escapes are resolved, so `escape_markdown` also puts an invisible
+  WORD JOINER (U+2060) before every `:` and `@` and between `www` and its dot: the text reads the same,
+  but no autolink pattern matches it any more;
 - very long fields are cut, with the rest in an expander, so one 200 kB tool reply cannot swamp a page.
 Never `unsafe_allow_html` on any of it.
 """
@@ -22,15 +26,24 @@ import streamlit as st
 # Markdown, GFM, Streamlit's `:colour[...]` directives, `:emoji:` shortcodes and `$math$` give meaning to.
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'^@%/])")
 _WS = re.compile(r"\s+")
+# Where GFM's autolink literals start to match (`http:`, `https:`, `mailto:`, `xmpp:`, `www.`, `a@b.c`):
+# a zero-width WORD JOINER there breaks every one of them and renders as nothing.
+WORD_JOINER = "\u2060"
+_AUTOLINK_POINTS = re.compile(r"(?i)(?<=www)(?=\.)|(?=[:@])")
 
 TEXT_LIMIT = 2_000
 JSON_LIMIT = 6_000
 
 
+def break_autolinks(text: str) -> str:
+    """The same text with a WORD JOINER wherever a GFM autolink could begin (see the module docstring)."""
+    return _AUTOLINK_POINTS.sub(WORD_JOINER, text)
+
+
 def escape_markdown(text: str) -> str:
-    """Text that Markdown renders literally: every meaningful punctuation character backslash-escaped,
-    newlines kept as hard line breaks."""
-    escaped = _MD_SPECIAL.sub(r"\\\1", text)
+    """Text that Markdown renders literally and never as a link: every meaningful punctuation character
+    backslash-escaped, autolinks broken, newlines kept as hard line breaks."""
+    escaped = _MD_SPECIAL.sub(r"\\\1", break_autolinks(str(text)))
     return escaped.replace("\r\n", "\n").replace("\n", "  \n")
 
 

@@ -142,7 +142,7 @@ def _model(store: Any, dp: Any, request: dict[str, Any]) -> None:
         except NemoError as exc:
             st.error(escape_markdown(exc.one_line()))
             return
-        with st.spinner(f"Asking {model.strip()}…"):
+        with st.spinner(f"Asking {escape_markdown(model.strip())}…"):  # a spinner's text is Markdown
             answer = runner.answer(dp, request=request)
         breakdown = None
         if answer.action is not None:
