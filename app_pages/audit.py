@@ -7,6 +7,9 @@ by length, the largest disagreements with both graders' reasons, and a blind 0-1
 person the third rater. Everything is computed by `nemo_core.audit`; this page only draws it.
 
 With no OpenAI key the page says how to add one and still shows the keyword side and the human judgements.
+People's campaign answers (a campaign's, or a human run's) are candidates only with the admin passphrase
+(`ui.admin`, the same check as the Campaigns page): building from them asks for it, and the sets built from
+them are hidden until it is given.
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ from nemo_core.audit import (
 )
 from nemo_core.errors import NemoError
 from nemo_core.grading import Breakdown
+from nemo_core.guarded import audit_set_is_guarded
 from nemo_core.keyword_grader import KeywordScore
 from nemo_core.llm_grader import LLMGrader
+from ui.admin import admin_unlocked, held_back, unlock_form, visible_run_names
 from ui.breakdown import render_breakdown
 from ui.chat import render_conversation
 from ui.db import require_store
@@ -102,9 +107,9 @@ if flash:
 
 # ---- building a set ---------------------------------------------------------------------------------------
 def build_section(expanded: bool) -> None:
-    runs = [r["name"] for r in store.query(
+    runs, _ = visible_run_names(store, [r["name"] for r in store.query(
         "SELECT r.name FROM runs r WHERE EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id AND "
-        "p.action_type = 'message' AND p.submitted_type = 'message') ORDER BY r.id DESC")]
+        "p.action_type = 'message' AND p.submitted_type = 'message') ORDER BY r.id DESC")])
     campaigns = [c["name"] for c in campaigns_available(store)]
     with st.expander("Build an audit set", expanded=expanded):
         st.caption("Calibration candidates, per message decision point: the reference itself (a ceiling), a "
@@ -116,6 +121,10 @@ def build_section(expanded: bool) -> None:
         if len(available) < len(SOURCES):
             st.caption("A run appears here once it has message replies; a campaign once people answered message "
                        "items.")
+        if source == "campaign" and not admin_unlocked():
+            st.info("A campaign's answers, and the names of the people who gave them, need the admin passphrase.")
+            unlock_form("audit_build")
+            return
         with st.form("audit_build"):
             run = st.selectbox("Run", runs, key="audit_build_run") if source == "run" else None
             campaign = st.selectbox("Campaign", campaigns, key="audit_build_campaign") if source == "campaign" else None
@@ -141,10 +150,16 @@ def build_section(expanded: bool) -> None:
 
 
 sets = list_audit_sets(store)
+n_hidden = 0
+if not admin_unlocked():
+    shown = [s for s in sets if not audit_set_is_guarded(store, s)]
+    sets, n_hidden = shown, len(sets) - len(shown)
 build_section(expanded=not sets)
+held_back(n_hidden, "audit set(s) of people's campaign answers", key="audit_sets")
 if not sets:
     st.info("No audit set yet: build one above (calibration candidates need no model), or from the command line: "
-            "`python -m nemo_core audit --calibration --limit 30`.")
+            "`python -m nemo_core audit --calibration --limit 30`." if not n_hidden else
+            "The only audit sets hold people's campaign answers: give the admin passphrase above, or build another.")
     st.stop()
 
 names = [s.name for s in sets]

@@ -1,17 +1,15 @@
 """Campaigns (admin): create a human baseline campaign, follow its progress, read its results, export.
 
-Admin mode is protected by a passphrase when one is configured (env `NEMO_ADMIN_PASSWORD`, else the
-`admin_password` Streamlit secret), compared in constant time; with none configured the page is open.
+Admin mode is protected by the admin passphrase when one is configured (env `NEMO_ADMIN_PASSWORD`, else the
+`admin_password` Streamlit secret; the check is `ui.admin`'s, the same on every page that shows campaign
+answers or annotator names); with none configured the page is open.
 Annotators work on the Annotate page and never need this one. All the computing is in
 `nemo_core.campaigns` and `nemo_core.baseline`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
-import os
 import tempfile
 
 import pandas as pd
@@ -26,42 +24,24 @@ from nemo_core.extract import FLAGS
 from nemo_core.filters import DecisionPointFilter
 from nemo_core.llm_grader import LLMGrader
 from nemo_core.runs import list_runs
+from ui.admin import admin_unlocked, unlock_form
 from ui.db import get_store, require_store
 from ui.safe import escape_markdown, inert_label
-from ui.secrets import grader_config, secret
+from ui.secrets import grader_config
 
-ADMIN_KEY = "campaigns::admin"
 DECISION_PAGE = "app_pages/decision_point.py"
 ANNOTATE_PAGE = "app_pages/annotate.py"
 ANY = "(any)"
-
-
-def admin_passphrase() -> str | None:
-    return os.environ.get("NEMO_ADMIN_PASSWORD") or secret("admin_password")
 
 
 store = require_store()
 st.title("Campaigns")
 
 # ---- admin gate ----------------------------------------------------------------------------------------
-def _unlock_token(passphrase: str) -> str:
-    """What an unlocked session keeps: a digest of the passphrase it was unlocked with, so changing the
-    passphrase locks every session again (and the passphrase itself is not kept in the session)."""
-    return hashlib.sha256(("nemo-admin:" + passphrase).encode("utf-8")).hexdigest()
-
-
-expected = admin_passphrase()
-if expected and not hmac.compare_digest(str(st.session_state.get(ADMIN_KEY) or ""), _unlock_token(expected)):
+if not admin_unlocked():
     st.info("Admin mode: creating campaigns and seeing results needs the admin passphrase. "
             "Annotators go to the Annotate page.")
-    with st.form("campaigns::unlock"):
-        typed = st.text_input("Admin passphrase", type="password", key="campaigns::passphrase")
-        unlock = st.form_submit_button("Unlock", type="primary")
-    if unlock:
-        if C.passphrase_ok(expected, typed):
-            st.session_state[ADMIN_KEY] = _unlock_token(expected)
-            st.rerun()
-        st.error("Wrong passphrase.")
+    unlock_form("campaigns")
     st.page_link(ANNOTATE_PAGE, label="Go to the Annotate page", icon="✍️")
     st.stop()
 

@@ -13,6 +13,7 @@ import streamlit as st
 from nemo_core.config import SPLITS
 from nemo_core.runs import get_run
 from nemo_core.taxonomy import CATEGORIES, FAILURE_CATEGORIES
+from ui.admin import held_back, visible_run_names
 from ui.db import require_store
 from ui.runs_data import classified_or_offer, ensure_current, failure_count, failure_page, runs_signature, tool_names
 
@@ -24,9 +25,11 @@ store = require_store()
 path = str(store.path.resolve())
 st.title("Failures")
 
-names = [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id DESC")]
+names, n_hidden = visible_run_names(store, [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id DESC")])
+held_back(n_hidden, "run(s) of people's campaign answers", key="failures")
 if not names:
-    st.info("No runs yet: grade a predictions file, run a model, or upload predictions on the Runs page.")
+    st.info("No runs yet: grade a predictions file, run a model, or upload predictions on the Runs page."
+            if not n_hidden else "The only runs hold people's campaign answers: give the admin passphrase above.")
     st.page_link("app_pages/runs.py", label="Runs", icon="🏁")
     st.stop()
 

@@ -17,6 +17,7 @@ from nemo_core.run_analysis import delete_run_with_analysis
 from nemo_core.runs import Run, get_run, unique_run_name
 from nemo_core.taxonomy import CATEGORIES, LOW_MESSAGE_SCORE
 from nemo_core.uploads import grade_upload, validate_predictions
+from ui.admin import held_back, visible_run_names
 from ui.db import require_store
 from ui.runs_data import classified_or_offer, ensure_current, run_details, runs_signature, runs_table
 from ui.safe import code_span, escape_markdown, inert_label
@@ -90,7 +91,14 @@ if not ids:
     st.stop()
 ensure_current(store, ids)
 sig = runs_signature(store)
-table = runs_table(path, sig)
+# runs of people's campaign answers (kind human) only with the admin passphrase (ui.admin)
+every_run = runs_table(path, sig)
+names, n_hidden = visible_run_names(store, [r["run"] for r in every_run])
+table = [r for r in every_run if r["run"] in set(names)]
+held_back(n_hidden, "run(s) of people's campaign answers", key="runs")
+if not table:
+    st.info("Every stored run holds people's campaign answers: give the admin passphrase above to see them.")
+    st.stop()
 
 # ---- the runs table -------------------------------------------------------------------------------------
 st.subheader(f"{len(table)} run{'s' if len(table) != 1 else ''}")
@@ -105,7 +113,6 @@ st.dataframe(df[[c for c in shown if c in df.columns]], hide_index=True, width="
                                for c in df.columns if c.count(":") == 1}})
 
 # ---- one run --------------------------------------------------------------------------------------------
-names = [r["run"] for r in table]
 just_made = st.session_state.pop("runs_selected", None)
 if just_made in names:
     st.session_state["runs_run"] = just_made

@@ -22,6 +22,16 @@ def demo_db_master(tmp_path_factory) -> Path:
     return ensure_demo_db(path)
 
 
+@pytest.fixture(scope="session")
+def hostile_db_master(demo_db_master, tmp_path_factory):
+    """The demo database plus hostile names and data everywhere (see hostile_data.py), built once."""
+    import hostile_data
+
+    path = tmp_path_factory.mktemp("hostile") / "demo.db"
+    shutil.copy(demo_db_master, path)
+    return hostile_data.build(path)
+
+
 @pytest.fixture
 def demo_db(demo_db_master, tmp_path) -> Path:
     """A private copy of the demo database that a test may write to."""

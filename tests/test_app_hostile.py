@@ -8,6 +8,7 @@ Streamlit's Markdown renderer is checked (`markdown_scan`): no unescaped markup 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -23,10 +24,11 @@ APP = str(REPO / "app.py")
 
 
 @pytest.fixture(scope="module")
-def hostile_db(demo_db_master, tmp_path_factory) -> H.HostileDB:
+def hostile_db(hostile_db_master, tmp_path_factory) -> H.HostileDB:
+    """A copy for this module (the pages write to it: taxonomies, a run uploaded)."""
     db = tmp_path_factory.mktemp("hostile") / "demo.db"
-    shutil.copy(demo_db_master, db)
-    return H.build(db)
+    shutil.copy(hostile_db_master.path, db)
+    return dataclasses.replace(hostile_db_master, path=db)
 
 
 @pytest.fixture
@@ -100,7 +102,7 @@ def test_decision_point_with_a_model_answer_shown(run_page, hostile_db):
     assert_inert(at)
 
 
-@pytest.mark.parametrize("page, query", [
+@pytest.mark.parametrize("page_file, query", [
     ("app_pages/runs.py", {}),
     ("app_pages/runs.py", {"run": H.RUN_NAME}),
     ("app_pages/runs.py", {"run": H.CRAFTED_ID}),
@@ -109,8 +111,8 @@ def test_decision_point_with_a_model_answer_shown(run_page, hostile_db):
     ("app_pages/compare.py", {"a": H.RUN_NAME}),
     ("app_pages/compare.py", {"a": H.CRAFTED_ID, "b": H.CRAFTED_ID}),
 ])
-def test_runs_failures_compare(run_page, page, query):
-    assert_inert(run_page(page, **query))
+def test_runs_failures_compare(run_page, page_file, query):
+    assert_inert(run_page(page_file, **query))
 
 
 def test_runs_page_after_deleting_asks_with_the_name(run_page, hostile_db):

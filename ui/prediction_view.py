@@ -5,8 +5,10 @@ second run's prediction under it, both beside the expected action (the Compare p
 runs that hold a prediction for this decision point and opens one on request.
 
 Predictions and breakdowns hold model and dataset text: shown with `st.text` / `st.json` / code spans,
-never as Markdown or HTML. The breakdown names the expected values, so it is drawn only once the expected
-action is revealed (the page stays usable blind); it is drawn by the one breakdown component, `ui.breakdown`.
+never as Markdown or HTML. A run of people's campaign answers (`nemo_core.guarded`) is shown only with the
+admin passphrase (`ui.admin`): it is left out of the list, and a link to it asks for the passphrase. The
+breakdown names the expected values, so it is drawn only once the expected action is revealed (the page stays
+usable blind); it is drawn by the one breakdown component, `ui.breakdown`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from nemo_core.run_analysis import prediction_for, runs_with_prediction
 from nemo_core.store import Store
 from nemo_core.taxonomy import CATEGORIES
 
+from .admin import held_back, unlock_form, visible_run_names
 from .breakdown import render_breakdown
 from .safe import code_span, escape_markdown, show_text, show_value
 
@@ -48,7 +51,12 @@ def render_action(action: dict[str, Any] | None) -> None:
 
 
 def render_prediction(store: Store, run_name: str, dp_id: str, revealed: bool, label: str = "Run") -> bool:
-    """One run's prediction for one decision point; False when the run or the prediction is missing."""
+    """One run's prediction for one decision point; False when the run or the prediction is missing (or the
+    run holds people's answers and the session has not given the admin passphrase)."""
+    if not visible_run_names(store, [run_name])[0]:
+        st.info(f"{label} holds people's campaign answers: it needs the admin passphrase.")
+        unlock_form(f"prediction::{label}")
+        return False
     try:
         p = prediction_for(store, run_name, dp_id)
     except NemoError as exc:
@@ -91,7 +99,8 @@ def render_prediction_panel(store: Store, dp: Any, revealed: bool) -> None:
     run_name = (st.query_params.get("run") or "").strip()
     vs_name = (st.query_params.get("vs") or "").strip()
     if not run_name:
-        names = runs_with_prediction(store, dp.id)
+        names, n_hidden = visible_run_names(store, runs_with_prediction(store, dp.id))
+        held_back(n_hidden, "run(s) of people's campaign answers with a prediction here", key="prediction")
         if not names:
             return
         st.subheader("Stored predictions")
