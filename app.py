@@ -3,9 +3,9 @@
 Page icons are emoji: a `:material/...:` icon would make the browser fetch a favicon from the internet.
 """
 
-import os
-
 import streamlit as st
+
+from ui.mode import annotate_mode
 
 st.set_page_config(page_title="Nemotron-Agentic Workbench", page_icon="🧭", layout="wide")
 
@@ -20,7 +20,9 @@ pages = [
     st.Page("app_pages/campaigns.py", title="Campaigns", icon="🗂️", url_path="campaigns"),
     st.Page("app_pages/audit.py", title="Grader audit", icon="🔬", url_path="audit"),
 ]
-if os.environ.get("NEMO_APP_MODE") == "annotate":
-    # A server for annotators: only their queue, so no page can reveal an expected action.
+if annotate_mode():
+    # A server for annotators: only their queue, so no page can reveal an expected action; and an unexpected
+    # error shows no detail (a traceback names the server's files).
     pages = [st.Page("app_pages/annotate.py", title="Annotate", icon="✍️", url_path="annotate", default=True)]
+    st.set_option("client.showErrorDetails", "none")
 st.navigation(pages).run()

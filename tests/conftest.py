@@ -33,6 +33,18 @@ def hostile_db_master(demo_db_master, tmp_path_factory):
 
 
 @pytest.fixture
+def annotate_mode(monkeypatch):
+    """NEMO_APP_MODE=annotate for this test. The app then sets Streamlit's `client.showErrorDetails`, a
+    process-wide option: put it back afterwards so other tests see tracebacks."""
+    from streamlit import config
+
+    before = config.get_option("client.showErrorDetails")
+    monkeypatch.setenv("NEMO_APP_MODE", "annotate")
+    yield
+    config.set_option("client.showErrorDetails", before)
+
+
+@pytest.fixture
 def demo_db(demo_db_master, tmp_path) -> Path:
     """A private copy of the demo database that a test may write to."""
     path = tmp_path / "demo.db"

@@ -252,12 +252,11 @@ def test_a_released_item_stays_on_screen_and_a_late_answer_is_kept(app, store):
     assert C.get_assignment(store, second.id).status == "released"
 
 
-def test_annotate_only_mode_offers_no_page_that_shows_expected_actions(monkeypatch, demo_db):
+def test_annotate_only_mode_offers_no_page_that_shows_expected_actions(monkeypatch, demo_db, annotate_mode):
     """NEMO_APP_MODE=annotate: a server for annotators runs the Annotate page alone (Browse and the
     decision point page would reveal the expected action of the item being annotated)."""
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setenv("NEMO_APP_MODE", "annotate")
     monkeypatch.setenv("NEMO_DB", str(demo_db))
     at = AppTest.from_file("../app.py", default_timeout=30).run()
     assert not at.exception

@@ -2,7 +2,8 @@
 
 Default: `$NEMO_DB` when set, else `data/nemo.db` when it exists, else the demo database (built from
 `data/demo/` on first use). Another file can be opened from the sidebar by path; the choice lives in the
-session (not in the URL, so a shared link cannot make the server open an arbitrary file).
+session (not in the URL, so a shared link cannot make the server open an arbitrary file). On an annotators'
+server (`ui.mode`) there is no sidebar panel at all: no path, no switch, no error that names a file.
 
 Aggregates over the whole table (counts, histograms, top tools) take seconds at 1.2 M decision points,
 so they are `st.cache_data`-cached under a *signature* of the database (file identity, last row, last
@@ -12,6 +13,7 @@ replaced. A plain mtime would also change on every checkpoint after unrelated wr
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -25,9 +27,11 @@ from nemo_core.overview import load_cached
 from nemo_core.overview import signature as core_signature
 from nemo_core.store import Store
 
+from .mode import annotate_mode
 from .safe import escape_markdown
 
 DB_KEY = "nemo_db_path"
+_LOG = logging.getLogger(__name__)
 
 
 def default_db_path() -> Path:
@@ -42,7 +46,7 @@ def default_db_path() -> Path:
 
 
 def current_db_path() -> Path:
-    chosen = st.session_state.get(DB_KEY)
+    chosen = None if annotate_mode() else st.session_state.get(DB_KEY)
     return Path(chosen) if chosen else default_db_path()
 
 
@@ -112,8 +116,28 @@ def summary(path: str, sig: str) -> dict[str, Any]:
     }
 
 
+def annotate_store() -> Store | None:
+    """The store of an annotators' server, drawing nothing but a message that names no file when it cannot
+    be opened (the reason goes to the server's log). The file is checked read-only first, so a wrong
+    NEMO_DB is never given the workbench's tables."""
+    try:
+        path = current_db_path()
+        problem = check_workbench_db(path)
+        if problem is None:
+            store = get_store(path)
+            summary(str(Path(path).resolve()), signature(store))
+            return store
+    except (NemoError, sqlite3.DatabaseError, OSError) as exc:
+        problem = exc.one_line() if isinstance(exc, NemoError) else str(exc)
+    _LOG.error("annotate mode: cannot open the database: %s", problem)
+    st.error("The annotation database cannot be opened right now: tell the person who runs this server.")
+    return None
+
+
 def sidebar() -> Store | None:
     """Draw the database panel in the sidebar and return the open store (None after showing why not)."""
+    if annotate_mode():
+        return annotate_store()
     path = current_db_path()
     store: Store | None = None
     with st.sidebar:
@@ -158,6 +182,7 @@ def require_store() -> Store:
     """The sidebar's store, or stop the page after the sidebar has said what is wrong."""
     store = sidebar()
     if store is None:
-        st.info("Open a workbench database from the sidebar to continue.")
+        if not annotate_mode():
+            st.info("Open a workbench database from the sidebar to continue.")
         st.stop()
     return store
