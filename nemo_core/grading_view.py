@@ -14,7 +14,6 @@ brings it up to date (`python -m nemo_core upgrade`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -32,14 +31,14 @@ CREATE TABLE IF NOT EXISTS grading_views (
 """
 
 
-def build_view(row: dict[str, Any], line: bytes) -> bytes:
+def build_view(row: dict[str, Any], line: bytes, *, long_digits: bool | None = None) -> bytes:
     """The compressed view of a validated raw row. `row` may come from orjson's fast path: when the line
     holds an integer beyond 64 bits (which that path turns into a float) it is parsed again exactly, so
-    the view keeps every value as written."""
+    the view keeps every value as written. `long_digits`: `has_long_digit_run(line)` when already known."""
     from .store import compress
 
-    if has_long_digit_run(line):
-        row = json.loads(line.decode("utf-8"))
+    if long_digits if long_digits is not None else has_long_digit_run(line):
+        row = loads_json(line, exact=True)
     turns = [[i, m.get("tool_calls"), m.get("content")]
              for i, m in enumerate(row["messages"]) if isinstance(m, dict) and m.get("role") == "assistant"]
     return compress(dumps_bytes({"v": VIEW_VERSION, "tools": row.get("tools"), "turns": turns}))

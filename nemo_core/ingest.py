@@ -30,12 +30,16 @@ from .config import ACTION_TYPES, SPLITS
 from .errors import BadRow, InputFileError
 from .extract import extract_conversation
 from .grading_view import build_view
-from .records import loads_json, validate_row
-from .store import PreparedConversation, Store, compress
+from .jsontext import scan_line
+from .records import JSONLimitError, check_depth, loads_json_counted, validate_row
+from .store import InsertedConversations, PreparedConversation, Store, compress, is_row_error
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 CHUNK_BYTES = 4 * 1024 * 1024  # ~250 real rows: big enough to amortise a transaction, small for memory
 MAX_REPORTED_REJECTS = 1000
+MAX_REASON_CHARS = 300
+# counted in the report's notes: such a row is stored and read with each lone surrogate as U+FFFD (`jsontext`)
+REPAIRED_NOTE = "rows with lone UTF-16 surrogates (\\ud800-\\udfff escapes), read as U+FFFD"
 BULK_BYTES = 256 * 1024 * 1024  # inputs above this (and above the database's size) are bulk loads
 INGEST_CACHE_KIB = 128 * 1024  # SQLite page cache while ingesting: the unique indexes (~100 MB at full scale) stay in memory
 
@@ -112,21 +116,30 @@ def plan_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[in
             start = end
 
 
-def parse_line(line: bytes) -> Any:
-    """JSON of one line; invalid UTF-8 and bad JSON raise `BadRow` with the position."""
+def parse_line(line: bytes, brackets: int | None = None) -> tuple[Any, int]:
+    """JSON of one line and the number of lone surrogates repaired in it (`jsontext`); invalid UTF-8, bad
+    JSON and JSON beyond the limits (nesting, integer length) raise `BadRow` with the position or limit.
+    `brackets`: the line's opening brackets when already counted (`scan_line`)."""
     try:
-        return loads_json(line)
+        obj, repaired = loads_json_counted(line)
+        check_depth(obj, line, brackets=brackets)
     except UnicodeDecodeError as exc:
         raise BadRow(f"invalid UTF-8 at byte {exc.start}") from None
+    except JSONLimitError as exc:
+        raise BadRow(str(exc)) from None
     except ValueError as exc:
         raise BadRow(f"malformed JSON: {exc}") from None
+    return obj, repaired
 
 
 def prepare_row(line: bytes, split: str, source_file: str, line_no: int, with_fts: bool) -> PreparedConversation:
     """Parse, validate and extract one line; the line itself is what gets stored (compressed)."""
-    obj = parse_line(line)
+    long_digits, brackets = scan_line(line)
+    obj, repaired = parse_line(line, brackets)
     validate_row(obj)
     extracted = extract_conversation(obj, split, with_fts=with_fts)
+    if repaired:
+        extracted.notes[REPAIRED_NOTE] += 1
     return PreparedConversation(
         split=split,
         uuid=obj["uuid"],
@@ -137,7 +150,7 @@ def prepare_row(line: bytes, split: str, source_file: str, line_no: int, with_ft
         rows=extracted.rows,
         fts_text=extracted.fts_text,
         notes=extracted.notes,
-        grading_view=build_view(obj, line),
+        grading_view=build_view(obj, line, long_digits=long_digits),
     )
 
 
@@ -176,9 +189,19 @@ def prepare_range(split: str, source_file: str, start: int, end: int, with_fts: 
         except RecursionError:
             result.rejected.append((line_no, row, "JSON nested too deeply"))
             continue
+        except Exception as exc:  # noqa: BLE001 - whatever one row raises is that row's error, never the ingest's
+            result.rejected.append((line_no, row, unexpected_reason(exc)))
+            continue
         result.prepared.append(item)
         result.prepared_rows.append(row)
     return result
+
+
+def unexpected_reason(exc: BaseException, what: str = "the row could not be read") -> str:
+    """A rejection reason for an error no check foresaw: one line, bounded, safe to store as UTF-8."""
+    text = " ".join(f"{what}: {type(exc).__name__}: {exc}".split())
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
 
 
 def reason_kind(reason: str) -> str:
@@ -354,6 +377,26 @@ def ingest(
     return report
 
 
+def _insert_each(store: Store, items: list[PreparedConversation],
+                 ingest_id: int) -> tuple[InsertedConversations, list[tuple[PreparedConversation, Exception]]]:
+    """After a batch failed on one of its rows: each conversation in its own transaction, so the good ones
+    are stored and each bad one becomes its own rejected row (with what the database said)."""
+    merged = InsertedConversations()
+    failed: list[tuple[PreparedConversation, Exception]] = []
+    for item in items:
+        try:
+            one = store.insert_conversations([item], ingest_id)
+        except Exception as exc:  # noqa: BLE001
+            if not is_row_error(exc):
+                raise
+            failed.append((item, exc))
+            continue
+        merged.stored += one.stored
+        merged.repeated += one.repeated
+        merged.n_existing += one.n_existing
+    return merged, failed
+
+
 def _absorb(store: Store, pending: Any, report: IngestReport, file_info: dict, ingest_id: int, bar: Any,
             state: dict) -> None:
     """Main side: store one chunk's conversations (whole, in one transaction) and account for its lines."""
@@ -370,7 +413,13 @@ def _absorb(store: Store, pending: Any, report: IngestReport, file_info: dict, i
         state["remaining"] = remaining - rows_read
     for item in prepared:
         item.source_line += base
-    inserted = store.insert_conversations(prepared, ingest_id)
+    try:
+        inserted = store.insert_conversations(prepared, ingest_id)
+        failed: list[tuple[PreparedConversation, Exception]] = []
+    except Exception as exc:  # noqa: BLE001
+        if not is_row_error(exc):  # the database itself (full, read-only, locked): the ingest cannot go on
+            raise
+        inserted, failed = _insert_each(store, prepared, ingest_id)
     stored_items = inserted.stored
     report.conversations_stored += len(stored_items)
     report.conversations_skipped_existing += inserted.n_existing
@@ -378,7 +427,9 @@ def _absorb(store: Store, pending: Any, report: IngestReport, file_info: dict, i
     rejected = [*rejected, *((item.source_line - base, None,
                               f"uuid {item.uuid!r} repeated in this input: the copy on line {line} of "
                               f"{Path(first_file).name!r} was kept")
-                             for item, first_file, line in inserted.repeated)]
+                             for item, first_file, line in inserted.repeated),
+                *((item.source_line - base, None, unexpected_reason(err, "the row could not be stored"))
+                  for item, err in failed)]
     for item in stored_items:
         report.notes.update(item.notes)
         for row in item.rows:

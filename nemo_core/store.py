@@ -172,6 +172,14 @@ def process_gone(owner: Any) -> bool:
     return False
 
 
+def is_row_error(exc: BaseException) -> bool:
+    """Whether an error from writing rows is about a value in them (a type SQLite cannot bind, text that is
+    not UTF-8, a constraint) rather than about the database (full, read-only, locked, damaged), which no
+    other row can get past either."""
+    return isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError,
+                            sqlite3.InterfaceError, UnicodeError, OverflowError, TypeError, ValueError))
+
+
 @dataclass
 class InsertedConversations:
     """What `Store.insert_conversations` did with a batch."""

@@ -215,10 +215,16 @@ def test_a_crash_inside_a_write_transaction_leaves_whole_conversations_and_resum
     victim = uuids[25]
     real_prepare = ingest_module.prepare_row
 
+    class DiskFails:
+        """Bound into the FTS insert, after the batch's conversations went in: the database fails there."""
+
+        def __conform__(self, protocol):
+            raise sqlite3.OperationalError("disk I/O error")
+
     def poisoned(line, split, source_file, line_no, with_fts):
         item = real_prepare(line, split, source_file, line_no, with_fts)
         if item.uuid == victim:
-            item.fts_text = {"cannot": "bind"}  # sqlite3 refuses it after the batch's conversations went in
+            item.fts_text = DiskFails()
         return item
 
     monkeypatch.setattr(ingest_module, "prepare_row", poisoned)

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-
 HELP = """One decision point: its context, the tools offered and the expected action.
 
 example:
@@ -22,6 +20,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..cli import resolve_db
+    from ..jsontext import dumps_text
     from ..records import content_text, parse_tool_calls
     from ..store import Store
 
@@ -31,7 +30,7 @@ def run(args) -> int:
     finally:
         store.close()
     if args.json:
-        print(json.dumps(dp.to_json(), indent=2, ensure_ascii=False))
+        print(dumps_text(dp.to_json()))  # valid JSON: a NaN a dataset row holds prints as null
         return 0
     print(f"{dp.id}  ({dp.action_type}; turn {dp.turn_index}; flags: {', '.join(dp.flags) or 'none'})")
     print(f"tools offered: {', '.join(t['function']['name'] for t in dp.tools)}")
@@ -43,5 +42,5 @@ def run(args) -> int:
         line = text[:160] + ("…" if len(text) > 160 else "")
         print(f"  [{i}] {msg.get('role')}: {line}" + (f"  -> calls {calls}" if calls else ""))
     print("expected:")
-    print("  " + json.dumps(dp.expected(), ensure_ascii=False))
+    print("  " + dumps_text(dp.expected(), indent=False))
     return 0
