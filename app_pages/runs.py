@@ -43,8 +43,7 @@ def upload_section() -> None:
         uploaded = st.file_uploader("Predictions file", type=["jsonl", "json", "txt"], key="runs_upload")
         if uploaded is None:
             return
-        data = uploaded.getvalue()
-        check = validate_predictions(store, data)
+        check = validate_predictions(store, uploaded)  # read as a stream of lines, never copied whole
         c1, c2, c3 = st.columns(3)
         c1.metric("Lines", f"{check.n_lines:,}")
         c2.metric("Good lines", f"{check.n_good:,}")
@@ -66,7 +65,7 @@ def upload_section() -> None:
             try:
                 with st.spinner("Grading…"):
                     llm = LLMGrader(config, store) if grader == "llm" else None
-                    result, _ = grade_upload(store, data, run_name=name.strip(), filename=uploaded.name,
+                    result, _ = grade_upload(store, uploaded, run_name=name.strip(), filename=uploaded.name,
                                              grader=grader, llm=llm)
             except NemoError as exc:
                 st.error(escape_markdown(exc.one_line()))
@@ -75,7 +74,7 @@ def upload_section() -> None:
                 # the flash is Markdown: the typed name goes in escaped (never an image or a link)
                 st.session_state["runs_flash"] = (f"Stored run {escape_markdown(repr(result.run_name))}: "
                                                   f"{result.n_graded:,} graded, "
-                                                  f"{check.n_bad + result.n_problems:,} lines skipped.")
+                                                  f"{result.n_problems:,} lines skipped.")
                 st.rerun()
 
 

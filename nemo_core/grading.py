@@ -10,6 +10,8 @@ query and decompresses each conversation and each tool list once, instead of one
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
@@ -22,8 +24,8 @@ from .errors import NemoError
 from .keyword_grader import keyword_score
 from .llm_grader import LLMConfig, LLMGrader, LLMGradeFailed, LLMNotConfigured
 from .config import SUBMIT_MESSAGE
-from .records import (ToolCall, ToolSet, content_text, dumps_bytes, loads_json, normalise_tool, normalise_tools,
-                      parse_tool_calls)
+from .records import (JSONLimitError, ToolCall, ToolSet, check_depth, content_text, dumps_bytes, loads_json_counted,
+                      normalise_tool, normalise_tools, parse_tool_calls)
 from .runs import PREDICTION_COLUMNS, prediction_row
 from .reward import UNGRADEABLE_REFERENCE, WRONG_ACTION_TYPE, KeyResult, score_function_call
 from .store import Store, decompress_json
@@ -419,20 +421,60 @@ class LineResult:
 _IN_RESULT_LINE = ""
 
 
-def _parse_prediction_line(line_no: int, raw: bytes) -> tuple[Any, str | None, dict]:
-    """(object, error or None, extra keys) for one input line."""
+@dataclass(slots=True)
+class PredictionLine:
+    """One input line of `grade` or an upload, read: the object, why it cannot be graded (None when it can),
+    its extra keys, and how many lone surrogates were repaired in it (said in its breakdown's notes)."""
+
+    obj: Any
+    error: str | None
+    extra: dict
+    repaired: int = 0
+
+    @property
+    def dp_id(self) -> str | None:
+        dp_id = self.obj.get("id") if isinstance(self.obj, dict) else None
+        return dp_id if isinstance(dp_id, str) else None
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def read_prediction_line(raw: bytes) -> PredictionLine:
+    """The one reader of a prediction line (`grade`, the upload's check and its grading).
+
+    JSON under `jsontext`'s strict rules: lone surrogates are repaired to U+FFFD (counted), while NaN,
+    Infinity, numbers beyond a double, integers over 4,300 digits and nesting deeper than `MAX_JSON_DEPTH`
+    make the line's error, as do a line that is not an object or lacks "id" or "action". Any JSON value is
+    accepted in any other field: what the grader cannot use becomes that line's error later, never the run's.
+    """
     try:
-        obj = loads_json(raw, exact=True)
+        obj, repaired = loads_json_counted(raw, exact=True, strict=True)
+        check_depth(obj, raw)
+    except JSONLimitError as exc:
+        return PredictionLine(None, f"cannot read the line: {exc}", {})
     except (ValueError, UnicodeDecodeError) as exc:
-        return None, f"malformed line: not JSON ({str(exc)[:120]})", {}
+        return PredictionLine(None, f"malformed line: not JSON ({str(exc)[:120]})", {})
     if not isinstance(obj, dict):
-        return obj, "malformed line: not a JSON object (expected {\"id\": ..., \"action\": {...}})", {}
+        return PredictionLine(obj, "malformed line: not a JSON object (expected {\"id\": ..., \"action\": {...}})", {})
     dp_id = obj.get("id")
     if not isinstance(dp_id, str) or not dp_id:
-        return obj, "malformed line: no \"id\" string", {}
+        return PredictionLine(obj, "malformed line: no \"id\" string", {})
     if "action" not in obj:
-        return obj, "malformed line: no \"action\"", {}
-    return obj, None, {k: v for k, v in obj.items() if k not in ("id", "action")}
+        return PredictionLine(obj, "malformed line: no \"action\"", {})
+    return PredictionLine(obj, None, {k: v for k, v in obj.items() if k not in ("id", "action")}, repaired)
+
+
+def repaired_note(n: int) -> str:
+    return f"{n} lone UTF-16 surrogate{'s' if n != 1 else ''} in the line read as U+FFFD"
+
+
+def unexpected_problem(exc: BaseException) -> str:
+    """A line's error for what no check foresaw: one line, bounded, storable as UTF-8."""
+    if isinstance(exc, RecursionError):
+        return "could not be graded: the values are nested too deeply to compare"
+    text = " ".join(f"could not be graded: {type(exc).__name__}: {exc}".split())
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:300]
 
 
 def grade_lines(store: Store, loader: "TargetLoader", lines: list[tuple[int, bytes]], *, grader: str,
@@ -442,17 +484,17 @@ def grade_lines(store: Store, loader: "TargetLoader", lines: list[tuple[int, byt
     the store and returns results; the caller writes them. `seen` (id -> first line) drops repeated ids
     before grading; without it the caller must do that on the results."""
     t = time.perf_counter()
-    parsed = [(line_no, *_parse_prediction_line(line_no, raw)) for line_no, raw in lines]
-    targets = loader.load([obj["id"] for _, obj, err, _ in parsed if err is None])
+    parsed = [(line_no, read_prediction_line(raw)) for line_no, raw in lines]
+    targets = loader.load([p.obj["id"] for _, p in parsed if p.error is None])
     if timings is not None:
         t = timings._add("read and load decision points", t)
     out: list[LineResult] = []
-    work: list[tuple[int, Any, Any, dict]] = []
-    for line_no, obj, err, extra in parsed:
-        if err is not None:
-            out.append(LineResult(line_no, obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str)
-                                  else None, err, dedup=False))
+    work: list[tuple[int, Any, Any, dict, int]] = []
+    for line_no, pred in parsed:
+        if pred.error is not None:
+            out.append(LineResult(line_no, pred.dp_id, pred.error, dedup=False))
             continue
+        obj = pred.obj
         dp_id = obj["id"]
         target = targets.get(dp_id)
         if target is None:
@@ -464,45 +506,69 @@ def grade_lines(store: Store, loader: "TargetLoader", lines: list[tuple[int, byt
                 out.append(LineResult(line_no, dp_id, f"duplicate id (first on line {first}); not graded again", dedup=False))
                 continue
             seen[dp_id] = line_no
-        work.append((len(out), target, obj["action"], extra))
+        work.append((len(out), target, obj["action"], pred.extra, pred.repaired))
         out.append(LineResult(line_no, dp_id))
 
     def grade_one(item: tuple) -> tuple[Breakdown | None, Action | None, str | None]:
-        _slot, target, raw_action, _extra = item
+        _slot, target, raw_action, _extra, _repaired = item
         try:
             action = parse_action(raw_action)
             return grade_action(store, target, action, grader=grader, llm=llm), action, None
         except ActionError as exc:
             return None, None, f"invalid action: {exc}"
+        except Exception as exc:  # noqa: BLE001 - whatever one line raises is that line's error, not the run's
+            return None, None, unexpected_problem(exc)
 
     graded = list(thread_pool.map(grade_one, work)) if thread_pool is not None else [grade_one(w) for w in work]
     if timings is not None:
         t = timings._add("grade", t)
-    for (slot, target, raw_action, extra), (breakdown, action, error) in zip(work, graded):
+    for (slot, target, raw_action, extra, repaired), (breakdown, action, error) in zip(work, graded):
         res = out[slot]
-        latency = extra.get("latency_ms")
-        latency = float(latency) if isinstance(latency, (int, float)) and not isinstance(latency, bool) else None
-        model = extra.get("model")
-        res.model = model if isinstance(model, str) else None
-        expected_tool = target.expected_calls[0].name if target.expected_calls else None
-        if breakdown is None or action is None:
-            res.problem = error or "not graded"
-            res.reward_none = True
-            res.row = _row_fields(target, None, raw_action if isinstance(raw_action, dict) else {"raw": raw_action},
-                                  extra, error, latency, res.line, None)
-            res.taxonomy = classification_fields(classify(None, error=res.problem), expected_tool)
-            continue
-        line = breakdown.to_json(target.id)
-        # the failure taxonomy, from the breakdown in hand (the task's tool names only when they decide it)
-        res.taxonomy = classification_fields(
-            classify(line, target.toolset.names if needs_tool_names(line) else None), expected_tool)
-        line["line"] = res.line
-        res.encoded = dumps_bytes(line)
-        res.reward_none = breakdown.reward is None
-        res.row = _row_fields(target, breakdown, action.to_json(), extra, None, latency, res.line, _IN_RESULT_LINE)
+        try:
+            _finish_line(res, target, raw_action, extra, repaired, breakdown, action, error)
+        except Exception as exc:  # noqa: BLE001 - a result that cannot be encoded is that line's error
+            _finish_line(res, target, None, {}, 0, None, None, unexpected_problem(exc))
     if timings is not None:
         timings._add("encode results", t)
     return out
+
+
+def _latency(value: Any) -> float | None:
+    """`latency_ms` when it is a finite number a float can hold, else None (any JSON value may be sent)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        latency = float(value)
+    except OverflowError:  # an integer beyond a double
+        return None
+    return latency if math.isfinite(latency) else None
+
+
+def _finish_line(res: LineResult, target: GradingTarget, raw_action: Any, extra: dict, repaired: int,
+                 breakdown: Breakdown | None, action: Action | None, error: str | None) -> None:
+    """Fill a graded line's result: its output line, its `predictions` row and its taxonomy."""
+    latency = _latency(extra.get("latency_ms"))
+    model = extra.get("model")
+    res.model = model if isinstance(model, str) else None
+    expected_tool = target.expected_calls[0].name if target.expected_calls else None
+    if breakdown is None or action is None:
+        res.problem = error or "not graded"
+        res.reward_none = True
+        res.encoded = None
+        res.row = _row_fields(target, None, raw_action if isinstance(raw_action, dict) else {"raw": raw_action},
+                              extra, res.problem, latency, res.line, None)
+        res.taxonomy = classification_fields(classify(None, error=res.problem), expected_tool)
+        return
+    if repaired:
+        breakdown.notes.append(repaired_note(repaired))
+    line = breakdown.to_json(target.id)
+    # the failure taxonomy, from the breakdown in hand (the task's tool names only when they decide it)
+    taxonomy = classification_fields(
+        classify(line, target.toolset.names if needs_tool_names(line) else None), expected_tool)
+    line["line"] = res.line
+    encoded = dumps_bytes(line)
+    row = _row_fields(target, breakdown, action.to_json(), extra, None, latency, res.line, _IN_RESULT_LINE)
+    res.taxonomy, res.encoded, res.row, res.reward_none = taxonomy, encoded, row, breakdown.reward is None
 
 
 def _row_fields(target: Any, breakdown: Breakdown | None, action: Any, extra: dict, error: str | None,
@@ -545,10 +611,25 @@ def stored_row(res: LineResult) -> tuple:
     return (*row[:_BREAKDOWN_COLUMN], res.encoded.decode(), *row[_BREAKDOWN_COLUMN + 1:])
 
 
+def _source(source: Any) -> tuple[Any, Any, int]:
+    """(path or None, open binary file or None, size in bytes) of what `grade_file` reads: a path, or a binary
+    file object (an upload), read from its start."""
+    from pathlib import Path
+
+    if hasattr(source, "read"):
+        source.seek(0, 2)
+        size = source.tell()
+        source.seek(0)
+        return None, source, size
+    path = Path(source)
+    return path, None, path.stat().st_size
+
+
 def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", llm: LLMGrader | None = None,
                out: Any = None, concurrency: int = 8, progress: bool = False, kind: str = "grade",
                workers: int | None = None) -> FileGradeResult:
-    """Grade every line of a predictions JSONL file (`{"id", "action", ...extra}`) into a new run.
+    """Grade every line of a predictions JSONL file (`{"id", "action", ...extra}`) into a new run. `path` is
+    a path, or a seekable binary file object (an upload: read as a stream, never held whole).
 
     Streams the file in batches: one query loads a batch's decision points and each conversation is
     decompressed once; results are written in input order to `out` (a binary file object, optional)
@@ -565,12 +646,11 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
     import time
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
-    from pathlib import Path
 
     from .runs import create_run, finish_run, insert_numbered_predictions, next_prediction_id
     from .taxonomy import add_classified, start_taxonomy, taxonomy_row
 
-    path = Path(path)
+    path, fh_given, size = _source(path)
     if workers is not None and workers < 0:  # before the run exists: a run is never left `running` by this
         raise ValueError(f"workers must be 0 or more, not {workers}")
     config = llm.config if llm is not None else None
@@ -581,12 +661,12 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
     if workers is None:
         # Forking a process that runs other threads (the app's server) can deadlock the child on a lock one
         # of them held, so the default is worker processes only from a single-threaded program (the CLI).
-        big = path.stat().st_size >= PARALLEL_MIN_BYTES
+        big = size >= PARALLEL_MIN_BYTES
         workers = (os.cpu_count() or 1) if chosen != "llm" and big and threading.active_count() == 1 else 0
     if chosen == "llm" or (os.cpu_count() or 1) < 2:
         workers = 0
     run_id = create_run(store, run_name, kind=kind, grader=chosen, grader_model=grader_model,
-                        rule_version=RULE_VERSION, source_file=str(path),
+                        rule_version=RULE_VERSION, source_file=str(path) if fh_given is None else None,
                         settings={"concurrency": concurrency, "requested_grader": grader, "workers": workers})
     with store.transaction() as conn:  # classified as graded (taxonomy.py), indexed when the run finishes
         start_taxonomy(conn, run_id)
@@ -603,9 +683,10 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="grade", dynamic_ncols=True)
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc="grade", dynamic_ncols=True)
     thread_pool = ThreadPoolExecutor(max_workers=max(1, concurrency)) if chosen == "llm" else None
     loader = TargetLoader(store, with_context=chosen == "llm")
+    old_cache_size = store.scalar("PRAGMA cache_size")
     store.conn.execute("PRAGMA cache_size = -262144")  # 256 MB: the (run, id) index grows by a million keys
     # checkpoint every 64 MB of WAL instead of every 4 MB: fewer copies of the same hot index pages
     old_checkpoint = store.scalar("PRAGMA wal_autocheckpoint")
@@ -663,10 +744,12 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
 
     def batches():
         batch: list[tuple[int, bytes]] = []
-        with path.open("rb") as fh:
+        with (path.open("rb") if fh_given is None else contextlib.nullcontext(fh_given)) as fh:
             for line_no, raw in enumerate(fh, start=1):
                 if bar is not None:
                     bar.update(len(raw))
+                if line_no == 1 and raw.startswith(UTF8_BOM):  # as ingest does: a byte-order mark opens the file
+                    raw = raw[len(UTF8_BOM):]
                 if not raw.strip():
                     result.n_blank += 1
                     continue
@@ -730,6 +813,8 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
                 conn.execute("UPDATE runs SET model = ? WHERE id = ?", (result.model, run_id))
         result._add("finish run (counts, taxonomy)", t_finish)
         store.conn.execute(f"PRAGMA wal_autocheckpoint = {int(old_checkpoint)}")
+        # give back the 256 MB page cache: the app's connection lives on after an upload is graded
+        store.conn.execute(f"PRAGMA cache_size = {int(old_cache_size)}")
         result.seconds = time.perf_counter() - started
         if gc_was_enabled:
             gc.enable()

@@ -99,16 +99,8 @@ def _too_deep() -> JSONLimitError:
     return JSONLimitError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep (the limit)")
 
 
-def _int_exact(text: str) -> int:
-    limit = max_int_digits()
-    digits = len(text) - (text[0] == "-")
-    if limit and digits > limit:
-        raise JSONLimitError(f"an integer of {digits:,} digits: the limit is {limit:,} digits")
-    return int(text)
-
-
-def _constant_lenient(text: str) -> float:
-    return float(text)
+# Python's own message for an integer beyond its conversion limit, read back for a clearer one
+_INT_LIMIT_MESSAGE = re.compile(r"limit \((\d+) digits\).*value has (\d+) digits")
 
 
 def _constant_strict(text: str) -> float:
@@ -125,14 +117,17 @@ def _float_strict(text: str) -> float:
 def _loads_exact(data: bytes | str, strict: bool, orjson_error: Exception | None) -> tuple[Any, int]:
     """The standard parser (integers exact), with the limits; repairs lone surrogates."""
     text = data.decode("utf-8") if isinstance(data, bytes) else data
-    try:
-        value = json.loads(text, parse_int=_int_exact, parse_constant=_constant_strict if strict else _constant_lenient,
-                           parse_float=_float_strict if strict else None)
+    try:  # hooks only when strict: a hook is a Python call per number
+        value = json.loads(text, parse_constant=_constant_strict, parse_float=_float_strict) if strict else json.loads(text)
     except JSONLimitError:
         raise
     except RecursionError:
         raise _too_deep() from None
     except ValueError as exc:
+        too_long = _INT_LIMIT_MESSAGE.search(str(exc))
+        if too_long:
+            raise JSONLimitError(f"an integer of {int(too_long[2]):,} digits: the limit is {int(too_long[1]):,} digits"
+                                 ) from None
         raise ValueError(str(orjson_error or exc)) from None
     if _SURROGATE_SOURCE.search(text) is None:  # escaped valid pairs match too; then the walk finds nothing
         return value, 0

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from .metrics import MeanCI, mean_ci_counts
+from .records import loads_json
 from .runs import Run, delete_run, get_run, list_runs, mark_abandoned_runs, run_progress, summarise_run
 from .store import Store, register_schema
 from .taxonomy import CATEGORIES, CORRECT, FAILURE_CATEGORIES, ensure_taxonomy, taxonomy_is_current, taxonomy_table
@@ -300,8 +301,8 @@ def prediction_for(store: Store, run: int | str, dp_id: str) -> dict[str, Any] |
     if not rows:
         return None
     row = rows[0]
-    for key in ("action", "extra", "breakdown"):
-        row[key] = orjson.loads(row[key]) if row[key] else None
+    for key in ("action", "extra", "breakdown"):  # exact: an integer beyond 64 bits is read back as stored
+        row[key] = loads_json(row[key], exact=True) if row[key] else None
     tax = []
     if store.scalar("SELECT 1 FROM taxonomy_state WHERE run_id = ?", (run_obj.id,)):
         tax = store.query("SELECT category, sub_kind, n_missing, n_extra, n_wrong_value, n_wrong_type "

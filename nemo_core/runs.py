@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from .records import dumps_bytes
+from .records import dumps_bytes, loads_json
 from .errors import NemoError
 from .metrics import MeanCI, mean_ci_counts
 from .store import Store, current_process, process_gone, register_schema
@@ -234,7 +234,8 @@ def prediction_row(run_id: int, dp_id: str, breakdown: Any | None, *, action: di
     action could not be graded, with `error` saying why). `breakdown_json` may pass the breakdown's JSON
     already encoded (the `grade` command has it as the result line)."""
     if breakdown is None:
-        return (run_id, dp_id, line, split, action_type, (action or {}).get("type") if isinstance(action, dict) else None,
+        submitted = action.get("type") if isinstance(action, dict) else None  # any JSON value: only a name is kept
+        return (run_id, dp_id, line, split, action_type, submitted if isinstance(submitted, str) else None,
                 _dumps(action), _dumps(extra or None), None, None, None, None, None, None, None, None, error, latency_ms)
     return (
         run_id, dp_id, line, split, action_type or breakdown.expected_type, breakdown.submitted_type, _dumps(action),
@@ -385,8 +386,8 @@ def predictions(store: Store, run_id: int, *, offset: int = 0, limit: int = 100,
         (run_id, int(limit), int(offset)),
     )
     for row in rows:
-        for key in ("action", "extra", "breakdown"):
-            row[key] = orjson.loads(row[key]) if row[key] else None
+        for key in ("action", "extra", "breakdown"):  # exact: an integer beyond 64 bits is read back as stored
+            row[key] = loads_json(row[key], exact=True) if row[key] else None
     return rows
 
 
