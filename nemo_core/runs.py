@@ -23,18 +23,20 @@ import orjson
 from .records import dumps_bytes, loads_json
 from .errors import NemoError
 from .metrics import MeanCI, mean_ci_counts
-from .store import Store, current_process, process_gone, register_schema
+from .store import Store, current_process, process_gone, register_migration, register_schema
 
-RUN_KINDS = ("grade", "run-model", "upload", "human")
+# `environment`: submissions graded by `serve-env` (issue 15), recorded as they come.
+RUN_KINDS = ("grade", "run-model", "upload", "human", "environment")
+_KIND_CHECK = f"CHECK (kind IN ({', '.join(repr(k) for k in RUN_KINDS)}))"
 
-DDL = """
+_RUNS_TABLE = f"""
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
     finished_at TEXT,
     status TEXT NOT NULL DEFAULT 'running',
-    kind TEXT NOT NULL CHECK (kind IN ('grade', 'run-model', 'upload', 'human')),
+    kind TEXT NOT NULL {_KIND_CHECK},
     source_file TEXT,
     grader TEXT NOT NULL,
     grader_model TEXT,
@@ -46,7 +48,8 @@ CREATE TABLE IF NOT EXISTS runs (
     n_problems INTEGER NOT NULL DEFAULT 0,
     problems TEXT,
     settings TEXT
-);
+);"""
+DDL = _RUNS_TABLE + """
 CREATE TABLE IF NOT EXISTS predictions (
     id INTEGER PRIMARY KEY,
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -72,6 +75,27 @@ CREATE UNIQUE INDEX IF NOT EXISTS predictions_run_dp ON predictions(run_id, dp_i
 CREATE INDEX IF NOT EXISTS predictions_run_reward ON predictions(run_id, reward);
 """
 register_schema(DDL)
+
+
+def _rebuild_runs_table(store: Store) -> None:
+    """Schema 4: a `runs` table made before a run kind was added rejects that kind (SQLite cannot change a
+    CHECK constraint in place), so it is rebuilt under the current DDL, rows and ids kept, following SQLite's
+    recipe for other schema changes (https://www.sqlite.org/lang_altertable.html#otheralter): a new table,
+    the rows copied, the old one dropped, the new one renamed. Predictions keep pointing at the same ids;
+    the triggers on `runs` (dropped with it) are created again by the registered DDL right after.
+    Nothing to do for a table that already accepts every kind."""
+    with store.transaction() as conn:
+        row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
+        if row is None or _KIND_CHECK in row[0]:
+            return
+        conn.execute(_RUNS_TABLE.replace("CREATE TABLE IF NOT EXISTS runs", "CREATE TABLE runs_rebuilt"))
+        columns = ", ".join(r[1] for r in conn.execute("PRAGMA table_info(runs)").fetchall())
+        conn.execute(f"INSERT INTO runs_rebuilt({columns}) SELECT {columns} FROM runs")
+        conn.execute("DROP TABLE runs")
+        conn.execute("ALTER TABLE runs_rebuilt RENAME TO runs")
+
+
+register_migration(4, "runs_kind_environment", _rebuild_runs_table)
 
 MAX_STORED_PROBLEMS = 1000
 
@@ -138,16 +162,28 @@ def create_run(store: Store, name: str, *, kind: str, grader: str, rule_version:
     exists = RunError(f"a run named {name!r} already exists", "choose another --run name")
     if store.scalar("SELECT 1 FROM runs WHERE name = ?", (name,)):
         raise exists
-    settings = {**(settings or {}), "process": current_process()}  # see `mark_abandoned_runs`
     try:
         with store.transaction() as conn:
-            return conn.execute(
-                "INSERT INTO runs(name, created_at, kind, source_file, grader, grader_model, rule_version, model, "
-                "settings, n_lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, _now(), kind, source_file, grader, grader_model, rule_version, model, _dumps(settings), n_lines),
-            ).lastrowid
+            return insert_run(conn, name, kind=kind, grader=grader, rule_version=rule_version, source_file=source_file,
+                              grader_model=grader_model, model=model, settings=settings, n_lines=n_lines)
     except sqlite3.IntegrityError:  # the name was free a moment ago: another process created it since
         raise exists from None
+
+
+def insert_run(conn: Any, name: str, *, kind: str, grader: str, rule_version: str, source_file: str | None = None,
+               grader_model: str | None = None, model: str | None = None, settings: dict | None = None,
+               n_lines: int = 0, process: dict | None = None) -> int:
+    """Inside a write transaction: a new `running` run; its id. For a writer that must create a run in the
+    same transaction as its first predictions (`create_run` checks the name first and opens one).
+    `process` is the process that owns the run (default this one; see `mark_abandoned_runs`)."""
+    if kind not in RUN_KINDS:
+        raise RunError(f"unknown run kind {kind!r}", f"one of {', '.join(RUN_KINDS)}")
+    settings = {**(settings or {}), "process": process or current_process()}
+    return conn.execute(
+        "INSERT INTO runs(name, created_at, kind, source_file, grader, grader_model, rule_version, model, "
+        "settings, n_lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (name, _now(), kind, source_file, grader, grader_model, rule_version, model, _dumps(settings), n_lines),
+    ).lastrowid
 
 
 def check_not_in_progress(name: str, status: str, settings: str | dict | None) -> None:
@@ -202,6 +238,26 @@ def _same_file(a: str | None, b: str | None) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
         return a == b
+
+
+def runs_named(store: Store, names: list[str]) -> dict[str, Run]:
+    """The runs among `names` that exist, by name."""
+    if not names:
+        return {}
+    cols = [f.name for f in Run.__dataclass_fields__.values()]
+    rows = store.fetch_in(f"SELECT {', '.join(cols)} FROM runs WHERE name IN ({{marks}})", list(names))
+    return {row[1]: Run.from_row(dict(zip(cols, row))) for row in rows}
+
+
+def predicted_pairs(store: Store, run_ids: list[int], dp_ids: list[str]) -> set[tuple[int, str]]:
+    """(run id, decision point id) for the pairs of these runs and decision points that hold a prediction
+    (through the (run_id, dp_id) index; a run holds at most one prediction per decision point)."""
+    if not run_ids or not dp_ids:
+        return set()
+    marks = ", ".join("?" * len(run_ids))
+    return {(r, d) for r, d in store.fetch_in(
+        f"SELECT run_id, dp_id FROM predictions WHERE run_id IN ({marks}) AND dp_id IN ({{marks}})",
+        list(dict.fromkeys(dp_ids)), [int(r) for r in run_ids])}
 
 
 def mark_abandoned_runs(store: Store) -> int:

@@ -40,7 +40,7 @@ from .extract import DP_COLUMNS, FLAGS
 from .filters import DecisionPointFilter, order_by
 from .grading_view import DDL as _GRADING_VIEW_DDL, VIEW_VERSION
 
-SCHEMA_VERSION = 3  # 3: grading_views
+SCHEMA_VERSION = 4  # 3: grading_views; 4: run kind 'environment' (the runs table rebuilt, see `runs.py`)
 BUSY_TIMEOUT_MS = 10_000
 IN_CHUNK = 900  # values per `IN (...)` list: under the 999 bound variables older SQLite builds allow
 
@@ -123,6 +123,20 @@ def register_schema(ddl: str) -> None:
     """Add `CREATE ... IF NOT EXISTS` statements that every `Store.open` applies."""
     if ddl not in _EXTRA_SCHEMAS:
         _EXTRA_SCHEMAS.append(ddl)
+
+
+# Named migrations: (schema version that introduced it, name, function). `Store.open` runs, in version order,
+# those newer than the database's recorded version, before the `CREATE ... IF NOT EXISTS` statements; each
+# is idempotent (it checks the schema itself, inside its own write transaction), so two processes opening an
+# old database at once both succeed and the work is done once.
+_MIGRATIONS: list[tuple[int, str, Any]] = []
+
+
+def register_migration(version: int, name: str, migrate: Any) -> None:
+    """`migrate(store)` brings a database older than `version` up to it (a table rebuild, say)."""
+    if not any(m[1] == name for m in _MIGRATIONS):
+        _MIGRATIONS.append((version, name, migrate))
+        _MIGRATIONS.sort(key=lambda m: m[0])
 
 
 _ZSTD_LEVEL = 1  # measured on rows of the real shape: 35% less CPU than level 3, same ratio (0.25)
@@ -256,6 +270,10 @@ class Store:
                     f"{self.path} has schema version {version}, newer than this code ({SCHEMA_VERSION})",
                     "update the workbench, or open another --db",
                 )
+            if version is not None:
+                for introduced, _name, migrate in _MIGRATIONS:
+                    if version < introduced:
+                        migrate(self)
             self.conn.executescript(_CORE_SCHEMA + "".join(_EXTRA_SCHEMAS))
             if version != SCHEMA_VERSION:
                 self.conn.execute(
@@ -443,6 +461,20 @@ class Store:
     def n_conversations(self) -> int:
         return self.scalar("SELECT count(*) FROM conversations") or 0
 
+    def ungradeable_counts(self) -> dict[str, int]:
+        """Decision points flagged `ungradeable`, by split (from the flag's partial index)."""
+        out = dict.fromkeys(SPLITS, 0)
+        for row in self.query("SELECT split, count(*) AS n FROM decision_points INDEXED BY dp_flag_ungradeable "
+                              "WHERE flag_ungradeable = 1 GROUP BY split"):
+            out[row["split"]] = row["n"]
+        return out
+
+    def task_counts(self) -> dict[str, int]:
+        """The environment's tasks (`serve-env`) by split: its decision points minus the ungradeable ones,
+        because an RL task must always yield a reward and those cannot (SPEC §4)."""
+        ungradeable = self.ungradeable_counts()
+        return {split: sum(by_type.values()) - ungradeable.get(split, 0) for split, by_type in self.counts().items()}
+
     def flag_counts(self) -> dict[str, int]:
         """Decision points per flag; each count reads only its flag's partial index (fast at 1.2 M rows)."""
         return {
@@ -475,6 +507,7 @@ class Store:
             "conversations": self.n_conversations(),
             "decision_points": self.counts(),
             "total_decision_points": self.n_decision_points(),
+            "tasks": self.task_counts(),
             "flags": self.flag_counts(),
             "rejected_rows": self.n_rejected(),
         }

@@ -355,6 +355,19 @@ def start_taxonomy(conn: Any, run_id: int) -> None:
                  "VALUES (?, ?, 0, ?, NULL, 0)", (run_id, TAXONOMY_VERSION, _now()))
 
 
+def start_live_taxonomy(conn: Any, run_id: int) -> None:
+    """Inside a write transaction: `start_taxonomy` for a run written a few rows at a time while pages read
+    it (`serve-env --record`): its table is indexed from the start and marked so, and each batch adds its
+    rows with `add_classified` in the transaction that stores its predictions, so the taxonomy is current
+    after every commit (indexing per row costs microseconds at that pace; `grade` writes a million rows at
+    once and indexes at the end instead)."""
+    start_taxonomy(conn, run_id)
+    t = taxonomy_table(run_id)
+    for ddl in _INDEX_DDL:
+        conn.execute(ddl.format(t=t))
+    conn.execute("UPDATE taxonomy_state SET indexed = 1 WHERE run_id = ?", (run_id,))
+
+
 def add_classified(conn: Any, run_id: int, rows: list[tuple], *, replace: bool = False) -> None:
     """Inside the write transaction that stores the predictions themselves (so the two never disagree):
     their taxonomy rows (`taxonomy_row`), counted in the run's state. `replace` for a recomputation that

@@ -1,5 +1,5 @@
 """The CLI's commands, in the order `--help` lists them. Add a module here to add a command."""
 
-from . import audit, campaign, demo, download, grade, ingest, report, run_model, show, stats, upgrade
+from . import audit, campaign, demo, download, grade, ingest, report, run_model, serve_env, show, stats, upgrade
 
-COMMANDS = [ingest, download, stats, show, demo, grade, run_model, report, audit, campaign, upgrade]
+COMMANDS = [ingest, download, stats, show, demo, grade, run_model, report, audit, campaign, serve_env, upgrade]

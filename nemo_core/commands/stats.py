@@ -38,6 +38,11 @@ def run(args) -> int:
         total = sum(by_type.values())
         parts = ", ".join(f"{t} {n:,} ({(100 * n / total) if total else 0:.1f}%)" for t, n in by_type.items())
         print(f"  {split}: {total:,}  {parts}")
+    ungradeable = stats["flags"].get("ungradeable", 0)
+    print(f"tasks (serve-env): {sum(stats['tasks'].values()):,}  "
+          + ", ".join(f"{split} {n:,}" for split, n in stats["tasks"].items())
+          + (f"  (decision points minus the {ungradeable:,} ungradeable ones: a task must always yield a reward)"
+             if ungradeable else ""))
     print("flags:")
     for name, n in stats["flags"].items():
         print(f"  {name}: {n:,}  ({FLAGS[name]})")

@@ -1,0 +1,189 @@
+"""Nemotron-Agentic as an OpenReward environment: the SDK's `Environment`, bound to a store.
+
+One session is one task (a gradeable decision point). The agent reads the conversation so far
+(`get_messages`, or `get_prompt` flattened), lists the task's tools plus the shared `submit_message`, and makes
+exactly one call, which ends the episode (`finished=True`) and is graded by the same core `grade` uses
+(`actions.parse_action`, `grading.grade_action`): the reward, and as metadata the same fields as a `grade`
+result line (`Breakdown.to_json`). A call of a tool the task does not offer is graded too, as a wrong name
+(`grade` scores a prediction naming any tool the same way). Any second call is refused by the SDK's episode
+latch; every tool here is `exclusive`, so two calls sent at once are never both graded.
+
+Session secrets: `openai_api_key` (and optionally `openai_base_url`) turn on the LLM grader for message tasks
+for that session (model `NEMO_GRADER_MODEL`, default gpt-5-mini), as the environment card says; without a
+key, the keyword grader. The key lives only in that session's `LLMConfig` (hidden from repr) and client: it is
+never logged, put in an error, in metadata or in the store.
+
+The SDK's classmethods (`num_tasks`, `get_task`, ...) need the store at class level, so `environment_class`
+makes a subclass bound to one `ServeContext` per serving process.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import HTTPException
+from openreward.environments import (Environment, ListToolsOutput, Message, RunToolError, RunToolOutput, TextBlock,
+                                     ToolOutput, tool)
+from pydantic import BaseModel, Field
+
+from ..actions import parse_action
+from ..config import SPLITS, SUBMIT_MESSAGE
+from ..decision_point import DecisionPoint
+from ..grading import grade_action
+from ..llm_grader import LLMConfig, LLMGrader
+from ..store import Store
+from .prompt import SUBMIT_MESSAGE_DESCRIPTION, SUBMIT_MESSAGE_SCHEMA, context_messages, task_tools_output
+from .recorder import RunRecorder, Submission
+from .tasks import TaskError, TaskIndex, check_task_spec
+
+ENV_NAME = "Nemotron-Agentic"
+SECRET_KEY = "openai_api_key"
+SECRET_BASE_URL = "openai_base_url"
+
+
+@dataclass
+class ServeContext:
+    """What one serving process shares between its sessions: the store it reads tasks from, the task order,
+    and the recorder (None without `--record`)."""
+
+    store: Store
+    tasks: TaskIndex
+    recorder: RunRecorder | None = None
+
+    @property
+    def llm_cache(self) -> Store | None:
+        """Where LLM grades are cached: the recorder's writable store (the read-only one cannot hold them)."""
+        return self.recorder.store if self.recorder is not None else None
+
+
+class SubmitMessage(BaseModel):
+    message: str = Field(description=SUBMIT_MESSAGE_SCHEMA["properties"]["message"]["description"])
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The workbench's schema for `submit_message`, exactly (pydantic's would add titles)."""
+        return copy.deepcopy(SUBMIT_MESSAGE_SCHEMA)
+
+
+def _bad_request(exc: Exception) -> HTTPException:
+    return HTTPException(status_code=400, detail=str(exc))
+
+
+class NemotronAgentic(Environment):
+    """Unbound: `environment_class(context)` gives the class a server serves."""
+
+    context: ClassVar[ServeContext | None] = None
+
+    @classmethod
+    def name(cls) -> str:
+        return ENV_NAME
+
+    @classmethod
+    def _ctx(cls) -> ServeContext:
+        if cls.context is None:
+            raise RuntimeError("NemotronAgentic is not bound to a store: use environment_class(context)")
+        return cls.context
+
+    # ---- tasks -------------------------------------------------------------------------------------------
+    @classmethod
+    def list_splits(cls) -> list[str]:
+        return list(SPLITS)
+
+    @classmethod
+    def list_tasks(cls, split: str) -> list[Any]:
+        # 1.2 M task objects in one answer is not an API; the SDK turns this into a 400 naming the index API
+        raise NotImplementedError("use num_tasks with get_task or get_task_range")
+
+    @classmethod
+    async def num_tasks(cls, split: str) -> int:
+        try:
+            return cls._ctx().tasks.count(split)
+        except TaskError as exc:
+            raise _bad_request(exc) from None
+
+    @classmethod
+    def get_task(cls, split: str, index: int) -> dict[str, Any]:
+        try:
+            return cls._ctx().tasks.spec(split, index).to_json()
+        except TaskError as exc:
+            raise _bad_request(exc) from None
+
+    @classmethod
+    def get_task_range(cls, split: str, start: int | None = None, stop: int | None = None) -> list[dict[str, Any]]:
+        try:
+            return [spec.to_json() for spec in cls._ctx().tasks.specs(split, start, stop)]
+        except TaskError as exc:
+            raise _bad_request(exc) from None
+
+    # ---- a session ---------------------------------------------------------------------------------------
+    def __init__(self, task_spec: Any = {}, secrets: dict[str, str] = {}) -> None:  # noqa: B006 - the SDK's signature
+        super().__init__(task_spec, {})
+        ctx = self._ctx()
+        try:
+            self.spec = check_task_spec(dict(task_spec) if hasattr(task_spec, "keys") else task_spec, ctx.store)
+        except TaskError as exc:
+            raise _bad_request(exc) from None
+        self.dp: DecisionPoint = ctx.store.get(self.spec.id)
+        key = (secrets or {}).get(SECRET_KEY)
+        self._llm: LLMConfig | None = None
+        if isinstance(key, str) and key.strip():
+            base_url = (secrets or {}).get(SECRET_BASE_URL)
+            self._llm = LLMConfig.from_env(api_key=key, base_url=base_url if isinstance(base_url, str) and base_url else None)
+        self._created = time.monotonic()
+        # the SDK binds the request's session id to structlog's context (copied into this thread)
+        self._session_id = structlog.contextvars.get_contextvars().get("session_id") or None
+
+    async def get_messages(self) -> list[Message]:
+        return context_messages(self.dp.context)
+
+    async def list_task_tools(self) -> ListToolsOutput:
+        return task_tools_output(self.dp.toolset)
+
+    # ---- the one call -------------------------------------------------------------------------------------
+    @tool(exclusive=True)
+    def submit_message(self, params: SubmitMessage) -> ToolOutput:
+        return self._submit(SUBMIT_MESSAGE, {"message": params.message})
+
+    async def _call_tool(self, name: str, input: Any) -> RunToolOutput:
+        """The SDK dispatches calls to methods; a task's tools are data, so every name but `submit_message`
+        is sent to one grading function, through the SDK's own locks and episode latch (`_invoke_tool_fn`)."""
+        if name == SUBMIT_MESSAGE:
+            return await super()._call_tool(name, input)
+        if not isinstance(name, str) or not name.strip():
+            return RunToolOutput(RunToolError(reason="not_found", error="a tool call needs a non-empty tool name"))
+        start = time.monotonic()
+        arguments = dict(input)
+
+        def call_task_tool() -> ToolOutput:
+            return self._submit(name, arguments)
+
+        call_task_tool._env_tool = True  # type: ignore[attr-defined]
+        call_task_tool._env_tool_exclusive = True  # type: ignore[attr-defined]
+        return await self._invoke_tool_fn(name, call_task_tool, input, start)
+
+    def _submit(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
+        """Grade the call as `grade` grades the prediction {"type": "function_call", "name", "arguments"}, record
+        it (journal first, before the reward goes back), and end the episode."""
+        ctx = self._ctx()
+        action = parse_action({"type": "function_call", "name": name, "arguments": arguments})
+        llm = LLMGrader(self._llm, ctx.llm_cache) if self._llm is not None else None
+        breakdown = grade_action(ctx.llm_cache, self.dp, action, grader="auto", llm=llm)
+        metadata = breakdown.to_json(self.dp.id)
+        if ctx.recorder is not None:
+            extra = {"session_id": self._session_id} if self._session_id else None
+            ctx.recorder.record(Submission.of(self.dp, action, breakdown, extra=extra,
+                                              latency_ms=round((time.monotonic() - self._created) * 1000, 3)))
+        text = f"reward {breakdown.reward}: {breakdown.reason}"
+        return ToolOutput(blocks=[TextBlock(text=text)], metadata=metadata, reward=breakdown.reward, finished=True)
+
+
+NemotronAgentic.submit_message.__doc__ = SUBMIT_MESSAGE_DESCRIPTION  # the SDK takes a tool's description from it
+
+
+def environment_class(context: ServeContext) -> type[NemotronAgentic]:
+    """A `NemotronAgentic` bound to one serving process's store, task order and recorder."""
+    return type("NemotronAgenticServed", (NemotronAgentic,), {"context": context})

@@ -1,0 +1,88 @@
+"""Driving `serve-env` through the OpenReward SDK's own async client, for tests and `bench/bench_env.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ["OPENREWARD_DISABLE_UPDATE_CHECK"] = "1"
+
+from openreward import AsyncOpenReward  # noqa: E402
+
+ENV_NAME = "Nemotron-Agentic"
+
+
+@dataclass
+class Episode:
+    """What one session saw and got back."""
+
+    task_id: str | None = None
+    sid: str | None = None
+    messages: list[Any] | None = None
+    tools: list[Any] | None = None
+    prompt: list[Any] | None = None
+    result: Any = None
+    error: BaseException | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def client() -> AsyncOpenReward:
+    return AsyncOpenReward(api_key="local-test")
+
+
+async def episode(env: Any, tool: str | Callable[[list[Any]], tuple[str, dict]], args: dict | None = None, *,
+                  task: Any = None, split: str | None = None, index: int | None = None,
+                  secrets: dict | None = None, read: bool = False) -> Episode:
+    """One session: optionally read the messages, tools and prompt, make one call, delete the session.
+    `tool` may be a function of the listed tools returning (name, arguments) (it makes `read` list them)."""
+    out = Episode(task_id=task.task_spec["id"] if task is not None else None)
+    try:
+        kwargs: dict[str, Any] = {"secrets": secrets} if secrets else {}
+        session = env.session(task=task, **kwargs) if task is not None else env.session(split=split, index=index, **kwargs)
+        async with session:
+            out.sid = session.sid
+            if read:
+                out.messages = await session.get_messages()
+                out.prompt = await session.get_prompt()
+            if read or callable(tool):
+                out.tools = await session.list_tools()
+            name, arguments = tool(out.tools) if callable(tool) else (tool, args or {})
+            out.extra["call"] = (name, arguments)
+            out.result = await session.call_tool(name, arguments)
+    except Exception as exc:  # noqa: BLE001 - the caller looks at what failed
+        out.error = exc
+    return out
+
+
+async def run_all(base_url: str, jobs: list[Callable[[Any], Awaitable[Episode]]], concurrency: int = 16) -> list[Episode]:
+    """Run episode jobs (each a function of the environment handle) at most `concurrency` at a time."""
+    or_client = client()
+    env = or_client.environments.get(ENV_NAME, base_url=base_url)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(job: Callable[[Any], Awaitable[Episode]]) -> Episode:
+        async with gate:
+            return await job(env)
+
+    try:
+        return list(await asyncio.gather(*(one(j) for j in jobs)))
+    finally:
+        await or_client.environments.aclose()
+
+
+async def all_tasks(base_url: str) -> list[Any]:
+    """Every task of both splits (through `get_task_range`, a page at a time)."""
+    or_client = client()
+    env = or_client.environments.get(ENV_NAME, base_url=base_url)
+    try:
+        out = []
+        for split in await env.list_splits():
+            n = await env.num_tasks(split)
+            for start in range(0, n, 1000):
+                out += await env.get_task_range(split, start, min(n, start + 1000))
+        return out
+    finally:
+        await or_client.environments.aclose()
