@@ -29,7 +29,8 @@ DELETE_KEY = "runs_confirm_delete"
 store = require_store()
 path = str(store.path.resolve())
 st.title("Runs")
-st.caption("Every graded run: a `grade` of a predictions file, a `run-model` run, or a file uploaded below. "
+st.caption("Every graded run: a `grade` of a predictions file, a `run-model` run, a file uploaded below, or the "
+           "submissions `serve-env --record` stores as they come (kind environment). "
            "Means are over graded predictions, with 95% bootstrap intervals; ungraded ones are counted apart.")
 
 

@@ -183,7 +183,10 @@ def process_gone(owner: Any) -> bool:
         return True
     except (PermissionError, OSError):
         return False  # it exists (another user's), or this platform cannot tell
-    return False
+    try:  # a zombie (killed, not yet reaped by its parent) is gone too
+        return Path(f"/proc/{owner['pid']}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def is_row_error(exc: BaseException) -> bool:

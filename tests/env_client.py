@@ -13,6 +13,10 @@ os.environ["OPENREWARD_DISABLE_UPDATE_CHECK"] = "1"
 from openreward import AsyncOpenReward  # noqa: E402
 
 ENV_NAME = "Nemotron-Agentic"
+# The SDK client sends a request without a variant to the bare path ("/prompt") and the server redirects it to
+# "/nemotron-agentic/prompt" (HTTP 308, a second round trip); naming the route saves those. The README's
+# example (and `test_env_api`) uses the plain form.
+VARIANT = "nemotron-agentic"
 
 
 @dataclass
@@ -60,7 +64,7 @@ async def episode(env: Any, tool: str | Callable[[list[Any]], tuple[str, dict]],
 async def run_all(base_url: str, jobs: list[Callable[[Any], Awaitable[Episode]]], concurrency: int = 16) -> list[Episode]:
     """Run episode jobs (each a function of the environment handle) at most `concurrency` at a time."""
     or_client = client()
-    env = or_client.environments.get(ENV_NAME, base_url=base_url)
+    env = or_client.environments.get(ENV_NAME, variant=VARIANT, base_url=base_url)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(job: Callable[[Any], Awaitable[Episode]]) -> Episode:
@@ -76,7 +80,7 @@ async def run_all(base_url: str, jobs: list[Callable[[Any], Awaitable[Episode]]]
 async def all_tasks(base_url: str) -> list[Any]:
     """Every task of both splits (through `get_task_range`, a page at a time)."""
     or_client = client()
-    env = or_client.environments.get(ENV_NAME, base_url=base_url)
+    env = or_client.environments.get(ENV_NAME, variant=VARIANT, base_url=base_url)
     try:
         out = []
         for split in await env.list_splits():
@@ -86,3 +90,41 @@ async def all_tasks(base_url: str) -> list[Any]:
         return out
     finally:
         await or_client.environments.aclose()
+
+
+async def load(base_url: str, make_job: Callable[[int], Callable[[Any], Awaitable[Episode]]], stop: Any,
+               concurrency: int = 8, limit: int = 10_000) -> list[Episode]:
+    """Run episodes `make_job(0)`, `make_job(1)`, ... `concurrency` at a time until `stop` (a
+    `threading.Event`) is set or `limit` episodes ran; episodes still running then are cancelled (their
+    `error` says so). Returns every episode started, in order."""
+    or_client = client()
+    env = or_client.environments.get(ENV_NAME, variant=VARIANT, base_url=base_url)
+    episodes: list[Episode] = []
+    running: set[asyncio.Task] = set()
+    n = 0
+    try:
+        while n < limit and not stop.is_set():
+            while len(running) < concurrency and n < limit:
+                job = make_job(n)
+                placeholder = Episode(extra={"n": n}, error=asyncio.CancelledError("did not finish"))
+                episodes.append(placeholder)
+
+                async def run(job=job, slot=len(episodes) - 1, n=n) -> None:
+                    ep = await job(env)
+                    ep.extra["n"] = n
+                    episodes[slot] = ep
+
+                running.add(asyncio.create_task(run()))
+                n += 1
+            if not running:
+                break
+            done, running = await asyncio.wait(running, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    finally:
+        try:
+            await asyncio.wait_for(or_client.environments.aclose(), 5)
+        except Exception:  # noqa: BLE001 - the server may be gone
+            pass
+    return episodes

@@ -47,13 +47,13 @@ def run(args) -> int:
         raise NemoError(f"--workers {args.workers}: at least 1")
     if not 0 <= args.port <= 65535:
         raise NemoError(f"--port {args.port}: a port is 0 to 65535")
-    set_sdk_environment(args.log_level)
-    load_server_sdk()
     from ..environment.service import ServeOptions, prepare, serve
 
     options = ServeOptions(db=resolve_db(args.db), host=args.host, port=args.port, workers=args.workers,
                            record=args.record, log_level=args.log_level)
-    prepared = prepare(options)
+    prepared = prepare(options)  # the database first: a wrong --db fails before the SDK is even imported
+    set_sdk_environment(args.log_level)
+    load_server_sdk()
     if prepared.recovered:
         print(f"stored {sum(prepared.recovered.values()):,} submissions left in the journals of a server that "
               "was killed: " + ", ".join(f"{name} {n:,}" for name, n in prepared.recovered.items()), flush=True)

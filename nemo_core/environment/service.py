@@ -58,16 +58,13 @@ def prepare(options: ServeOptions) -> Prepared:
 
     owner = current_process()
     recovered: dict[str, int] = {}
+    store, tasks = open_tasks(options.db)  # read-only: a wrong --db is never written to
+    store.close()  # nothing crosses the fork but the task order (each worker opens its own connection)
     if options.record is not None:
-        # writable first: brings an older database's schema up to date (the `environment` run kind)
-        writable = Store.open(options.db, create=False)
-        try:
+        # writable: brings an older database's schema up to date (the `environment` run kind)
+        with Store.open(options.db, create=False) as writable:
             open_record(writable, options.record)
             recovered = replay_journals(writable, journal_dir(options.db), owner=owner, source=source(options))
-        finally:
-            writable.close()
-    store, tasks = open_tasks(options.db)
-    store.close()  # nothing crosses the fork but the task order (each worker opens its own connection)
     return Prepared(options, tasks, owner, recovered)
 
 
