@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-READY = re.compile(r"serving Nemotron-Agentic on (http://\S+?:(\d+)) ")
+READY = re.compile(r"serving \S+ on (http://\S+?:(\d+)) ")
 
 
 class EnvServer:

@@ -286,3 +286,24 @@ def test_stats_counts_tasks_and_says_why_they_differ(demo_db):
     with contextlib.redirect_stdout(out):
         assert cli.main(["stats", "--db", str(demo_db), "--json"]) == 0
     assert json.loads(out.getvalue())["tasks"] == {"tool_calling": 111, "interactive_agent": 66}
+
+
+def test_a_journal_whose_lines_are_all_stored_is_rotated_past_its_size(demo_db, monkeypatch):
+    monkeypatch.setattr(rec, "ROTATE_BYTES", 1)
+    with Store.open(demo_db) as store:
+        ids = [r["id"] for r in store.query("SELECT id FROM decision_points WHERE flag_ungradeable = 0 LIMIT 4")]
+        subs = submissions(store, [(i, "x") for i in ids])
+    recorder = rec.RunRecorder(demo_db, "rot", owner=OWNER, flush_seconds=30)
+    first = recorder.journal.path
+    recorder.record(subs[0])
+    recorder.record(subs[1])
+    assert recorder.flush() == 2
+    assert not first.exists() and recorder.journal.path != first and recorder.journal.written == 0
+    recorder.record(subs[2])
+    recorder.record(subs[3])
+    second = recorder.journal.path
+    assert second.read_bytes().count(b"\n") == 3
+    assert recorder.close() and not second.exists()
+    with Store.open(demo_db, readonly=True) as store:
+        assert store.scalar("SELECT count(*) FROM predictions") == 4
+        assert not store.query("SELECT key FROM meta WHERE key LIKE 'serve-env journal%'")

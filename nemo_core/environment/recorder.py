@@ -50,6 +50,7 @@ ROUND_SEPARATOR = "@"
 FLUSH_SECONDS = 0.2  # the longest a graded submission waits before it is stored (pages see it then)
 FLUSH_ROWS = 500  # or as soon as this many wait
 MAX_BATCH = 5_000  # rows per write transaction
+ROTATE_BYTES = 64 * 1024 * 1024  # a journal whose lines are all stored is replaced by a new one past this size
 _JOURNAL_KEY = "serve-env journal {name}"  # meta key: how many lines of that journal are stored
 
 # where a column sits in a row without its run id
@@ -202,6 +203,7 @@ class Journal:
         header = {"journal": 1, "record": base, "process": current_process()}
         os.write(self.fd, json.dumps(header, ensure_ascii=True).encode() + b"\n")
         self.written = 0  # submission lines
+        self.bytes = 0
 
     @property
     def name(self) -> str:
@@ -210,6 +212,7 @@ class Journal:
     def append(self, line: bytes) -> None:
         os.write(self.fd, line)  # one write: O_APPEND makes it atomic with respect to other writers
         self.written += 1
+        self.bytes += len(line)
 
     def remove(self) -> None:
         os.close(self.fd)
@@ -275,6 +278,7 @@ class RunRecorder:
         self.flush_rows = flush_rows
         self.journal = Journal(journal_dir(db_path), base)
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._pending: list[Submission] = []
         self._stored_lines = 0  # journal lines stored (a prefix of the journal)
         self._wake = threading.Event()
@@ -299,11 +303,16 @@ class RunRecorder:
     def flush(self) -> int:
         """Store what is queued (in batches of `MAX_BATCH`); how many. On a database error the rows stay
         queued (and journaled) and the error is logged; the next flush tries again."""
+        with self._flushing:  # one flush at a time: a batch leaves the queue only once it is stored
+            return self._flush()
+
+    def _flush(self) -> int:
         n = 0
         while True:
             with self._lock:
                 batch = self._pending[:MAX_BATCH]
                 if not batch:
+                    self._rotate()
                     return n
                 upto = self._stored_lines + len(batch)
             try:
@@ -319,6 +328,17 @@ class RunRecorder:
                 self._stored_lines = upto
             self.n_stored += len(batch)
             n += len(batch)
+
+    def _rotate(self) -> None:
+        """With the lock held and every line stored: past `ROTATE_BYTES`, continue in a new journal and delete
+        the old one, so a server running for days keeps a small journal."""
+        if self.journal.bytes < ROTATE_BYTES or self._stored_lines != self.journal.written:
+            return
+        old = self.journal
+        self.journal = Journal(old.path.parent, self.base)
+        self._stored_lines = 0
+        old.remove()
+        _forget_journal(self.store, old.name)
 
     def _run(self) -> None:
         while not self._stop.is_set():
