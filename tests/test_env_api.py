@@ -192,6 +192,23 @@ def test_submit_message_without_a_message_is_an_input_error_and_the_episode_goes
     sdk(server, run)
 
 
+def test_a_lone_surrogate_is_an_input_error_and_the_episode_goes_on(server):
+    async def run(env):
+        async with open_session(env, 6) as session:
+            for call in ({"name": "submit_message", "input": {"message": "bad \ud800 text"}},
+                         {"name": "get_\udc00x", "input": {}}, {"name": "f", "input": {"k\ud83d": 1}}):
+                status, answer = await asyncio.to_thread(http, server, "POST", PATH + "/call", call,
+                                                         {"X-Session-ID": session.sid})
+                data = json.loads("".join(line[5:].strip() for line in answer.splitlines()
+                                          if line.startswith("data:") and "{" in line))
+                assert status == 200 and data["ok"] is False and data["reason"] == "input_validation", answer
+                assert "lone surrogate" in data["error"]
+            emoji = await session.call_tool("submit_message", {"message": "fine \U0001F600"})  # a real pair is text
+            assert emoji.finished and emoji.reward is not None
+
+    sdk(server, run)
+
+
 def test_two_calls_at_once_are_never_both_graded(server):
     async def run(env):
         async with open_session(env, 5) as session:

@@ -22,7 +22,7 @@ from nemo_core.store import Store  # noqa: E402
 
 from env_client import ENV_NAME, episode, run_all  # noqa: E402
 from env_server import EnvServer  # noqa: E402
-from fake_openai import Reply, fake_openai  # noqa: E402,F401  (fixture)
+from fake_openai import FakeOpenAI, Reply, fake_openai  # noqa: E402,F401  (fixture)
 
 KEY = "sk-serve-env-secret-4f9d2c"
 REPLY = "I have updated the delivery address on your order."
@@ -42,8 +42,11 @@ def test_session_secrets_turn_on_the_llm_grader_and_the_key_stays_secret(demo_db
     shutil.copy(demo_db, graded_db)
     # the well-known secret name goes as a string; any other secret with the hosts it may be sent to
     secrets = {"openai_api_key": KEY, "openai_base_url": (fake_openai.base_url, ["127.0.0.1"])}
-    server = EnvServer(demo_db, record="llm", env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
-    with server:
+    # the server's own key and endpoint are neither used for a session without a key nor sent a session's key
+    other = FakeOpenAI().start()
+    server = EnvServer(demo_db, record="llm", env={"OPENAI_API_KEY": "sk-server-own-key", "OPENAI_BASE_URL": other.base_url})
+    with server, contextlib.ExitStack() as cleanup:
+        cleanup.callback(other.stop)
         first = asyncio.run(run_all(server.base_url, [
             lambda env: episode(env, "submit_message", {"message": REPLY}, task=task(messages[0]), secrets=secrets),
             lambda env: episode(env, "submit_message", {"message": REPLY}, task=task(messages[1])),  # no key
@@ -64,6 +67,7 @@ def test_session_secrets_turn_on_the_llm_grader_and_the_key_stays_secret(demo_db
     assert len(requests) == 1 and {k.lower(): v for k, v in requests[0].headers.items()}["authorization"] == f"Bearer {KEY}"
     assert REPLY in json.dumps(requests[0].body)  # the candidate went to the grader
     assert keyword.result.metadata["grader"] == "keyword"  # no key, no LLM
+    assert other.requests == []
     assert function_call.result.metadata["grader"] == "function_call" and function_call.result.reward == 1.0
     assert fallback.result.metadata["grader"] == "keyword" and "HTTP 401" in fallback.result.metadata["llm_error"]
 

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -183,6 +184,20 @@ def test_a_record_name_taken_by_another_kind_of_run_is_refused(demo_store):
         rec.open_record(demo_store, "taken")
     with pytest.raises(RunError, match="unknown run kind"):
         create_run(demo_store, "x", kind="training", grader="auto", rule_version="x")
+
+
+def test_a_record_another_live_server_is_writing_is_refused(demo_store):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = {"pid": sleeper.pid, "host": socket.gethostname()}
+        ids = [r["id"] for r in demo_store.query("SELECT id FROM decision_points WHERE flag_ungradeable = 0 LIMIT 1")]
+        rec.store_submissions(demo_store, "busy", submissions(demo_store, [(ids[0], "x")]), owner=owner)
+        with pytest.raises(RunError, match=f"run 'busy' is being run right now by process {sleeper.pid}"):
+            rec.open_record(demo_store, "busy")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert [r.name for r in rec.open_record(demo_store, "busy")] == ["busy"]  # its owner is gone: continued
 
 
 def dead_pid() -> int:

@@ -10,8 +10,9 @@ latch; every tool here is `exclusive`, so two calls sent at once are never both 
 
 Session secrets: `openai_api_key` (and optionally `openai_base_url`) turn on the LLM grader for message tasks
 for that session (model `NEMO_GRADER_MODEL`, default gpt-5-mini), as the environment card says; without a
-key, the keyword grader. The key lives only in that session's `LLMConfig` (hidden from repr) and client: it is
-never logged, put in an error, in metadata or in the store.
+key, the keyword grader (the server's own `OPENAI_API_KEY` is not used: a session grades the same whoever
+runs the server). The key goes to the session's `openai_base_url`, else OpenAI's, and lives only in that
+session's `LLMConfig` (hidden from repr) and client: never logged, put in an error, in metadata or the store.
 
 The SDK's classmethods (`num_tasks`, `get_task`, ...) need the store at class level, so `environment_class`
 makes a subclass bound to one `ServeContext` per serving process.
@@ -20,10 +21,12 @@ makes a subclass bound to one `ServeContext` per serving process.
 from __future__ import annotations
 
 import copy
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import orjson
 import structlog
 from fastapi import HTTPException
 from openreward.environments import (Environment, ListToolsOutput, Message, RunToolError, RunToolOutput, TextBlock,
@@ -34,7 +37,7 @@ from ..actions import parse_action
 from ..config import SPLITS, SUBMIT_MESSAGE
 from ..decision_point import DecisionPoint
 from ..grading import grade_action
-from ..llm_grader import LLMConfig, LLMGrader
+from ..llm_grader import DEFAULT_MODEL, LLMConfig, LLMGrader
 from ..store import Store
 from .prompt import SUBMIT_MESSAGE_DESCRIPTION, SUBMIT_MESSAGE_SCHEMA, context_messages, task_tools_output
 from .recorder import RunRecorder, Submission
@@ -131,8 +134,11 @@ class NemotronAgentic(Environment):
         key = (secrets or {}).get(SECRET_KEY)
         self._llm: LLMConfig | None = None
         if isinstance(key, str) and key.strip():
+            # the session's key goes to the session's base URL, else OpenAI's: never to an endpoint the server
+            # was configured with (`OPENAI_BASE_URL`), which the key's owner did not choose (see `keys.py`)
             base_url = (secrets or {}).get(SECRET_BASE_URL)
-            self._llm = LLMConfig.from_env(api_key=key, base_url=base_url if isinstance(base_url, str) and base_url else None)
+            self._llm = LLMConfig(api_key=key, model=os.environ.get("NEMO_GRADER_MODEL") or DEFAULT_MODEL,
+                                  base_url=base_url if isinstance(base_url, str) and base_url.strip() else None)
         self._created = time.monotonic()
         # the SDK binds the request's session id to structlog's context (copied into this thread)
         self._session_id = structlog.contextvars.get_contextvars().get("session_id") or None
@@ -151,6 +157,11 @@ class NemotronAgentic(Environment):
     async def _call_tool(self, name: str, input: Any) -> RunToolOutput:
         """The SDK dispatches calls to methods; a task's tools are data, so every name but `submit_message`
         is sent to one grading function, through the SDK's own locks and episode latch (`_invoke_tool_fn`)."""
+        bad = _lone_surrogate(name) or _lone_surrogate(input)
+        if bad is not None:  # JSON can escape one, but it is not text: nothing could store or return it
+            return RunToolOutput(RunToolError(reason="input_validation", error=(
+                f"the call holds a lone surrogate ({bad}), which is not valid Unicode text; send the text as "
+                "UTF-8 (an escaped pair \\ud83d\\ude00 is fine)")))
         if name == SUBMIT_MESSAGE:
             return await super()._call_tool(name, input)
         if not isinstance(name, str) or not name.strip():
@@ -182,6 +193,29 @@ class NemotronAgentic(Environment):
 
 
 NemotronAgentic.submit_message.__doc__ = SUBMIT_MESSAGE_DESCRIPTION  # the SDK takes a tool's description from it
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first lone surrogate (as `\\udXXX`) in the strings (keys included) of a JSON value, or None."""
+    try:
+        orjson.dumps(value)
+        return None  # orjson refuses any str it cannot encode as UTF-8: this is the common, fast answer
+    except TypeError:
+        pass  # a surrogate, or only an integer beyond 64 bits: look
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return f"\\u{ord(item[exc.start]):04x}"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return None
 
 
 def environment_class(context: ServeContext) -> type[NemotronAgentic]:

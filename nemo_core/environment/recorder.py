@@ -37,7 +37,7 @@ from typing import Any
 from ..errors import NemoError
 from ..grading import RULE_VERSION, Breakdown
 from ..records import dumps_bytes, loads_json
-from ..runs import (PREDICTION_COLUMNS, Run, claim_run, finish_run, insert_numbered_predictions, insert_run,
+from ..runs import (PREDICTION_COLUMNS, Run, check_not_in_progress, claim_run, finish_run, insert_numbered_predictions, insert_run,
                     next_prediction_id, predicted_pairs, prediction_row, runs_named)
 from ..store import Store, current_process, process_gone
 from ..taxonomy import (add_classified, classification_fields, classify, ensure_taxonomy, needs_tool_names,
@@ -169,6 +169,8 @@ def open_record(store: Store, base: str) -> list[Run]:
     if not base or not base.strip():
         raise RecordError("a record needs a run name", "pass --record NAME")
     rounds = _rounds(store, base)  # raises when the name is taken by another kind of run
+    for run in rounds:  # one server per record: another live server recording into it is refused
+        check_not_in_progress(run.name, run.status, run.settings)
     for run in rounds:
         with store.transaction() as conn:
             claim_run(conn, run.id)
