@@ -33,6 +33,27 @@ class Episode:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def run_sync(coro: Any) -> Any:
+    """`asyncio.run(coro)` in a thread of its own: in the full suite pytest-playwright's sync API keeps an
+    event loop running in the main thread, where `asyncio.run` refuses to start another."""
+    import threading
+
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=target, name="env-client")
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def client() -> AsyncOpenReward:
     return AsyncOpenReward(api_key="local-test")
 

@@ -27,7 +27,7 @@ from openreward.api.errors import ToolCallError  # noqa: E402
 from nemo_core import cli  # noqa: E402
 from nemo_core.store import Store  # noqa: E402
 
-from env_client import ENV_NAME, client  # noqa: E402
+from env_client import ENV_NAME, client, run_sync  # noqa: E402
 from env_server import REPO, EnvServer  # noqa: E402
 
 PATH = "/nemotron-agentic"
@@ -70,7 +70,7 @@ async def with_env(server, fn):
 
 
 def sdk(server, fn):
-    return asyncio.run(with_env(server, fn))
+    return run_sync(with_env(server, fn))
 
 
 def sdk_error(server, fn) -> tuple[int, str]:

@@ -5,7 +5,6 @@ store or a journal."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
@@ -20,7 +19,7 @@ from openreward.api.environments.types import Task  # noqa: E402
 from nemo_core import cli  # noqa: E402
 from nemo_core.store import Store  # noqa: E402
 
-from env_client import ENV_NAME, episode, run_all  # noqa: E402
+from env_client import ENV_NAME, episode, run_all, run_sync  # noqa: E402
 from env_server import EnvServer  # noqa: E402
 from fake_openai import FakeOpenAI, Reply, fake_openai  # noqa: E402,F401  (fixture)
 
@@ -47,7 +46,7 @@ def test_session_secrets_turn_on_the_llm_grader_and_the_key_stays_secret(demo_db
     server = EnvServer(demo_db, record="llm", env={"OPENAI_API_KEY": "sk-server-own-key", "OPENAI_BASE_URL": other.base_url})
     with server, contextlib.ExitStack() as cleanup:
         cleanup.callback(other.stop)
-        first = asyncio.run(run_all(server.base_url, [
+        first = run_sync(run_all(server.base_url, [
             lambda env: episode(env, "submit_message", {"message": REPLY}, task=task(messages[0]), secrets=secrets),
             lambda env: episode(env, "submit_message", {"message": REPLY}, task=task(messages[1])),  # no key
             lambda env: episode(env, call.expected_calls[0].name, dict(call.expected_calls[0].arguments),
@@ -56,7 +55,7 @@ def test_session_secrets_turn_on_the_llm_grader_and_the_key_stays_secret(demo_db
         requests = list(fake_openai.completion_requests)
         # the grader API fails (an error body that echoes the key): the keyword grader answers, key redacted
         fake_openai.script(Reply.error(401, f"invalid key {KEY}"))  # not retried
-        (fallback,) = asyncio.run(run_all(server.base_url, [
+        (fallback,) = run_sync(run_all(server.base_url, [
             lambda env: episode(env, "submit_message", {"message": REPLY + " Anything else?"}, task=task(messages[0]),
                                 secrets=secrets)], concurrency=1))
     llm, keyword, function_call = first

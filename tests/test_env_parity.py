@@ -5,7 +5,6 @@ the stored predictions are identical. The same sessions check the prompt against
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
@@ -23,7 +22,7 @@ from nemo_core.records import content_text, link_tool_results, parse_tool_calls 
 from nemo_core.request import NO_RESULT_PLACEHOLDER, UNLINKED_TOOL_RESULT_PREFIX  # noqa: E402
 from nemo_core.store import Store  # noqa: E402
 
-from env_client import all_tasks, episode, run_all  # noqa: E402
+from env_client import all_tasks, episode, run_all, run_sync  # noqa: E402
 from env_server import EnvServer  # noqa: E402
 
 FAR_REPLY = "Bananas ripen faster when they are stored beside apples."
@@ -172,13 +171,13 @@ def parity_run(demo_db_master, tmp_path_factory):
     shutil.copy(demo_db_master, graded_db)
     store = Store.open(demo_db_master, readonly=True)
     with EnvServer(served_db, record="parity", workers=1) as server:
-        tasks = asyncio.run(all_tasks(server.base_url))
+        tasks = run_sync(all_tasks(server.base_url))
         dps = {t.task_spec["id"]: store.get(t.task_spec["id"]) for t in tasks}
         episodes: list[list] = []
         for k in range(3):  # one variant at a time, so variant k is round k of the record
             jobs = [partial(episode, tool=variants(dps[t.task_spec["id"]])[k][0],
                             args=variants(dps[t.task_spec["id"]])[k][1], task=t, read=k == 0) for t in tasks]
-            episodes.append(asyncio.run(run_all(server.base_url, jobs, concurrency=16)))
+            episodes.append(run_sync(run_all(server.base_url, jobs, concurrency=16)))
     store.close()
     graded = [grade_lines(graded_db, {dp_id: variants(dp)[k] for dp_id, dp in dps.items()}, f"g{k}", tmp)
               for k in range(3)]

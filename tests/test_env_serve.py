@@ -5,9 +5,7 @@ nothing it graded."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
 import signal
 import threading
 import time
@@ -23,7 +21,7 @@ from nemo_core.grading import grade_action  # noqa: E402
 from nemo_core.run_analysis import count_failures  # noqa: E402
 from nemo_core.store import Store  # noqa: E402
 
-from env_client import all_tasks, episode, load, run_all  # noqa: E402
+from env_client import all_tasks, episode, load, run_all, run_sync  # noqa: E402
 from env_server import EnvServer, REPO  # noqa: E402
 from test_env_parity import variants  # noqa: E402
 
@@ -64,7 +62,7 @@ def app_page(db, monkeypatch, page: str, **query: str):
 def test_200_concurrent_sessions_are_graded_and_recorded_while_pages_watch(demo_db, monkeypatch):
     store = Store.open(demo_db, readonly=True)
     with EnvServer(demo_db, record="load", workers=2) as server:
-        tasks = asyncio.run(all_tasks(server.base_url))
+        tasks = run_sync(all_tasks(server.base_url))
         dps = {t.task_spec["id"]: store.get(t.task_spec["id"]) for t in tasks}
         plan = []  # (task, tool, arguments, expected reward): the expected action, then a perturbed one
         for i in range(200):
@@ -74,7 +72,7 @@ def test_200_concurrent_sessions_are_graded_and_recorded_while_pages_watch(demo_
             action = {"type": "function_call", "name": name, "arguments": args}
             plan.append((task, name, args, grade_action(None, dp, parse_action(action)).reward))
         jobs = [partial(episode, tool=name, args=args, task=task) for task, name, args, _ in plan]
-        episodes = asyncio.run(run_all(server.base_url, jobs, concurrency=200))
+        episodes = run_sync(run_all(server.base_url, jobs, concurrency=200))
         assert [ep.error for ep in episodes] == [None] * 200
         for ep, (task, _name, _args, reward) in zip(episodes, plan):
             assert ep.result.reward == reward and ep.result.metadata["id"] == task.task_spec["id"]
@@ -120,7 +118,7 @@ def run_load_until(server, tasks, *, answered: int, then) -> list:
     return every episode started (those cut off by `then` have an error)."""
     stop = threading.Event()
     result: list = []
-    thread = threading.Thread(target=lambda: result.extend(asyncio.run(load(
+    thread = threading.Thread(target=lambda: result.extend(run_sync(load(
         server.base_url, lambda n: probe_job(tasks, n), stop, concurrency=8, limit=400))))
     thread.start()
     # `result` fills only at the end; count answers from the journal-backed store instead of the client
@@ -153,7 +151,7 @@ def test_a_server_stopped_or_killed_mid_load_loses_nothing_it_graded(demo_db, ho
     supervisor alone: the workers get SIGTERM from the kernel (PR_SET_PDEATHSIG) and do the same. SIGKILL of
     every process: the graded submissions not yet stored are in the journals, and the next start stores them."""
     server = EnvServer(demo_db, record="kill", workers=2).start()
-    tasks = asyncio.run(all_tasks(server.base_url))
+    tasks = run_sync(all_tasks(server.base_url))
     actions = {"sigterm": lambda: server.send(signal.SIGTERM), "sigkill-supervisor": lambda: server.send(signal.SIGKILL),
                "sigkill-all": lambda: server.kill_group(signal.SIGKILL)}
     try:
