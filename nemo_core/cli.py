@@ -7,11 +7,13 @@ The library's `NemoError`s become one line on stderr that says what to do, and e
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 
 from .commands import COMMANDS
 from .errors import NemoError, StoreError
+from .store import storage_error
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -116,3 +118,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except sqlite3.Error as exc:  # the database itself failed (full, read-only, locked, damaged): one line
+        print(f"error: {storage_error(_db_in_use(args), exc).one_line()}", file=sys.stderr)
+        return 1
+
+
+def _db_in_use(args: argparse.Namespace) -> str:
+    """The database a command was working on, for an error message (`resolve_db`'s choice, without its
+    side effects)."""
+    import os
+
+    from .config import DEFAULT_DB
+
+    return str(getattr(args, "db", None) or os.environ.get("NEMO_DB") or DEFAULT_DB)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import sqlite3
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from typing import Any
 
 
 from .config import ACTION_TYPES, SPLITS
-from .errors import BadRow, InputFileError
+from .errors import BadRow, InputFileError, NemoError
 from .extract import extract_conversation
 from .grading_view import build_view
 from .jsontext import scan_line
@@ -165,12 +166,22 @@ class ChunkResult:
     blank_lines: int
     n_lines: int
     nbytes: int
+    file_error: str | None = None  # why reading stopped before the end of the range (the file vanished, ...)
 
 
 def prepare_range(split: str, source_file: str, start: int, end: int, with_fts: bool,
                   max_line_bytes: int = MAX_LINE_BYTES) -> ChunkResult:
     """Worker side: read, parse, validate, extract and compress the lines in [start, end)."""
     result = ChunkResult([], [], [], 0, 0, 0, end - start)
+    try:
+        _prepare_lines(result, split, source_file, start, end, with_fts, max_line_bytes)
+    except OSError as exc:  # the file went away or became unreadable: keep what was read, say why it stopped
+        result.file_error = exc.strerror or str(exc)
+    return result
+
+
+def _prepare_lines(result: ChunkResult, split: str, source_file: str, start: int, end: int, with_fts: bool,
+                   max_line_bytes: int) -> None:
     for line_no, line, reason in read_lines(Path(source_file), max_line_bytes, start, end):
         result.n_lines = line_no
         if line is not None and not line.strip():
@@ -194,7 +205,6 @@ def prepare_range(split: str, source_file: str, start: int, end: int, with_fts: 
             continue
         result.prepared.append(item)
         result.prepared_rows.append(row)
-    return result
 
 
 def unexpected_reason(exc: BaseException, what: str = "the row could not be read") -> str:
@@ -308,6 +318,7 @@ def ingest(
             raise InputFileError(f"{path}: not readable", "check the file's permissions")
         files.append((path, split_for_file(path, split)))
 
+    store.writable_or_raise()
     report = IngestReport(decision_points_stored={s: dict.fromkeys(ACTION_TYPES, 0) for s in SPLITS})
     started = time.perf_counter()
     total_bytes = sum(p.stat().st_size for p, _ in files)
@@ -327,7 +338,13 @@ def ingest(
     remaining = limit
     try:
         for path, file_split in files:
-            file_info = {"path": str(path), "split": file_split, "bytes": path.stat().st_size, "rows_read": 0}
+            try:
+                size = path.stat().st_size
+            except OSError as exc:
+                raise InputFileError(f"{path}: cannot be read any more ({exc.strerror}): deleted or moved during the ingest",
+                                     "the conversations stored so far are kept; put the file back and run the same "
+                                     "command again to continue") from None
+            file_info = {"path": str(path), "split": file_split, "bytes": size, "rows_read": 0}
             report.files.append(file_info)
             if file_info["bytes"] == 0:
                 report.warnings.append(f"{path}: empty file, no rows read")
@@ -351,9 +368,15 @@ def ingest(
         report.error = "stopped by the user; whole conversations stored so far are kept"
         exc.ingest_report = report  # type: ignore[attr-defined]  # so the CLI can still write --report
         raise
+    except sqlite3.Error as exc:  # the database (full, read-only, locked, damaged): one line, no traceback
+        failure = store.storage_error(exc)
+        report.status = "failed"
+        report.error = failure.one_line()
+        failure.ingest_report = report  # type: ignore[attr-defined]
+        raise failure from None
     except BaseException as exc:
         report.status = "failed"
-        report.error = f"{type(exc).__name__}: {exc}"
+        report.error = exc.one_line() if isinstance(exc, NemoError) else f"{type(exc).__name__}: {exc}"
         exc.ingest_report = report  # type: ignore[attr-defined]
         raise
     finally:
@@ -362,19 +385,40 @@ def ingest(
             pool.join()
         if bar is not None:
             bar.close()
-        if bulk:
-            store.create_decision_point_indexes()
-        if report.conversations_stored:
-            store.analyze()
+        # the rest writes too: after a failure of the database it may fail again, and must not hide it
+        for step in ((store.create_decision_point_indexes,) if bulk else ()) + (
+                (store.analyze,) if report.conversations_stored else ()):
+            try:
+                step()
+            except (sqlite3.Error, OSError):
+                if report.status == "completed":
+                    raise
         store.conn.execute("PRAGMA cache_size = -2000")
         report.seconds = time.perf_counter() - started
         if report.rows_read == 0 and report.status == "completed":
             report.warnings.append("no rows were read from the input")
-        try:
-            store.finish_ingest(ingest_id, report.status, _now(), report.to_json())
-        except Exception:  # the database itself may be the problem; the report is still returned/raised
-            pass
+        _record_end(store, ingest_id, report)
     return report
+
+
+def _record_end(store: Store, ingest_id: int, report: IngestReport) -> None:
+    """Record how the ingest ended. After a full disk the whole report may not fit: then the WAL is
+    checkpointed and truncated (giving its space back) and only the status and error are written. Should
+    even that fail, the row stays `running` until the next open finds this process gone and marks it
+    `interrupted` (`Store.mark_abandoned_ingests`)."""
+    try:
+        store.finish_ingest(ingest_id, report.status, _now(), report.to_json())
+        return
+    except (sqlite3.Error, OSError):
+        pass
+    try:
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except (sqlite3.Error, OSError):
+        pass
+    try:
+        store.finish_ingest(ingest_id, report.status, _now(), {"status": report.status, "error": report.error})
+    except (sqlite3.Error, OSError):
+        pass
 
 
 def _insert_each(store: Store, items: list[PreparedConversation],
@@ -447,3 +491,8 @@ def _absorb(store: Store, pending: Any, report: IngestReport, file_info: dict, i
     file_info["rows_read"] += rows_read
     if bar is not None:
         bar.update(result.nbytes)
+    if result.file_error is not None:  # what was read of it is stored above; the rest cannot be read
+        raise InputFileError(
+            f"{source}: could not be read to the end ({result.file_error}): deleted, moved or made unreadable "
+            f"during the ingest, after line {state['line_base']:,}",
+            "the conversations stored so far are kept; put the file back and run the same command again to continue")

@@ -19,6 +19,7 @@ through `register_schema`, so one `Store.open` brings a database up to date.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import socket
 import sqlite3
@@ -189,6 +190,40 @@ def process_gone(owner: Any) -> bool:
         return False
 
 
+NOT_OURS_HINT = "choose another --db (a new file name makes a new workbench database)"
+READ_ONLY_HINT = "make the file and its folder writable, or choose another --db"
+
+
+@functools.lru_cache(maxsize=8)
+def _expected_columns(ddl: str) -> dict[str, set[str]]:
+    """Table -> columns of the workbench schema, read from the DDL applied to an empty in-memory database."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(ddl)
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: {r[1] for r in conn.execute("SELECT * FROM pragma_table_info(?)", (t,))} for t in tables}
+    finally:
+        conn.close()
+
+
+def storage_error(path: Path | str, exc: BaseException) -> StoreError:
+    """A failure of the database itself (SQLite's error, or the OS's) as one line that names the file and
+    says what to do. Work already committed is kept: every writer here commits whole units."""
+    text = " ".join(str(exc).split())[:200]
+    low = text.lower()
+    if "full" in low or getattr(exc, "errno", None) == 28:  # SQLITE_FULL, ENOSPC
+        return StoreError(f"{path}: the disk is full ({text})",
+                          "free some space or choose another --db; what was stored so far is kept, and running "
+                          "the same command again continues")
+    if "readonly" in low or "read-only" in low or getattr(exc, "errno", None) == 30:  # SQLITE_READONLY, EROFS
+        return StoreError(f"{path} is read-only ({text})", READ_ONLY_HINT)
+    if "locked" in low or "busy" in low:
+        return StoreError(f"{path} is locked by another process ({text})", "wait for it to finish, or choose another --db")
+    if "malformed" in low or "not a database" in low or "corrupt" in low:
+        return StoreError(f"{path} is damaged ({text})", "restore it from a copy, or choose another --db")
+    return StoreError(f"{path}: the database failed ({text})", "check the disk and the file, or choose another --db")
+
+
 def is_row_error(exc: BaseException) -> bool:
     """Whether an error from writing rows is about a value in them (a type SQLite cannot bind, text that is
     not UTF-8, a constraint) rather than about the database (full, read-only, locked, damaged), which no
@@ -257,6 +292,10 @@ class Store:
             if not readonly:
                 store._ensure_schema()
         except sqlite3.DatabaseError as exc:
+            if not readonly and path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+                # SQLite in WAL mode cannot even read without writing its -shm file beside the database
+                raise StoreError(f"{path} is read-only (the file or its folder cannot be written; SQLite: {exc})",
+                                 READ_ONLY_HINT) from None
             raise StoreError(f"cannot open {path} as a database: {exc}", "check the path is a writable SQLite file, or choose another --db") from None
         return store
 
@@ -265,9 +304,16 @@ class Store:
             version = None
             try:
                 row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                version = int(row[0]) if row else None
             except sqlite3.OperationalError:
-                pass
+                row = None
+            if row is not None:
+                try:
+                    version = int(row[0])
+                except (TypeError, ValueError):
+                    raise StoreError(f"{self.path}: its meta table says schema_version {str(row[0])[:40]!r}, which is "
+                                     "not a version number: not a workbench database, or a damaged one",
+                                     NOT_OURS_HINT) from None
+            self._check_foreign_tables()
             if version is not None and version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} has schema version {version}, newer than this code ({SCHEMA_VERSION})",
@@ -282,6 +328,32 @@ class Store:
                 self.conn.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
+
+    def _check_foreign_tables(self) -> None:
+        """Refuse a database whose tables of our names are not ours (another application's `runs`, say):
+        `CREATE TABLE IF NOT EXISTS` would keep them, and the first query or write would fail on a column."""
+        expected = _expected_columns(_CORE_SCHEMA + "".join(_EXTRA_SCHEMAS))
+        found: dict[str, set[str]] = {}
+        for table, column in self.conn.execute(
+                "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p "
+                "WHERE m.type = 'table'"):
+            found.setdefault(table, set()).add(column)
+        for table, columns in found.items():
+            missing = expected.get(table, set()) - columns
+            if missing:
+                raise StoreError(f"{self.path} is not a workbench database: its table {table!r} has no column "
+                                 f"{', '.join(sorted(missing)[:4])}{' …' if len(missing) > 4 else ''} "
+                                 "(another application's table of that name?)", NOT_OURS_HINT)
+
+    def writable_or_raise(self) -> None:
+        """Raise a one-line `StoreError` before any work when the database file cannot be written (a
+        read-only file or file system): reading such a database works, writing fails on the first row."""
+        if self.readonly or not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
+            raise StoreError(f"{self.path} is read-only (the file or its folder cannot be written)", READ_ONLY_HINT)
+
+    def storage_error(self, exc: BaseException) -> StoreError:
+        """The one-line error for a failure of the database itself (`storage_error`)."""
+        return storage_error(self.path, exc)
 
     def close(self) -> None:
         self.conn.close()
@@ -300,7 +372,8 @@ class Store:
             try:
                 yield self.conn
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:  # SQLite may have rolled back itself (a full disk does)
+                    self.conn.execute("ROLLBACK")
                 raise
             else:
                 self.conn.execute("COMMIT")

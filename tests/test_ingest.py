@@ -19,6 +19,7 @@ import pytest
 import nemo_core.ingest as ingest_module
 from nemo_core.cli import main
 from nemo_core.ingest import ingest, plan_chunks, split_for_file
+from nemo_core.errors import StoreError
 from nemo_core.store import Store
 from nemo_core.synth import interactive_agent_row, synth_uuid, tool_calling_row
 
@@ -230,7 +231,7 @@ def test_a_crash_inside_a_write_transaction_leaves_whole_conversations_and_resum
     monkeypatch.setattr(ingest_module, "prepare_row", poisoned)
     db = tmp_path / "db.sqlite"
     with Store.open(db) as store:
-        with pytest.raises(sqlite3.Error):
+        with pytest.raises(StoreError, match="the database failed .disk I/O error."):  # one line, not a traceback
             ingest(store, [src], workers=1)
         stored = store.n_conversations()
         assert 0 < stored <= 25
