@@ -353,6 +353,7 @@ def _grade_message(store: Store | None, dp: Gradeable, candidate: str, chosen: s
 # ---- grading a prediction file -------------------------------------------------------------------------------
 BATCH_LINES = 2000
 COMMIT_ROWS = 100_000  # predictions stored per write transaction by `grade_file`
+LOW_MEMORY_COMMIT_ROWS = 10_000  # the same with `low_memory` (pending rows cost about 1 kB each)
 MAX_PRINTED_PROBLEMS = 20
 # Files larger than this are graded by worker processes (keyword grader only; the LLM grader uses threads).
 PARALLEL_MIN_BYTES = 4_000_000
@@ -627,7 +628,7 @@ def _source(source: Any) -> tuple[Any, Any, int]:
 
 def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", llm: LLMGrader | None = None,
                out: Any = None, concurrency: int = 8, progress: bool = False, kind: str = "grade",
-               workers: int | None = None) -> FileGradeResult:
+               workers: int | None = None, low_memory: bool = False) -> FileGradeResult:
     """Grade every line of a predictions JSONL file (`{"id", "action", ...extra}`) into a new run. `path` is
     a path, or a seekable binary file object (an upload: read as a stream, never held whole).
 
@@ -638,6 +639,10 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
 
     With the keyword grader a large file is graded by `workers` processes (default: one per core) while
     this process writes; the LLM grader runs `concurrency` requests at a time in threads.
+
+    `low_memory` (the app's uploads: the server process lives on) trades some speed for a smaller peak:
+    SQLite's page cache stays at its default instead of 256 MB, and predictions are committed every
+    `LOW_MEMORY_COMMIT_ROWS` instead of `COMMIT_ROWS`.
     """
     import gc
     import multiprocessing
@@ -687,7 +692,9 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
     thread_pool = ThreadPoolExecutor(max_workers=max(1, concurrency)) if chosen == "llm" else None
     loader = TargetLoader(store, with_context=chosen == "llm")
     old_cache_size = store.scalar("PRAGMA cache_size")
-    store.conn.execute("PRAGMA cache_size = -262144")  # 256 MB: the (run, id) index grows by a million keys
+    if not low_memory:
+        store.conn.execute("PRAGMA cache_size = -262144")  # 256 MB: the (run, id) index grows by a million keys
+    commit_rows = LOW_MEMORY_COMMIT_ROWS if low_memory else COMMIT_ROWS
     # checkpoint every 64 MB of WAL instead of every 4 MB: fewer copies of the same hot index pages
     old_checkpoint = store.scalar("PRAGMA wal_autocheckpoint")
     store.conn.execute("PRAGMA wal_autocheckpoint = 16384")
@@ -735,7 +742,7 @@ def grade_file(store: Store, path: Any, *, run_name: str, grader: str = "auto", 
         t = result._add("dedup", t)
         # Few large transactions: each commit rewrites every index page it touched, and the (run, id)
         # index is filled in random order, so small ones write the same pages again and again.
-        if len(pending) >= COMMIT_ROWS:
+        if len(pending) >= commit_rows:
             store_pending()
             t = time.perf_counter()
         if out is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -66,3 +67,25 @@ def test_an_upload_with_nothing_good(demo_store):
     result, check = grade_upload(demo_store, b"nope\n[]\n", run_name="empty-up", grader="keyword")
     assert check.n_good == 0 and check.n_bad == 2
     assert get_run(demo_store, "empty-up").n_predictions == 0
+
+
+class StreamOnly(io.BytesIO):
+    """An upload as the page holds it, that fails if anyone reads it whole instead of line by line."""
+
+    def getvalue(self):
+        raise AssertionError("the upload was copied whole (getvalue)")
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            raise AssertionError("the upload was read whole (read())")
+        return super().read(size)
+
+
+def test_an_upload_is_read_as_a_stream_of_lines_never_whole(demo_store, upload):
+    data, ids = upload
+    check = validate_predictions(demo_store, StreamOnly(data))
+    assert check.n_good == 2 and check.n_bad == 6
+    result, after = grade_upload(demo_store, StreamOnly(data), run_name="streamed", filename="p.jsonl",
+                                 grader="keyword")
+    assert result.n_graded == 2 and after.n_bad == 6
+    assert {b["line"] for b in after.bad} == {b["line"] for b in check.bad}
