@@ -313,7 +313,6 @@ class Store:
                     raise StoreError(f"{self.path}: its meta table says schema_version {str(row[0])[:40]!r}, which is "
                                      "not a version number: not a workbench database, or a damaged one",
                                      NOT_OURS_HINT) from None
-            self._check_foreign_tables()
             if version is not None and version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} has schema version {version}, newer than this code ({SCHEMA_VERSION})",
@@ -323,6 +322,7 @@ class Store:
                 for introduced, _name, migrate in _MIGRATIONS:
                     if version < introduced:
                         migrate(self)
+            self._check_foreign_tables()  # after the migrations: an older workbench table may lack a new column
             self.conn.executescript(_CORE_SCHEMA + "".join(_EXTRA_SCHEMAS))
             if version != SCHEMA_VERSION:
                 self.conn.execute(
