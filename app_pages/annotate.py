@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import streamlit as st
 
-from nemo_core import campaigns as C
-from nemo_core.errors import NemoError
-from nemo_core.llm_grader import LLMGrader
+from nemo_core.people import campaigns as C
+from nemo_core.base.errors import NemoError
+from nemo_core.grading.llm_grader import LLMGrader
 from ui.breakdown import render_breakdown
 from ui.chat import render_conversation
 from ui.db import require_store

@@ -22,29 +22,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from nemo_core.audit import (
-    KINDS,
-    SOURCES,
-    AuditRow,
-    agreement,
-    audit_rows,
-    build_audit_set,
-    campaigns_available,
-    disagreements,
-    estimate,
-    get_audit_set,
-    grade_audit_set,
-    list_audit_sets,
-    next_blind_item,
-    record_human,
-    set_counts,
-    to_csv,
-)
-from nemo_core.errors import NemoError
-from nemo_core.grading import Breakdown
-from nemo_core.guarded import audit_set_is_guarded
-from nemo_core.keyword_grader import KeywordScore
-from nemo_core.llm_grader import LLMGrader
+from nemo_core.people.audit import (KINDS, SOURCES, AuditRow, agreement, audit_rows, build_audit_set,
+                                    campaigns_available, disagreements, estimate, get_audit_set, grade_audit_set,
+                                    list_audit_sets, next_blind_item, record_human, set_counts, to_csv)
+from nemo_core.base.errors import NemoError
+from nemo_core.grading.grade import Breakdown
+from nemo_core.people.guarded import audit_set_is_guarded
+from nemo_core.grading.keyword_grader import KeywordScore
+from nemo_core.grading.llm_grader import LLMGrader
 from ui.admin import admin_unlocked, held_back, unlock_form, visible_run_names
 from ui.breakdown import render_breakdown
 from ui.chat import render_conversation

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from nemo_core.config import ACTION_TYPES, SPLITS
-from nemo_core.extract import FLAGS
-from nemo_core.filters import SORTS, BadFilter, DecisionPointFilter
+from nemo_core.base.config import ACTION_TYPES, SPLITS
+from nemo_core.data.extract import FLAGS
+from nemo_core.data.filters import SORTS, BadFilter, DecisionPointFilter
 from ui.db import require_store, signature
 from ui.listing import PAGE_SIZE, ListState, expected_label, n_pages
 from ui.overview_data import filtered_count, tool_options

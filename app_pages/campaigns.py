@@ -16,14 +16,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from nemo_core import campaigns as C
-from nemo_core.baseline import campaign_results, compare_with_run, export_rows, save_as_run, to_csv, to_jsonl
-from nemo_core.config import ACTION_TYPES, SPLITS
-from nemo_core.errors import NemoError
-from nemo_core.extract import FLAGS
-from nemo_core.filters import DecisionPointFilter
-from nemo_core.llm_grader import LLMGrader
-from nemo_core.runs import list_runs
+from nemo_core.people import campaigns as C
+from nemo_core.people.baseline import campaign_results, compare_with_run, export_rows, save_as_run, to_csv, to_jsonl
+from nemo_core.base.config import ACTION_TYPES, SPLITS
+from nemo_core.base.errors import NemoError
+from nemo_core.data.extract import FLAGS
+from nemo_core.data.filters import DecisionPointFilter
+from nemo_core.grading.llm_grader import LLMGrader
+from nemo_core.runs.run import list_runs
 from ui.admin import admin_unlocked, unlock_form
 from ui.db import get_store, require_store
 from ui.safe import escape_markdown, inert_label

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from nemo_core.runs import get_run
+from nemo_core.runs.run import get_run
 from ui.admin import held_back, visible_run_names
 from ui.db import require_store
 from ui.runs_data import classified_or_offer, comparison, ensure_current, runs_signature

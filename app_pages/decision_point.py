@@ -11,10 +11,10 @@ import json
 
 import streamlit as st
 
-from nemo_core.errors import UnknownDecisionPoint
-from nemo_core.extract import FLAGS
-from nemo_core.filters import BadFilter
-from nemo_core.request import build_request
+from nemo_core.base.errors import UnknownDecisionPoint
+from nemo_core.data.extract import FLAGS
+from nemo_core.data.filters import BadFilter
+from nemo_core.grading.request import build_request
 from ui.chat import render_call, render_conversation, render_reasoning
 from ui.db import require_store
 from ui.decision_hooks import render_prediction_panel, render_try_panel
@@ -158,7 +158,7 @@ include_reasoning = st.checkbox("Include earlier assistant reasoning (reasoning_
                                 key="include_reasoning")
 request = build_request(dp, include_reasoning=include_reasoning)
 st.caption(f"OpenAI chat format: {len(request['messages'])} messages and {len(request['tools'])} tools "
-           "(ids synthesised where the data has none; see nemo_core/request.py for every conversion rule).")
+           "(ids synthesised where the data has none; see nemo_core/grading/request.py for every conversion rule).")
 with st.expander("Request JSON (copy with the button at the top right of the code)", expanded=False):
     st.code(json.dumps(request, indent=2, ensure_ascii=False), language="json", wrap_lines=True)
 

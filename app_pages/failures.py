@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from nemo_core.config import SPLITS
-from nemo_core.runs import get_run
-from nemo_core.taxonomy import CATEGORIES, FAILURE_CATEGORIES
+from nemo_core.base.config import SPLITS
+from nemo_core.runs.run import get_run
+from nemo_core.runs.taxonomy import CATEGORIES, FAILURE_CATEGORIES
 from ui.admin import held_back, visible_run_names
 from ui.db import require_store
 from ui.runs_data import classified_or_offer, ensure_current, failure_count, failure_page, runs_signature, tool_names

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from nemo_core.extract import FLAGS
+from nemo_core.data.extract import FLAGS
 from ui.db import require_store, signature
 from ui.overview_data import overview
 

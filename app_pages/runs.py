@@ -11,12 +11,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from nemo_core.errors import NemoError
-from nemo_core.llm_grader import LLMConfig, LLMGrader
-from nemo_core.run_analysis import delete_run_with_analysis
-from nemo_core.runs import Run, get_run, unique_run_name
-from nemo_core.taxonomy import CATEGORIES, LOW_MESSAGE_SCORE
-from nemo_core.uploads import grade_upload, validate_predictions
+from nemo_core.base.errors import NemoError
+from nemo_core.grading.llm_grader import LLMConfig, LLMGrader
+from nemo_core.runs.analysis import delete_run_with_analysis
+from nemo_core.runs.run import Run, get_run, unique_run_name
+from nemo_core.runs.taxonomy import CATEGORIES, LOW_MESSAGE_SCORE
+from nemo_core.runs.uploads import grade_upload, validate_predictions
 from ui.admin import held_back, visible_run_names
 from ui.db import require_store
 from ui.runs_data import classified_or_offer, ensure_current, run_details, runs_signature, runs_table
@@ -169,7 +169,7 @@ def show_details(run: Run) -> int:
         st.dataframe(tax_df, hide_index=True, width="stretch",
                      column_config={"share": st.column_config.NumberColumn("share", format="percent")})
         st.caption(f"A message scoring below {LOW_MESSAGE_SCORE} counts as a low message score; see "
-                   "`nemo_core/taxonomy.py` for the order in which categories are decided.")
+                   "`nemo_core/runs/taxonomy.py` for the order in which categories are decided.")
     if details["sub_kinds"]:
         st.caption("Sub-kinds: " + "; ".join(f"{r['category']} / {r['sub_kind']}: {r['n']:,}" for r in details["sub_kinds"]))
     keys = details["argument_errors"]

@@ -32,11 +32,11 @@ def start_server(delay: float) -> tuple[subprocess.Popen, str]:
 
 
 def main() -> None:
-    from nemo_core.audit import AuditRow, agreement, build_audit_set, estimate, grade_audit_set
-    from nemo_core.config import DEMO_DB
-    from nemo_core.demo import ensure_demo_db
-    from nemo_core.llm_grader import LLMConfig, LLMGrader
-    from nemo_core.store import Store
+    from nemo_core.people.audit import AuditRow, agreement, build_audit_set, estimate, grade_audit_set
+    from nemo_core.base.config import DEMO_DB
+    from nemo_core.data.demo import ensure_demo_db
+    from nemo_core.grading.llm_grader import LLMConfig, LLMGrader
+    from nemo_core.data.store import Store
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=Path, help="database to copy (default: the demo database)")

@@ -29,11 +29,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nemo_core import campaigns as C  # noqa: E402
-from nemo_core.baseline import campaign_results  # noqa: E402
-from nemo_core.demo import ensure_demo_db  # noqa: E402
-from nemo_core.filters import DecisionPointFilter  # noqa: E402
-from nemo_core.store import Store  # noqa: E402
+from nemo_core.people import campaigns as C  # noqa: E402
+from nemo_core.people.baseline import campaign_results  # noqa: E402
+from nemo_core.data.demo import ensure_demo_db  # noqa: E402
+from nemo_core.data.filters import DecisionPointFilter  # noqa: E402
+from nemo_core.data.store import Store  # noqa: E402
 
 
 def pct(xs: list[float], q: float) -> float:

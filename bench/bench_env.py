@@ -280,9 +280,9 @@ def main() -> None:
 
     from env_server import EnvServer
 
-    from nemo_core.config import DEMO_DB
-    from nemo_core.demo import ensure_demo_db
-    from nemo_core.store import Store
+    from nemo_core.base.config import DEMO_DB
+    from nemo_core.data.demo import ensure_demo_db
+    from nemo_core.data.store import Store
 
     db = args.db or ensure_demo_db(DEMO_DB)
     with Store.open(db, readonly=True) as store:

@@ -36,16 +36,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nemo_core.grading import grade_file  # noqa: E402
-from nemo_core.runs import delete_run, get_run  # noqa: E402
-from nemo_core.store import Store, decompress_json  # noqa: E402
+from nemo_core.grading.grade import grade_file  # noqa: E402
+from nemo_core.runs.run import delete_run, get_run  # noqa: E402
+from nemo_core.data.store import Store, decompress_json  # noqa: E402
 
 FULL_SIZE = 1_200_000
 
 
 def build_db(path: Path, conversations: int, seed: int = 7) -> None:
-    from nemo_core.ingest import ingest
-    from nemo_core.synth import interactive_agent_row, synth_uuid, tool_calling_row
+    from nemo_core.data.ingest import ingest
+    from nemo_core.data.synth import interactive_agent_row, synth_uuid, tool_calling_row
 
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -234,7 +234,7 @@ def bench_llm(db: Path, work: Path, n_requests: int) -> None:
                         f.write(json.dumps({"id": dp_id, "action": {"type": "message",
                                                                     "content": f"candidate {stamp} {delay} {concurrency} {n}"}}) + "\n")
                 name = f"bench-llm-{delay}-{concurrency}-{int(time.time())}"
-                from nemo_core.llm_grader import LLMConfig, LLMGrader
+                from nemo_core.grading.llm_grader import LLMConfig, LLMGrader
 
                 store = Store.open(db)
                 try:

@@ -31,11 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nemo_core.grading import (BATCH_LINES, COMMIT_ROWS, FileGradeResult, _ACTION_TYPE, _DP_ID,  # noqa: E402
-                               _REWARD, _SPLIT, _worker_init, _WORKER, grade_lines, stored_row)
-from nemo_core.runs import _INSERT_NUMBERED_SQL, create_run  # noqa: E402
-from nemo_core.store import Store  # noqa: E402
-from nemo_core.taxonomy import _INDEX_DDL, add_classified, start_taxonomy, taxonomy_row, taxonomy_table  # noqa: E402
+from nemo_core.grading.grade import (BATCH_LINES, COMMIT_ROWS, FileGradeResult, _ACTION_TYPE, _DP_ID, _REWARD, _SPLIT,
+                                     _worker_init, _WORKER, grade_lines, stored_row)
+from nemo_core.runs.run import _INSERT_NUMBERED_SQL, create_run  # noqa: E402
+from nemo_core.data.store import Store  # noqa: E402
+from nemo_core.runs.taxonomy import (_INDEX_DDL, add_classified, start_taxonomy, taxonomy_row, taxonomy_table)  # noqa: E402
 
 FULL_SIZE = 1_230_000
 OWN_TABLE_INDEXES = ("CREATE UNIQUE INDEX {t}_dp ON {t}(dp_id)", "CREATE INDEX {t}_reward ON {t}(reward)")

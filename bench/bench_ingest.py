@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson  # noqa: E402
 
-from nemo_core.synth import interactive_agent_row, synth_uuid, tool_calling_row  # noqa: E402
+from nemo_core.data.synth import interactive_agent_row, synth_uuid, tool_calling_row  # noqa: E402
 
 FULL_CONVERSATIONS = 335_122
 IA_SHARE = 19_028 / 335_122
@@ -114,8 +114,8 @@ def timed(fn, repeat: int = 5) -> float:
 
 
 def query_figures(db: Path) -> dict:
-    from nemo_core.filters import DecisionPointFilter
-    from nemo_core.store import Store
+    from nemo_core.data.filters import DecisionPointFilter
+    from nemo_core.data.store import Store
 
     store = Store.open(db)
     total = store.n_decision_points()

@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nemo_core.store import Store  # noqa: E402
+from nemo_core.data.store import Store  # noqa: E402
 
 APP = str(REPO / "app.py")
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"][data-test-connection-state="CONNECTED"]'
@@ -208,7 +208,7 @@ def main() -> None:
     todo = cases(store)
     print(f"database: {args.db} ({store.n_decision_points():,} decision points, "
           f"{args.db.stat().st_size / 1e9:.2f} GB)")
-    from nemo_core.overview import compute_overview, overview
+    from nemo_core.data.overview import compute_overview, overview
 
     start = time.perf_counter()
     compute_overview(store)

@@ -32,9 +32,9 @@ def start_server(delay: float) -> tuple[subprocess.Popen, str]:
 
 
 def main() -> None:
-    from nemo_core.cli import main as cli
-    from nemo_core.config import DEMO_DB
-    from nemo_core.demo import ensure_demo_db
+    from nemo_core.cli.main import main as cli
+    from nemo_core.base.config import DEMO_DB
+    from nemo_core.data.demo import ensure_demo_db
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=Path, help="database to copy (default: the demo database)")

@@ -36,11 +36,11 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nemo_core import run_analysis as ra  # noqa: E402
-from nemo_core.grading import RULE_VERSION  # noqa: E402
-from nemo_core.runs import create_run, finish_run, get_run, insert_predictions  # noqa: E402
-from nemo_core.store import Store  # noqa: E402
-from nemo_core.taxonomy import ensure_taxonomy, taxonomy_table  # noqa: E402
+from nemo_core.runs import analysis as ra  # noqa: E402
+from nemo_core.grading.grade import RULE_VERSION  # noqa: E402
+from nemo_core.runs.run import create_run, finish_run, get_run, insert_predictions  # noqa: E402
+from nemo_core.data.store import Store  # noqa: E402
+from nemo_core.runs.taxonomy import ensure_taxonomy, taxonomy_table  # noqa: E402
 
 DEFAULT_SOURCE = Path("/work/bench-data/full.db")
 TARGET = 1.5

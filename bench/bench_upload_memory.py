@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import nemo_core.uploads as uploads  # noqa: E402
-from nemo_core.store import Store  # noqa: E402
-from nemo_core.uploads import grade_upload, validate_predictions  # noqa: E402
+import nemo_core.runs.uploads as uploads  # noqa: E402
+from nemo_core.data.store import Store  # noqa: E402
+from nemo_core.runs.uploads import grade_upload, validate_predictions  # noqa: E402
 
 STREAMED = hasattr(uploads, "iter_lines")  # False on code from before uploads were streamed: run that as its page did
 

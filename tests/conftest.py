@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nemo_core.demo import ensure_demo_db
-from nemo_core.store import Store
+from nemo_core.data.demo import ensure_demo_db
+from nemo_core.data.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO.parent / "shared" / "fixtures"

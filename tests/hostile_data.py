@@ -17,14 +17,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from nemo_core import campaigns as C
-from nemo_core.attempts import save_attempt
-from nemo_core.audit import build_audit_set, list_audit_sets, next_blind_item, record_human
-from nemo_core.baseline import save_as_run
-from nemo_core.grading import grade_action, load_target
-from nemo_core.ingest import ingest
-from nemo_core.store import Store
-from nemo_core.uploads import grade_upload
+from nemo_core.people import campaigns as C
+from nemo_core.people.attempts import save_attempt
+from nemo_core.people.audit import build_audit_set, list_audit_sets, next_blind_item, record_human
+from nemo_core.people.baseline import save_as_run
+from nemo_core.grading.grade import grade_action, load_target
+from nemo_core.data.ingest import ingest
+from nemo_core.data.store import Store
+from nemo_core.runs.uploads import grade_upload
 
 HOST = "203.0.113.9"
 

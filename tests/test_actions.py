@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nemo_core.actions import Action, ActionError, parse_action
+from nemo_core.grading.actions import Action, ActionError, parse_action
 
 
 @pytest.mark.parametrize(

@@ -19,11 +19,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import hostile_data as H
-from nemo_core.audit import get_audit_set, list_audit_sets
-from nemo_core.guarded import audit_set_is_guarded, people_run_names
-from nemo_core.run_analysis import delete_run_with_analysis
-from nemo_core.runs import get_run
-from nemo_core.store import Store
+from nemo_core.people.audit import get_audit_set, list_audit_sets
+from nemo_core.people.guarded import audit_set_is_guarded, people_run_names
+from nemo_core.runs.analysis import delete_run_with_analysis
+from nemo_core.runs.run import get_run
+from nemo_core.data.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")

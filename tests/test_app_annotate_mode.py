@@ -12,8 +12,8 @@ import pytest
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
-from nemo_core import campaigns as C
-from nemo_core.store import Store
+from nemo_core.people import campaigns as C
+from nemo_core.data.store import Store
 from ui.db import DB_KEY
 
 REPO = Path(__file__).resolve().parent.parent

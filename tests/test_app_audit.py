@@ -11,8 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fake_openai import fake_openai  # noqa: F401  (fixture)
-from nemo_core.audit import audit_rows, build_audit_set, get_audit_set
-from nemo_core.store import Store
+from nemo_core.people.audit import audit_rows, build_audit_set, get_audit_set
+from nemo_core.data.store import Store
 from test_audit_flow import judge
 
 REPO = Path(__file__).resolve().parent.parent
@@ -160,8 +160,8 @@ def test_with_a_key_estimate_confirm_grade_and_agreement(open_page, demo_db, fak
 
 def llm_graded_calibration_set(demo_db, fake_openai, *, limit: int) -> int:  # noqa: F811
     """A calibration audit set of `limit` items per kind, graded by the fake server's judge; its id."""
-    from nemo_core.audit import grade_audit_set
-    from nemo_core.llm_grader import LLMConfig, LLMGrader
+    from nemo_core.people.audit import grade_audit_set
+    from nemo_core.grading.llm_grader import LLMConfig, LLMGrader
 
     fake_openai.responder = judge
     with Store.open(demo_db) as store:
@@ -207,7 +207,7 @@ def test_a_set_graded_with_another_model_is_not_mixed(open_page, demo_db, fake_o
 
 
 def test_build_from_a_run_lists_only_runs_with_message_replies(open_page, demo_db, tmp_path):
-    from nemo_core.grading import grade_file
+    from nemo_core.grading.grade import grade_file
 
     store = Store.open(demo_db)
     try:

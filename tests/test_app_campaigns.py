@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from nemo_core import campaigns as C
-from nemo_core.store import Store
+from nemo_core.people import campaigns as C
+from nemo_core.data.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -132,7 +132,7 @@ def test_create_campaign_two_annotators_answer_and_skip_results_appear(app, stor
     # shared items were answered by both: agreement is measured
     assert metrics["Items with ≥2 answers"] in ("1", "2")
     # the humans against a run of the same answers (ann's, re-graded): a paired comparison
-    from nemo_core.baseline import save_as_run
+    from nemo_core.people.baseline import save_as_run
     save_as_run(store, camp.id, "ann", tmp_path)
     ok(admin.run())
     admin.selectbox(key="campaigns::vs_run").set_value("human: ann (pilot)").run()

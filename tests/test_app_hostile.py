@@ -164,8 +164,8 @@ def test_campaigns_every_tab(run_page, hostile_db):
 
 
 def test_audit_every_set(run_page, hostile_db):
-    from nemo_core.audit import list_audit_sets
-    from nemo_core.store import Store
+    from nemo_core.people.audit import list_audit_sets
+    from nemo_core.data.store import Store
 
     with Store.open(hostile_db.path) as store:
         names = [s.name for s in list_audit_sets(store)]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from nemo_core.filters import DecisionPointFilter
-from nemo_core.request import build_request
-from nemo_core.store import Store
+from nemo_core.data.filters import DecisionPointFilter
+from nemo_core.grading.request import build_request
+from nemo_core.data.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from nemo_core.grading import grade_file
-from nemo_core.store import Store
+from nemo_core.grading.grade import grade_file
+from nemo_core.data.store import Store
 
 RUNS, FAILURES, COMPARE, DECISION = "app_pages/runs.py", "app_pages/failures.py", "app_pages/compare.py", "app_pages/decision_point.py"
 
@@ -185,8 +185,8 @@ def test_decision_point_without_run_offers_the_runs(open_page, two_runs):
 @pytest.fixture
 def running_run(two_runs):
     """A run still being written: predictions stored, `finish_run` not called yet."""
-    from nemo_core.grading import grade_action, load_target
-    from nemo_core.runs import create_run, insert_predictions, prediction_row
+    from nemo_core.grading.grade import grade_action, load_target
+    from nemo_core.runs.run import create_run, insert_predictions, prediction_row
 
     store = Store.open(two_runs["db"])
     try:

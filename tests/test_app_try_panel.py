@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fake_openai import Reply, fake_openai  # noqa: F401  (fixture)
-from nemo_core.attempts import list_attempts
-from nemo_core.store import Store
+from nemo_core.people.attempts import list_attempts
+from nemo_core.data.store import Store
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 CALL_DP = "interactive_agent/synth-b81d1299-b213-6003-cf00484b/12"  # transfer_funds, 5 arguments

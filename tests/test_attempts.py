@@ -1,12 +1,13 @@
-"""Attempts (nemo_core/attempts.py): saved, listed newest first per decision point, failures kept."""
+"""Attempts (nemo_core/people/attempts.py): saved, listed newest first per decision point, failures kept."""
 
 from __future__ import annotations
 
 import pytest
 
-from nemo_core.attempts import AttemptError, count_attempts, delete_attempt, get_attempt, list_attempts, save_attempt
-from nemo_core.grading import Breakdown, grade_action
-from nemo_core.store import Store
+from nemo_core.people.attempts import (AttemptError, count_attempts, delete_attempt, get_attempt, list_attempts,
+                                       save_attempt)
+from nemo_core.grading.grade import Breakdown, grade_action
+from nemo_core.data.store import Store
 
 CALL_DP = "interactive_agent/synth-b81d1299-b213-6003-cf00484b/12"
 OTHER_DP = "interactive_agent/synth-b81d1299-b213-6003-cf00484b/2"

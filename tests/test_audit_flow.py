@@ -10,23 +10,12 @@ import re
 import pytest
 
 from fake_openai import Reply, fake_openai  # noqa: F401  (fixture)
-from nemo_core.audit import (
-    AuditError,
-    agreement,
-    audit_rows,
-    build_audit_set,
-    campaigns_available,
-    delete_audit_set,
-    estimate,
-    grade_audit_set,
-    human_judgements,
-    next_blind_item,
-    record_human,
-    set_counts,
-)
-from nemo_core.grading import grade_file
-from nemo_core.keyword_grader import keywords
-from nemo_core.llm_grader import LLMConfig, LLMGrader
+from nemo_core.people.audit import (AuditError, agreement, audit_rows, build_audit_set, campaigns_available,
+                                    delete_audit_set, estimate, grade_audit_set, human_judgements, next_blind_item,
+                                    record_human, set_counts)
+from nemo_core.grading.grade import grade_file
+from nemo_core.grading.keyword_grader import keywords
+from nemo_core.grading.llm_grader import LLMConfig, LLMGrader
 
 FENCE = re.compile(r"<<<FENCE (\w+)\n(.*?)\nFENCE>>> \1", re.S)
 
@@ -82,7 +71,7 @@ def test_calibration_set_has_ceiling_floor_and_half(demo_store):
 
 
 def test_estimate_grade_stop_and_resume_without_calling_again(demo_store, server, monkeypatch):
-    monkeypatch.setattr("nemo_core.audit.LOAD_CHUNK", 5)  # contexts loaded five at a time: several chunks
+    monkeypatch.setattr("nemo_core.people.audit.LOAD_CHUNK", 5)  # contexts loaded five at a time: several chunks
     audit_set = build_audit_set(demo_store, "calibration", limit=8).audit_set
     grader = grader_for(server, demo_store)
     plan = estimate(demo_store, audit_set.id, grader.model)
@@ -153,7 +142,7 @@ def test_a_failed_call_is_not_a_zero_and_is_retried(demo_store, server):
 
 
 def test_audit_of_a_run(demo_store, server, tmp_path, monkeypatch):
-    monkeypatch.setattr("nemo_core.audit.LOAD_CHUNK", 1)
+    monkeypatch.setattr("nemo_core.people.audit.LOAD_CHUNK", 1)
     messages = demo_store.query("SELECT id FROM decision_points WHERE action_type = 'message' AND flag_empty_expected = 0 "
                                 "ORDER BY id LIMIT 3")
     empty = demo_store.query("SELECT id FROM decision_points WHERE flag_empty_expected = 1 LIMIT 1")[0]["id"]
@@ -226,7 +215,7 @@ def insert_campaign(store, name: str, n_items: int) -> None:
 
 
 def test_campaign_answers_as_a_source(demo_store, server):
-    from nemo_core import campaigns
+    from nemo_core.people import campaigns
 
     assert campaigns_available(demo_store) == []
     with pytest.raises(AuditError, match="no campaign"):

@@ -8,16 +8,8 @@ import math
 
 import pytest
 
-from nemo_core import metrics
-from nemo_core.audit import (
-    AuditRow,
-    agreement,
-    disagreements,
-    half_reference,
-    length_bucket,
-    order_key,
-    to_csv,
-)
+from nemo_core.base import metrics
+from nemo_core.people.audit import AuditRow, agreement, disagreements, half_reference, length_bucket, order_key, to_csv
 
 
 def row(i: int, keyword: float, llm: float | None, *, split: str = "tool_calling", chars: int = 50,

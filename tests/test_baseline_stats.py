@@ -7,10 +7,9 @@ import json
 
 import pytest
 
-from nemo_core.baseline import (
-    agreement_of, argument_agreement, disagreements_of, expected_labels, item_means, results_from_rows, tool_label,
-)
-from nemo_core.metrics import cohen_kappa, fleiss_kappa, fleiss_kappa_labels, mean_ci
+from nemo_core.people.baseline import (agreement_of, argument_agreement, disagreements_of, expected_labels,
+                                       item_means, results_from_rows, tool_label)
+from nemo_core.base.metrics import cohen_kappa, fleiss_kappa, fleiss_kappa_labels, mean_ci
 
 # Wikipedia, "Fleiss' kappa", worked example: 10 subjects, 14 raters, 5 categories; kappa = 0.210
 # (P-bar = 0.378, P_e = 0.213).

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from nemo_core import campaigns as C
-from nemo_core.store import Store
+from nemo_core.people import campaigns as C
+from nemo_core.data.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 

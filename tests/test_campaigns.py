@@ -10,11 +10,11 @@ from collections import Counter
 
 import pytest
 
-from nemo_core import campaigns as C
-from nemo_core.actions import ActionError
-from nemo_core.baseline import campaign_results, export_rows, save_as_run, to_csv, to_jsonl
-from nemo_core.filters import DecisionPointFilter
-from nemo_core.runs import get_run
+from nemo_core.people import campaigns as C
+from nemo_core.grading.actions import ActionError
+from nemo_core.people.baseline import campaign_results, export_rows, save_as_run, to_csv, to_jsonl
+from nemo_core.data.filters import DecisionPointFilter
+from nemo_core.runs.run import get_run
 
 CALL = {"type": "function_call", "name": "nothing_like_this", "arguments": {"a": 1}}
 MESSAGE = {"type": "message", "content": "Sure, I can help with that."}
@@ -234,8 +234,8 @@ def test_allocate_ties_go_to_the_stratum_listed_first():
 
 
 def test_compare_with_a_model_run(demo_store, tmp_path):
-    from nemo_core.baseline import compare_with_run
-    from nemo_core.grading import grade_file
+    from nemo_core.people.baseline import compare_with_run
+    from nemo_core.grading.grade import grade_file
 
     camp = C.create_campaign(demo_store, "vs", selection={"action_type": "function_call",
                              "exclude_flags": "ungradeable,parallel"}, sample_size=4, seed=2, overlap=2)

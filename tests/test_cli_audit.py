@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from fake_openai import fake_openai  # noqa: F401  (fixture)
-from nemo_core.cli import build_parser, main
-from nemo_core.grading import grade_file
-from nemo_core.store import Store
+from nemo_core.cli.main import build_parser, main
+from nemo_core.grading.grade import grade_file
+from nemo_core.data.store import Store
 from test_audit_flow import judge
 
 REPO = Path(__file__).resolve().parent.parent

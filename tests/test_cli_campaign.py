@@ -6,9 +6,9 @@ import csv
 import io
 import json
 
-from nemo_core import campaigns as C
-from nemo_core.cli import main
-from nemo_core.store import Store
+from nemo_core.people import campaigns as C
+from nemo_core.cli.main import main
+from nemo_core.data.store import Store
 
 
 def test_campaign_commands(demo_db, tmp_path, capsys):

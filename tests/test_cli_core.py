@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from nemo_core.cli import build_parser, main
-from nemo_core.commands import COMMANDS
-from nemo_core.records import SUBMIT_MESSAGE_TOOL
-from nemo_core.store import Store
+from nemo_core.cli.main import build_parser, main
+from nemo_core.cli.commands import COMMANDS
+from nemo_core.data.records import SUBMIT_MESSAGE_TOOL
+from nemo_core.data.store import Store
 
 DATA = Path(__file__).resolve().parent / "data"
 SHAPES = [DATA / "tool_calling_shapes.jsonl", DATA / "interactive_agent_shapes.jsonl"]
@@ -216,8 +216,8 @@ def test_ingest_limit_must_be_a_positive_whole_number(capsys, tmp_path, limit):
 
 
 def test_read_commands_fall_back_to_the_demo_database_and_ingest_writes_data_nemo_db(capsys, monkeypatch, tmp_path):
-    import nemo_core.config as config
-    import nemo_core.demo as demo
+    import nemo_core.base.config as config
+    import nemo_core.data.demo as demo
 
     monkeypatch.delenv("NEMO_DB", raising=False)
     monkeypatch.setattr(config, "DEFAULT_DB", tmp_path / "nemo.db")

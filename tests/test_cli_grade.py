@@ -7,9 +7,9 @@ import json
 import pytest
 
 from fake_openai import Reply, fake_openai  # noqa: F401  (fixture)
-from nemo_core.cli import main
-from nemo_core.runs import get_run, predictions, summarise_run
-from nemo_core.store import Store
+from nemo_core.cli.main import main
+from nemo_core.runs.run import get_run, predictions, summarise_run
+from nemo_core.data.store import Store
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from nemo_core.cli import main
-from nemo_core.store import Store
+from nemo_core.cli.main import main
+from nemo_core.data.store import Store
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from fake_openai import Reply, fake_openai  # noqa: F401  (fixture)
-from nemo_core.cli import main
-from nemo_core.store import Store
+from nemo_core.cli.main import main
+from nemo_core.data.store import Store
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +130,7 @@ def test_concurrent_run_stores_every_answer_once(capsys, fake_openai, demo_db):
 
 
 def test_the_stored_base_url_keeps_no_credentials(capsys, fake_openai, demo_db):
-    from nemo_core.model_runner import public_url
+    from nemo_core.runs.model_runner import public_url
 
     assert public_url("http://user:sk-secret@127.0.0.1:8000/v1?key=sk-secret") == "http://127.0.0.1:8000/v1"
     url = fake_openai.base_url.replace("http://", "http://user:sk-secret@")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from nemo_core.config import DEMO_DIR
-from nemo_core.demo import BROKEN_LINES, ensure_demo_db, write_demo_files
-from nemo_core.extract import FLAGS
-from nemo_core.store import Store
+from nemo_core.base.config import DEMO_DIR
+from nemo_core.data.demo import BROKEN_LINES, ensure_demo_db, write_demo_files
+from nemo_core.data.extract import FLAGS
+from nemo_core.data.store import Store
 
 GENERATED = ["tool_calling_demo.jsonl", "interactive_agent_demo.jsonl", "tool_calling_demo_broken_lines.jsonl"]
 

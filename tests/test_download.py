@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from nemo_core.cli import main
-from nemo_core.config import HF_FILES, HF_REPO_ID
-from nemo_core.download import download
-from nemo_core.errors import DownloadError
-from nemo_core.ingest import ingest
-from nemo_core.store import Store
+from nemo_core.cli.main import main
+from nemo_core.base.config import HF_FILES, HF_REPO_ID
+from nemo_core.data.download import download
+from nemo_core.base.errors import DownloadError
+from nemo_core.data.ingest import ingest
+from nemo_core.data.store import Store
 
 DATA = Path(__file__).resolve().parent / "data"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -53,7 +53,7 @@ def test_offline_fails_fast_and_says_how_to_ingest_local_files(tmp_path):
 
 
 def test_offline_through_the_cli_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
-    import nemo_core.download as download_module
+    import nemo_core.data.download as download_module
 
     real = download_module.download
     endpoint = f"http://127.0.0.1:{closed_port()}"

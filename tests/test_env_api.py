@@ -24,8 +24,8 @@ pytest.importorskip("openreward")
 from openreward.api.environments.types import Task  # noqa: E402
 from openreward.api.errors import ToolCallError  # noqa: E402
 
-from nemo_core import cli  # noqa: E402
-from nemo_core.store import Store  # noqa: E402
+from nemo_core.cli import main as cli  # noqa: E402
+from nemo_core.data.store import Store  # noqa: E402
 
 from env_client import ENV_NAME, client, run_sync  # noqa: E402
 from env_server import REPO, EnvServer  # noqa: E402
@@ -259,7 +259,7 @@ def test_a_missing_or_not_ingested_database_is_a_one_line_error(tmp_path):
 
 
 def test_a_run_name_taken_by_another_kind_of_run_is_refused(demo_db, tmp_path):
-    from nemo_core.grading import grade_file
+    from nemo_core.grading.grade import grade_file
 
     preds = tmp_path / "p.jsonl"
     with Store.open(demo_db) as store:

@@ -16,8 +16,8 @@ pytest.importorskip("openreward")
 
 from openreward.api.environments.types import Task  # noqa: E402
 
-from nemo_core import cli  # noqa: E402
-from nemo_core.store import Store  # noqa: E402
+from nemo_core.cli import main as cli  # noqa: E402
+from nemo_core.data.store import Store  # noqa: E402
 
 from env_client import ENV_NAME, episode, run_all, run_sync  # noqa: E402
 from env_server import EnvServer  # noqa: E402

@@ -16,11 +16,11 @@ import pytest
 
 pytest.importorskip("openreward")
 
-from nemo_core import cli  # noqa: E402
-from nemo_core.config import SUBMIT_MESSAGE  # noqa: E402
-from nemo_core.records import content_text, link_tool_results, parse_tool_calls  # noqa: E402
-from nemo_core.request import NO_RESULT_PLACEHOLDER, UNLINKED_TOOL_RESULT_PREFIX  # noqa: E402
-from nemo_core.store import Store  # noqa: E402
+from nemo_core.cli import main as cli  # noqa: E402
+from nemo_core.base.config import SUBMIT_MESSAGE  # noqa: E402
+from nemo_core.data.records import content_text, link_tool_results, parse_tool_calls  # noqa: E402
+from nemo_core.grading.request import NO_RESULT_PLACEHOLDER, UNLINKED_TOOL_RESULT_PREFIX  # noqa: E402
+from nemo_core.data.store import Store  # noqa: E402
 
 from env_client import all_tasks, episode, run_all, run_sync  # noqa: E402
 from env_server import EnvServer  # noqa: E402

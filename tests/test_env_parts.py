@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from nemo_core import cli
-from nemo_core.actions import parse_action
+from nemo_core.cli import main as cli
+from nemo_core.grading.actions import parse_action
 from nemo_core.environment import recorder as rec
 from nemo_core.environment.tasks import TaskError, TaskIndex, check_task_spec
-from nemo_core.grading import grade_action
-from nemo_core.runs import RunError, create_run, get_run, list_runs
-from nemo_core.store import SCHEMA_VERSION, Store
-from nemo_core.taxonomy import taxonomy_is_current
+from nemo_core.grading.grade import grade_action
+from nemo_core.runs.run import RunError, create_run, get_run, list_runs
+from nemo_core.data.store import SCHEMA_VERSION, Store
+from nemo_core.runs.taxonomy import taxonomy_is_current
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -70,7 +70,7 @@ def test_a_task_spec_names_a_gradeable_decision_point(demo_store):
 # ---- the prompt -------------------------------------------------------------------------------------------------
 pytest.importorskip("openreward")
 from nemo_core.environment.prompt import context_messages, task_tool_specs  # noqa: E402
-from nemo_core.request import NO_RESULT_PLACEHOLDER, UNLINKED_TOOL_RESULT_PREFIX, build_request  # noqa: E402
+from nemo_core.grading.request import NO_RESULT_PLACEHOLDER, UNLINKED_TOOL_RESULT_PREFIX, build_request  # noqa: E402
 from openreward.api.environments.client import _parse_blocks, convert_messages  # noqa: E402
 from openreward.api.environments.types import Message as ClientMessage  # noqa: E402
 
@@ -281,7 +281,7 @@ def test_a_database_made_before_schema_4_accepts_environment_runs_and_keeps_its_
     assert triggers == {"taxonomy_state_delete_run", "run_summary_cache_delete_run"}
     env_id = create_run(store, "env", kind="environment", grader="auto", rule_version="x")
     assert get_run(store, env_id).kind == "environment"
-    from nemo_core.run_analysis import delete_run_with_analysis, report
+    from nemo_core.runs.analysis import delete_run_with_analysis, report
 
     assert report(store, "main-grade")["n"] == 20  # the old run still reads (and classifies) as before
     delete_run_with_analysis(store, 1)  # its triggers work on the rebuilt table

@@ -15,11 +15,11 @@ import pytest
 
 pytest.importorskip("openreward")
 
-from nemo_core.actions import parse_action  # noqa: E402
-from nemo_core.config import SUBMIT_MESSAGE  # noqa: E402
-from nemo_core.grading import grade_action  # noqa: E402
-from nemo_core.run_analysis import count_failures  # noqa: E402
-from nemo_core.store import Store  # noqa: E402
+from nemo_core.grading.actions import parse_action  # noqa: E402
+from nemo_core.base.config import SUBMIT_MESSAGE  # noqa: E402
+from nemo_core.grading.grade import grade_action  # noqa: E402
+from nemo_core.runs.analysis import count_failures  # noqa: E402
+from nemo_core.data.store import Store  # noqa: E402
 
 from env_client import all_tasks, episode, load, run_all, run_sync  # noqa: E402
 from env_server import EnvServer, REPO  # noqa: E402

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from nemo_core.extract import DP_COLUMNS, FLAGS, extract_conversation
-from nemo_core.ingest import ingest
-from nemo_core.records import SUBMIT_MESSAGE_TOOL
-from nemo_core.store import Store
+from nemo_core.data.extract import DP_COLUMNS, FLAGS, extract_conversation
+from nemo_core.data.ingest import ingest
+from nemo_core.data.records import SUBMIT_MESSAGE_TOOL
+from nemo_core.data.store import Store
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"

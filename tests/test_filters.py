@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nemo_core.extract import FLAGS
-from nemo_core.filters import SORTS, BadFilter, DecisionPointFilter, fts_query, order_by
+from nemo_core.data.extract import FLAGS
+from nemo_core.data.filters import SORTS, BadFilter, DecisionPointFilter, fts_query, order_by
 
 FTS_SQL = "dp.conversation_id IN (SELECT rowid FROM conversation_fts WHERE conversation_fts MATCH ?)"
 

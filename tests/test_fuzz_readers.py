@@ -21,12 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nemo_core.grading import grade_action, grade_file
-from nemo_core.ingest import ingest
-from nemo_core.jsontext import dumps_text
-from nemo_core.runs import get_run, predictions
-from nemo_core.store import Store
-from nemo_core.uploads import validate_predictions
+from nemo_core.grading.grade import grade_action, grade_file
+from nemo_core.data.ingest import ingest
+from nemo_core.data.jsontext import dumps_text
+from nemo_core.runs.run import get_run, predictions
+from nemo_core.data.store import Store
+from nemo_core.runs.uploads import validate_predictions
 
 settings.register_profile("ci", max_examples=60, derandomize=True, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -11,12 +11,12 @@ import sqlite3
 
 import pytest
 
-import nemo_core.grading as grading_module
-from nemo_core.cli import main
-from nemo_core.jsontext import MAX_JSON_DEPTH
-from nemo_core.runs import get_run, predictions
-from nemo_core.store import Store
-from nemo_core.uploads import grade_upload, validate_predictions
+import nemo_core.grading.grade as grading_module
+from nemo_core.cli.main import main
+from nemo_core.data.jsontext import MAX_JSON_DEPTH
+from nemo_core.runs.run import get_run, predictions
+from nemo_core.data.store import Store
+from nemo_core.runs.uploads import grade_upload, validate_predictions
 
 
 @pytest.fixture(autouse=True)

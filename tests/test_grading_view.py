@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from nemo_core import grading_view
-from nemo_core.cli import main
-from nemo_core.grading import TargetLoader, grade_action, grade_file
-from nemo_core.grading_view import fill_views, missing_views, read_view
-from nemo_core.store import Store
+from nemo_core.data import grading_view
+from nemo_core.cli.main import main
+from nemo_core.grading.grade import TargetLoader, grade_action, grade_file
+from nemo_core.data.grading_view import fill_views, missing_views, read_view
+from nemo_core.data.store import Store
 
 from test_taxonomy import _mixed_predictions, _write
 
@@ -48,7 +48,7 @@ def test_targets_from_views_equal_targets_from_conversations(demo_store):
 
 
 def test_integers_beyond_64_bits_are_exact_in_the_view(tmp_path):
-    from nemo_core.ingest import ingest
+    from nemo_core.data.ingest import ingest
 
     big = 12345678901234567890123
     row = {"uuid": "big", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "",
@@ -64,7 +64,7 @@ def test_integers_beyond_64_bits_are_exact_in_the_view(tmp_path):
 
 
 def test_the_llm_grader_is_never_given_a_target_without_its_conversation(demo_store):
-    from nemo_core.llm_grader import LLMConfig
+    from nemo_core.grading.llm_grader import LLMConfig
 
     dp_id = demo_store.scalar("SELECT id FROM decision_points WHERE action_type = 'message' LIMIT 1")
     target = TargetLoader(demo_store, with_context=False).load([dp_id])[dp_id]
@@ -147,7 +147,7 @@ def _grade(store, preds, name, tmp_path) -> list[dict]:
 def test_recomputed_taxonomy_reads_tool_names_from_views_or_else_conversations(demo_store, tmp_path):
     """`compute_taxonomy` (model runs, a new taxonomy version) needs each task's tool names to tell a
     hallucinated tool from a wrong one: the same rows whether they come from views or conversations."""
-    from nemo_core.taxonomy import compute_taxonomy, taxonomy_table
+    from nemo_core.runs.taxonomy import compute_taxonomy, taxonomy_table
 
     path = _write(tmp_path / "mixed.jsonl", _mixed_predictions(demo_store))
     run_id = grade_file(demo_store, path, run_name="tax", grader="keyword", workers=0).run_id

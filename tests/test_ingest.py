@@ -16,12 +16,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-import nemo_core.ingest as ingest_module
-from nemo_core.cli import main
-from nemo_core.ingest import ingest, plan_chunks, split_for_file
-from nemo_core.errors import StoreError
-from nemo_core.store import Store
-from nemo_core.synth import interactive_agent_row, synth_uuid, tool_calling_row
+import nemo_core.data.ingest as ingest_module
+from nemo_core.cli.main import main
+from nemo_core.data.ingest import ingest, plan_chunks, split_for_file
+from nemo_core.base.errors import StoreError
+from nemo_core.data.store import Store
+from nemo_core.data.synth import interactive_agent_row, synth_uuid, tool_calling_row
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -190,7 +190,7 @@ def test_report_file_json(tmp_path, capsys):
 
 
 def test_no_fts_skips_the_text_index_only(tmp_path, capsys):
-    from nemo_core.filters import DecisionPointFilter
+    from nemo_core.data.filters import DecisionPointFilter
 
     db = tmp_path / "db.sqlite"
     assert main(["ingest", *map(str, SHAPES), "--db", str(db), "--no-fts", "--quiet"]) == 0

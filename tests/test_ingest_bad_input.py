@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from nemo_core.cli import main
-from nemo_core.errors import InputFileError, StoreError
-from nemo_core.ingest import ingest
-from nemo_core.store import Store
+from nemo_core.cli.main import main
+from nemo_core.base.errors import InputFileError, StoreError
+from nemo_core.data.ingest import ingest
+from nemo_core.data.store import Store
 
 
 def good_row(uuid: str) -> dict:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import nemo_core.ingest as ingest_module
-from nemo_core.cli import main
-from nemo_core.store import Store
+import nemo_core.data.ingest as ingest_module
+from nemo_core.cli.main import main
+from nemo_core.data.store import Store
 
 SHAPES = Path(__file__).resolve().parent / "data" / "tool_calling_shapes.jsonl"
 
@@ -60,7 +60,7 @@ def _dp_indexes(store: Store) -> set[str]:
 
 
 def test_a_bulk_load_rebuilds_every_index_at_the_end(tmp_path, monkeypatch):
-    from nemo_core.store import DP_INDEXES
+    from nemo_core.data.store import DP_INDEXES
 
     monkeypatch.setattr(ingest_module, "BULK_BYTES", 0)
     with Store.open(tmp_path / "t.db") as store:
@@ -80,7 +80,7 @@ def test_a_bulk_load_rebuilds_every_index_at_the_end(tmp_path, monkeypatch):
 
 
 def test_an_interrupted_bulk_load_gets_its_indexes_back_on_the_next_open(tmp_path, monkeypatch):
-    from nemo_core.store import DP_INDEXES
+    from nemo_core.data.store import DP_INDEXES
 
     monkeypatch.setattr(ingest_module, "BULK_BYTES", 0)
     monkeypatch.setattr(Store, "create_decision_point_indexes", lambda self: None)  # as if killed first
@@ -94,7 +94,7 @@ def test_an_interrupted_bulk_load_gets_its_indexes_back_on_the_next_open(tmp_pat
 
 def test_integers_beyond_64_bits_survive_storage_and_grading(tmp_path):
     """orjson turns them into floats silently; what is read back and graded must be the exact value."""
-    from nemo_core.grading import grade_file
+    from nemo_core.grading.grade import grade_file
 
     big = 12345678901234567890123
     row = ('{"uuid": "big-int", "messages": [{"role": "system", "content": ""}, {"role": "user", "content": "x"}, '
@@ -145,7 +145,7 @@ def test_a_uuid_repeated_in_the_input_is_reported_with_both_lines(tmp_path, work
     """The first copy is stored; the later one is a rejected line naming the kept copy, not "already stored"."""
     import random
 
-    from nemo_core.synth import tool_calling_row
+    from nemo_core.data.synth import tool_calling_row
 
     rng = random.Random(3)
     rows = [tool_calling_row(rng, "dup-a"), tool_calling_row(rng, "only-b"), tool_calling_row(rng, "dup-a")]

@@ -10,12 +10,12 @@ import sqlite3
 
 import pytest
 
-import nemo_core.ingest as ingest_module
-from nemo_core.cli import main
-from nemo_core.filters import DecisionPointFilter
-from nemo_core.ingest import REPAIRED_NOTE, ChunkResult, IngestReport, _absorb, ingest, prepare_row
-from nemo_core.jsontext import MAX_JSON_DEPTH
-from nemo_core.store import Store
+import nemo_core.data.ingest as ingest_module
+from nemo_core.cli.main import main
+from nemo_core.data.filters import DecisionPointFilter
+from nemo_core.data.ingest import REPAIRED_NOTE, ChunkResult, IngestReport, _absorb, ingest, prepare_row
+from nemo_core.data.jsontext import MAX_JSON_DEPTH
+from nemo_core.data.store import Store
 
 from test_ingest_bad_input import good_row, line, uuids, whole_conversations_only
 

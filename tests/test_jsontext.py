@@ -1,4 +1,4 @@
-"""The JSON reading rules every reader of outside data shares (`nemo_core/jsontext.py`)."""
+"""The JSON reading rules every reader of outside data shares (`nemo_core/data/jsontext.py`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from nemo_core.jsontext import (MAX_JSON_DEPTH, JSONLimitError, check_depth, dumps_bytes, dumps_text, json_depth,
-                                loads_json, loads_json_counted, scan_line)
+from nemo_core.data.jsontext import (MAX_JSON_DEPTH, JSONLimitError, check_depth, dumps_bytes, dumps_text, json_depth,
+                                     loads_json, loads_json_counted, scan_line)
 
 
 def nested(levels: int) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nemo_core.grading import GradingTarget, grade_action
-from nemo_core.keyword_grader import STOPWORDS_FILE, keyword_score, keywords, stopwords
-from nemo_core.records import normalise_tools
+from nemo_core.grading.grade import GradingTarget, grade_action
+from nemo_core.grading.keyword_grader import STOPWORDS_FILE, keyword_score, keywords, stopwords
+from nemo_core.data.records import normalise_tools
 
 
 def test_stopword_file_is_nltk_english_list():
@@ -78,7 +78,7 @@ def test_breakdown_shows_both_sets_and_overlap():
 
 def test_auto_without_key_is_keyword(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    from nemo_core.llm_grader import LLMConfig
+    from nemo_core.grading.llm_grader import LLMConfig
 
     target = GradingTarget(id="tool_calling/u/3", split="tool_calling", action_type="message", flags=[],
                            expected_calls=[], expected_content="Paris", toolset=normalise_tools([]), context=[])

@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from fake_openai import Reply, fake_openai  # noqa: F401  (fixture)
-from nemo_core.grading import grade_action, load_target, resolve_grader
-from nemo_core.llm_grader import PROMPT_VERSION, LLMConfig, LLMGrader, LLMNotConfigured
+from nemo_core.grading.grade import grade_action, load_target, resolve_grader
+from nemo_core.grading.llm_grader import PROMPT_VERSION, LLMConfig, LLMGrader, LLMNotConfigured
 
 KEY = "sk-test-SECRET-4f9a2c7e1b"
 
@@ -132,7 +132,7 @@ def test_key_never_reaches_database_logs_or_errors(fake_openai, demo_store, mess
     results = [grade(demo_store, message_dp, text, llm) for text in ("first", "second", "third")]
     assert [r.grader for r in results] == ["llm", "keyword", "keyword"]
     demo_store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    from nemo_core.runs import create_run, insert_predictions, prediction_row
+    from nemo_core.runs.run import create_run, insert_predictions, prediction_row
 
     run_id = create_run(demo_store, "llm-key-test", kind="grade", grader="llm", grader_model="gpt-5-mini",
                         rule_version=results[0].rule_version)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from nemo_core import metrics
+from nemo_core.base import metrics
 
 
 def test_mean_ignores_ungraded():

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from nemo_core.run_analysis import report
-from nemo_core.store import SCHEMA_VERSION, Store
+from nemo_core.runs.analysis import report
+from nemo_core.data.store import SCHEMA_VERSION, Store
 
 DATA = Path(__file__).parent / "data"
 EXPECTED = json.loads((DATA / "main-fixture.expected.json").read_text())

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from fake_openai import FakeOpenAI, Reply, fake_openai  # noqa: F401  (fixture)
-from nemo_core.grading import grade_action
-from nemo_core.model_runner import ModelConfig, ModelNotConfigured, ModelRunner, select_ids
-from nemo_core.request import build_request
-from nemo_core.filters import DecisionPointFilter
+from nemo_core.grading.grade import grade_action
+from nemo_core.runs.model_runner import ModelConfig, ModelNotConfigured, ModelRunner, select_ids
+from nemo_core.grading.request import build_request
+from nemo_core.data.filters import DecisionPointFilter
 
 CALL_DP = "interactive_agent/synth-b81d1299-b213-6003-cf00484b/12"  # expects transfer_funds(...)
 MESSAGE_DP_FILTER = DecisionPointFilter(split="interactive_agent", action_type="message")
@@ -218,7 +218,7 @@ def test_select_ids_is_seeded(demo_store):
 
 
 def test_failure_texts_name_their_kind_for_the_failure_taxonomy(fake_openai, call_dp):
-    from nemo_core.taxonomy import runner_error_kind
+    from nemo_core.runs.taxonomy import runner_error_kind
 
     fake_openai.script(Reply.slow(2.0), Reply.error(429, "slow down", retry_after=0), Reply.error(500, "x"))
     timeout = runner_for(fake_openai, timeout=0.5).answer(call_dp)

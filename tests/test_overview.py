@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from nemo_core import overview
-from nemo_core.config import DEMO_DIR
-from nemo_core.ingest import ingest
+from nemo_core.data import overview
+from nemo_core.base.config import DEMO_DIR
+from nemo_core.data.ingest import ingest
 
 
 def test_bin_labels():

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nemo_core.errors import BadRow
-from nemo_core.records import (
-    SUBMIT_MESSAGE_TOOL,
-    content_text,
-    link_tool_results,
-    normalise_tools,
-    parse_arguments,
-    parse_tool_calls,
-    validate_row,
-)
+from nemo_core.base.errors import BadRow
+from nemo_core.data.records import (SUBMIT_MESSAGE_TOOL, content_text, link_tool_results, normalise_tools,
+                                    parse_arguments, parse_tool_calls, validate_row)
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -272,7 +265,7 @@ def test_unusable_rows_raise_bad_row_with_the_reason(obj, reason):
 
 
 def test_long_digit_runs_are_found_wherever_they_are():
-    from nemo_core.records import has_long_digit_run
+    from nemo_core.data.records import has_long_digit_run
 
     assert has_long_digit_run(b'{"n": 12345678901234567890}')
     assert has_long_digit_run(b"x" * 5000 + b"-99999999999999999999")
@@ -281,7 +274,7 @@ def test_long_digit_runs_are_found_wherever_they_are():
 
 
 def test_loads_json_exact_keeps_integers_beyond_64_bits():
-    from nemo_core.records import loads_json
+    from nemo_core.data.records import loads_json
 
     big = 123456789012345678901234567890
     assert loads_json(f'{{"n": {big}}}'.encode(), exact=True) == {"n": big}

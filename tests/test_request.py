@@ -7,14 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from nemo_core.records import SUBMIT_MESSAGE_TOOL
-from nemo_core.request import (
-    NO_RESULT_PLACEHOLDER,
-    UNLINKED_TOOL_RESULT_PREFIX,
-    build_request,
-    context_to_openai,
-    request_json,
-)
+from nemo_core.data.records import SUBMIT_MESSAGE_TOOL
+from nemo_core.grading.request import (NO_RESULT_PLACEHOLDER, UNLINKED_TOOL_RESULT_PREFIX, build_request,
+                                       context_to_openai, request_json)
 
 
 def assert_valid_openai(messages: list[dict]) -> None:

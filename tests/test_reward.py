@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nemo_core.grading import GradingTarget, grade_action
-from nemo_core.records import normalise_tools, parse_tool_calls
-from nemo_core.reward import check_schema, tolerant_schema, values_equal
+from nemo_core.grading.grade import GradingTarget, grade_action
+from nemo_core.data.records import normalise_tools, parse_tool_calls
+from nemo_core.grading.reward import check_schema, tolerant_schema, values_equal
 
 
 def call_target(*calls: tuple[str, object], tools: list | None = None, flags: tuple[str, ...] = ()) -> GradingTarget:
@@ -286,7 +286,7 @@ DIFF_VALUES = [
 def test_fast_checker_matches_jsonschema(schema_index):
     import jsonschema
 
-    from nemo_core.reward import _fast_errors, _fast_supported
+    from nemo_core.grading.reward import _fast_errors, _fast_supported
 
     schema = tolerant_schema(DIFF_SCHEMAS[schema_index])
     assert _fast_supported(schema)
@@ -306,7 +306,7 @@ def test_schemas_with_other_keywords_use_jsonschema():
 
 
 def test_breakdown_json_round_trip():
-    from nemo_core.grading import Breakdown
+    from nemo_core.grading.grade import Breakdown
 
     for target, action in ((call_target(("f", {"a": 1}), ("g", {})), fc("f", {"a": "1", "b": 2})),
                            (message_target(), {"type": "message", "content": "Ships tomorrow"})):
@@ -317,8 +317,8 @@ def test_breakdown_json_round_trip():
 
 
 def test_lazy_toolset_agrees_with_normalise_tools(demo_store):
-    from nemo_core.grading import LazyToolSet
-    from nemo_core.store import decompress_json
+    from nemo_core.grading.grade import LazyToolSet
+    from nemo_core.data.store import decompress_json
 
     quirky = [WEATHER_TOOL_QUIRKY, {"name": "flat", "parameters": {"type": "string"}},
               {"type": "function", "function": {"name": "flat", "parameters": {"properties": {"a": {}}}}},

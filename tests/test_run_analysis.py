@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import pytest
 
-from nemo_core.grading import Breakdown
-from nemo_core.reward import KeyResult
-from nemo_core.run_analysis import (
-    FailureFilter, compare_runs, count_failures, confusion, failures, prediction_for, report, reward_histogram, run_summary,
-    runs_table, runs_with_prediction, taxonomy_counts, tool_names,
-)
-from nemo_core.runs import create_run, finish_run, insert_predictions, prediction_row
-from nemo_core.taxonomy import taxonomy_table
+from nemo_core.grading.grade import Breakdown
+from nemo_core.grading.reward import KeyResult
+from nemo_core.runs.analysis import (FailureFilter, compare_runs, count_failures, confusion, failures, prediction_for,
+                                     report, reward_histogram, run_summary, runs_table, runs_with_prediction,
+                                     taxonomy_counts, tool_names)
+from nemo_core.runs.run import create_run, finish_run, insert_predictions, prediction_row
+from nemo_core.runs.taxonomy import taxonomy_table
 
 
 def call(reward, name, expected_name="find_slots", keys=()):
@@ -178,7 +177,7 @@ def test_runs_table_report_and_lookups(demo_store, runs, ids):
 
 
 def test_delete_run_clears_every_derived_row(demo_store, runs):
-    from nemo_core.run_analysis import delete_run_with_analysis
+    from nemo_core.runs.analysis import delete_run_with_analysis
 
     run_summary(demo_store, "A")
     cache = demo_store.scalar("PRAGMA cache_size")
@@ -191,9 +190,9 @@ def test_delete_run_clears_every_derived_row(demo_store, runs):
 
 
 def test_a_run_still_being_written_is_not_classified_until_asked(demo_store, ids):
-    from nemo_core.runs import get_run
-    from nemo_core.run_analysis import awaiting_taxonomy
-    from nemo_core.taxonomy import ensure_taxonomy
+    from nemo_core.runs.run import get_run
+    from nemo_core.runs.analysis import awaiting_taxonomy
+    from nemo_core.runs.taxonomy import ensure_taxonomy
 
     run_id = create_run(demo_store, "live", kind="run-model", grader="keyword", rule_version="test")
     insert_predictions(demo_store, [prediction_row(run_id, ids["m1"], message(0.3), split="tool_calling",

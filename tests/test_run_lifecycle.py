@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from fake_openai import FakeOpenAI
-from nemo_core.cli import check_workers, main, max_workers
-from nemo_core.errors import OptionError
-from nemo_core.store import Store
+from nemo_core.cli.options import check_workers, max_workers
+from nemo_core.cli.main import main
+from nemo_core.base.errors import OptionError
+from nemo_core.data.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -287,7 +288,7 @@ def test_grade_into_a_run_of_another_file_is_refused(demo_db, tmp_path, capsys):
 def test_check_not_in_progress():
     import socket
 
-    from nemo_core.runs import RunError, check_not_in_progress
+    from nemo_core.runs.run import RunError, check_not_in_progress
 
     here = socket.gethostname()
     with pytest.raises(RunError, match=f"run 'r' is being run right now by process {os.getpid()}$"):

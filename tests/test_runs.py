@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from nemo_core.grading import RULE_VERSION, GradingTarget, grade_action
-from nemo_core.records import normalise_tools, parse_tool_calls
-from nemo_core.runs import (RunError, create_run, delete_run, finish_run, get_run, insert_predictions, list_runs,
-                            prediction_row, predictions, summarise_run, unique_run_name)
+from nemo_core.grading.grade import RULE_VERSION, GradingTarget, grade_action
+from nemo_core.data.records import normalise_tools, parse_tool_calls
+from nemo_core.runs.run import (RunError, create_run, delete_run, finish_run, get_run, insert_predictions, list_runs,
+                                prediction_row, predictions, summarise_run, unique_run_name)
 
 
 def target(dp_id: str, split: str, expected: dict | None, flags: tuple = ()) -> GradingTarget:
@@ -83,7 +83,7 @@ def test_a_run_whose_process_was_killed_is_finished_as_interrupted(empty_store):
     import subprocess
     import sys
 
-    from nemo_core.runs import claim_run, list_runs, mark_abandoned_runs
+    from nemo_core.runs.run import claim_run, list_runs, mark_abandoned_runs
 
     victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     killed = create_run(empty_store, "killed", kind="grade", grader="keyword", rule_version="x")

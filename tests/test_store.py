@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from nemo_core.errors import StoreError, UnknownDecisionPoint
-from nemo_core.filters import SORTS, DecisionPointFilter
-from nemo_core.ingest import ingest
-from nemo_core.store import SCHEMA_VERSION, Store
+from nemo_core.base.errors import StoreError, UnknownDecisionPoint
+from nemo_core.data.filters import SORTS, DecisionPointFilter
+from nemo_core.data.ingest import ingest
+from nemo_core.data.store import SCHEMA_VERSION, Store
 
 DATA = Path(__file__).resolve().parent / "data"
 SHAPES = [DATA / "tool_calling_shapes.jsonl", DATA / "interactive_agent_shapes.jsonl"]
@@ -218,7 +218,7 @@ def test_expected_tool_counts(shapes_store):
 
 
 def test_registered_schemas_are_applied_on_open(tmp_path):
-    from nemo_core import store as store_module
+    from nemo_core.data import store as store_module
 
     ddl = "CREATE TABLE IF NOT EXISTS test_store_extra (x INTEGER);"
     store_module.register_schema(ddl)
@@ -239,7 +239,7 @@ def test_histogram_bins_by_split(shapes_store):
 
 
 def test_open_store_uses_nemo_db(monkeypatch, tmp_path):
-    from nemo_core.store import open_store
+    from nemo_core.data.store import open_store
 
     monkeypatch.setenv("NEMO_DB", str(tmp_path / "env.db"))
     with open_store() as store:

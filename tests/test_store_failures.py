@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-import nemo_core.ingest as ingest_module
-from nemo_core.cli import main
-from nemo_core.errors import StoreError
-from nemo_core.ingest import ingest
-from nemo_core.store import Store
+import nemo_core.data.ingest as ingest_module
+from nemo_core.cli.main import main
+from nemo_core.base.errors import StoreError
+from nemo_core.data.ingest import ingest
+from nemo_core.data.store import Store
 
 from test_ingest import small_chunks, whole_conversations_only, write_synth  # noqa: F401 (fixture)
 

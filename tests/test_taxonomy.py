@@ -7,12 +7,10 @@ import json
 
 import pytest
 
-from nemo_core.grading import Breakdown, grade_action, grade_file, load_target
-from nemo_core.runs import create_run, delete_run, finish_run, insert_predictions, prediction_row
-from nemo_core.taxonomy import (
-    CATEGORIES, LOW_MESSAGE_SCORE, argument_error_counts, classify, compute_taxonomy, ensure_taxonomy,
-    runner_error_kind, taxonomy_is_current, taxonomy_table,
-)
+from nemo_core.grading.grade import Breakdown, grade_action, grade_file, load_target
+from nemo_core.runs.run import create_run, delete_run, finish_run, insert_predictions, prediction_row
+from nemo_core.runs.taxonomy import (CATEGORIES, LOW_MESSAGE_SCORE, argument_error_counts, classify, compute_taxonomy,
+                                     ensure_taxonomy, runner_error_kind, taxonomy_is_current, taxonomy_table)
 
 
 @pytest.fixture
@@ -304,7 +302,7 @@ def test_grade_classifies_as_it_grades_exactly_as_a_recomputation(demo_store, tm
 def test_an_interrupted_grade_keeps_what_it_graded_and_its_taxonomy(demo_store, tmp_path, monkeypatch):
     """Stopped after the first batch: the stored predictions and their taxonomy rows agree, and the
     taxonomy is indexed on first use."""
-    import nemo_core.grading as grading
+    import nemo_core.grading.grade as grading
 
     lines = _mixed_predictions(demo_store)
     path = _write(tmp_path / "mixed.jsonl", lines)
@@ -331,7 +329,7 @@ def test_an_interrupted_grade_keeps_what_it_graded_and_its_taxonomy(demo_store, 
 
 def test_a_failure_storing_the_last_predictions_fails_the_run_instead_of_leaving_it_running(demo_store, tmp_path,
                                                                                              monkeypatch):
-    import nemo_core.runs as runs
+    import nemo_core.runs.run as runs
 
     path = _write(tmp_path / "mixed.jsonl", _mixed_predictions(demo_store))
 
@@ -347,9 +345,9 @@ def test_a_failure_storing_the_last_predictions_fails_the_run_instead_of_leaving
 def test_a_table_filled_while_grading_is_only_indexed_when_asked(demo_store, call_dp):
     """A `grade` still running has classified every stored prediction but has no indexes yet: pages wait for
     it (awaiting), and asking for it builds the indexes without recomputing the rows."""
-    from nemo_core.run_analysis import awaiting_taxonomy
-    from nemo_core.runs import get_run, insert_numbered_predictions, next_prediction_id
-    from nemo_core.taxonomy import add_classified, start_taxonomy, taxonomy_row
+    from nemo_core.runs.analysis import awaiting_taxonomy
+    from nemo_core.runs.run import get_run, insert_numbered_predictions, next_prediction_id
+    from nemo_core.runs.taxonomy import add_classified, start_taxonomy, taxonomy_row
 
     run_id = create_run(demo_store, "live-grade", kind="grade", grader="keyword", rule_version="x")
     with demo_store.transaction() as conn:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from nemo_core.filters import BadFilter, DecisionPointFilter
+from nemo_core.data.filters import BadFilter, DecisionPointFilter
 from ui.listing import PAGE_SIZE, ListState, expected_label, n_pages
 from ui.safe import as_json_value, code_span, cut, escape_markdown, inert_label
 from ui.tools_panel import parameter_rows

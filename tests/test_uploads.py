@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from nemo_core.run_analysis import taxonomy_counts
-from nemo_core.runs import get_run, predictions
-from nemo_core.uploads import grade_upload, validate_predictions
+from nemo_core.runs.analysis import taxonomy_counts
+from nemo_core.runs.run import get_run, predictions
+from nemo_core.runs.uploads import grade_upload, validate_predictions
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ import os
 
 import streamlit as st
 
-from nemo_core.campaigns import passphrase_ok
-from nemo_core.guarded import people_run_names
-from nemo_core.store import Store
+from nemo_core.people.campaigns import passphrase_ok
+from nemo_core.people.guarded import people_run_names
+from nemo_core.data.store import Store
 
 from .secrets import secret
 

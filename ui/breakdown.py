@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from nemo_core.grading import Breakdown
+from nemo_core.grading.grade import Breakdown
 
 from .safe import code_span, escape_markdown
 

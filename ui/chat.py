@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from nemo_core.records import content_text, link_tool_results, parse_tool_calls
+from nemo_core.data.records import content_text, link_tool_results, parse_tool_calls
 
 from .safe import code_span, escape_markdown, show_text, show_value
 

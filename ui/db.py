@@ -21,11 +21,11 @@ from typing import Any
 
 import streamlit as st
 
-from nemo_core.config import DEFAULT_DB
-from nemo_core.errors import NemoError, StoreError
-from nemo_core.overview import load_cached
-from nemo_core.overview import signature as core_signature
-from nemo_core.store import Store
+from nemo_core.base.config import DEFAULT_DB
+from nemo_core.base.errors import NemoError, StoreError
+from nemo_core.data.overview import load_cached
+from nemo_core.data.overview import signature as core_signature
+from nemo_core.data.store import Store
 
 from .mode import annotate_mode
 from .safe import escape_markdown
@@ -40,7 +40,7 @@ def default_db_path() -> Path:
         return Path(env)
     if DEFAULT_DB.exists():
         return DEFAULT_DB
-    from nemo_core.demo import ensure_demo_db
+    from nemo_core.data.demo import ensure_demo_db
 
     return ensure_demo_db()
 

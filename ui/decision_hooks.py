@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nemo_core.decision_point import DecisionPoint
-from nemo_core.store import Store
+from nemo_core.data.decision_point import DecisionPoint
+from nemo_core.data.store import Store
 
 
 def render_try_panel(store: Store, dp: DecisionPoint, request: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nemo_core.filters import SORTS, BadFilter, DecisionPointFilter
+from nemo_core.data.filters import SORTS, BadFilter, DecisionPointFilter
 
 PAGE_SIZE = 50
 LIST_KEYS = ("sort", "desc", "page")

@@ -7,8 +7,8 @@ from typing import Any
 
 import streamlit as st
 
-from nemo_core import overview as core_overview
-from nemo_core.filters import DecisionPointFilter
+from nemo_core.data import overview as core_overview
+from nemo_core.data.filters import DecisionPointFilter
 
 from .db import get_store
 

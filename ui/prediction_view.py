@@ -17,10 +17,10 @@ from typing import Any
 
 import streamlit as st
 
-from nemo_core.errors import NemoError
-from nemo_core.run_analysis import prediction_for, runs_with_prediction
-from nemo_core.store import Store
-from nemo_core.taxonomy import CATEGORIES
+from nemo_core.base.errors import NemoError
+from nemo_core.runs.analysis import prediction_for, runs_with_prediction
+from nemo_core.data.store import Store
+from nemo_core.runs.taxonomy import CATEGORIES
 
 from .admin import held_back, unlock_form, visible_run_names
 from .breakdown import render_breakdown

@@ -13,10 +13,10 @@ from typing import Any
 
 import streamlit as st
 
-from nemo_core import run_analysis as ra
-from nemo_core.runs import Run, get_run
-from nemo_core.store import Store
-from nemo_core.taxonomy import ensure_taxonomy, taxonomy_is_current
+from nemo_core.runs import analysis as ra
+from nemo_core.runs.run import Run, get_run
+from nemo_core.data.store import Store
+from nemo_core.runs.taxonomy import ensure_taxonomy, taxonomy_is_current
 
 from .db import get_store
 

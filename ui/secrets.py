@@ -6,7 +6,7 @@ import os
 
 import streamlit as st
 
-from nemo_core.llm_grader import LLMConfig
+from nemo_core.grading.llm_grader import LLMConfig
 
 
 def secret(name: str) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from nemo_core.config import SUBMIT_MESSAGE
+from nemo_core.base.config import SUBMIT_MESSAGE
 
 from .safe import inert_label, show_text
 

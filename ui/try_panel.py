@@ -21,14 +21,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from nemo_core.actions import parse_action
-from nemo_core.attempts import list_attempts, save_attempt
-from nemo_core.config import SUBMIT_MESSAGE
-from nemo_core.errors import NemoError
-from nemo_core.grading import Breakdown, grade_action
-from nemo_core.keys import OPENAI_DEFAULT_URL, KeyChoice, choose_key
-from nemo_core.llm_grader import LLMGrader
-from nemo_core.model_runner import ModelConfig, ModelRunner
+from nemo_core.grading.actions import parse_action
+from nemo_core.people.attempts import list_attempts, save_attempt
+from nemo_core.base.config import SUBMIT_MESSAGE
+from nemo_core.base.errors import NemoError
+from nemo_core.grading.grade import Breakdown, grade_action
+from nemo_core.grading.keys import OPENAI_DEFAULT_URL, KeyChoice, choose_key
+from nemo_core.grading.llm_grader import LLMGrader
+from nemo_core.runs.model_runner import ModelConfig, ModelRunner
 
 from .breakdown import render_breakdown
 from .safe import escape_markdown, show_text

@@ -33,12 +33,12 @@ from openreward.environments import (Environment, ListToolsOutput, Message, RunT
                                      ToolOutput, tool)
 from pydantic import BaseModel, Field
 
-from ..actions import parse_action
-from ..config import SPLITS, SUBMIT_MESSAGE
-from ..decision_point import DecisionPoint
-from ..grading import grade_action
-from ..llm_grader import DEFAULT_MODEL, LLMConfig, LLMGrader
-from ..store import Store
+from ..grading.actions import parse_action
+from ..base.config import SPLITS, SUBMIT_MESSAGE
+from ..data.decision_point import DecisionPoint
+from ..grading.grade import grade_action
+from ..grading.llm_grader import DEFAULT_MODEL, LLMConfig, LLMGrader
+from ..data.store import Store
 from .prompt import SUBMIT_MESSAGE_DESCRIPTION, SUBMIT_MESSAGE_SCHEMA, context_messages, task_tools_output
 from .recorder import RunRecorder, Submission
 from .tasks import TaskError, TaskIndex, check_task_spec

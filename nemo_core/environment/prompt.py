@@ -27,8 +27,8 @@ from typing import Any
 
 from openreward.environments import ListToolsOutput, Message, TextBlock, ToolCallBlock, ToolResultBlock, ToolSpec
 
-from ..records import SUBMIT_MESSAGE_TOOL, ToolSet
-from ..request import context_to_openai
+from ..data.records import SUBMIT_MESSAGE_TOOL, ToolSet
+from ..grading.request import context_to_openai
 
 
 def _arguments_object(text: str) -> dict | None:

@@ -34,14 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import NemoError
-from ..grading import RULE_VERSION, Breakdown
-from ..records import dumps_bytes, loads_json
-from ..runs import (PREDICTION_COLUMNS, Run, check_not_in_progress, claim_run, finish_run, insert_numbered_predictions, insert_run,
-                    next_prediction_id, predicted_pairs, prediction_row, runs_named)
-from ..store import Store, current_process, process_gone
-from ..taxonomy import (add_classified, classification_fields, classify, ensure_taxonomy, needs_tool_names,
-                        start_live_taxonomy, taxonomy_row)
+from ..base.errors import NemoError
+from ..grading.grade import RULE_VERSION, Breakdown
+from ..data.records import dumps_bytes, loads_json
+from ..runs.run import (PREDICTION_COLUMNS, Run, check_not_in_progress, claim_run, finish_run,
+                        insert_numbered_predictions, insert_run, next_prediction_id, predicted_pairs, prediction_row,
+                        runs_named)
+from ..data.store import Store, current_process, process_gone
+from ..runs.taxonomy import (add_classified, classification_fields, classify, ensure_taxonomy, needs_tool_names,
+                             start_live_taxonomy, taxonomy_row)
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import os
 import sys
 import types
 
-from ..errors import NemoError
+from ..base.errors import NemoError
 
 ENV_DEFAULTS = {
     "OPENREWARD_DISABLE_UPDATE_CHECK": "1",  # no call to the package index from a server (or a test)

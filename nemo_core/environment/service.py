@@ -11,8 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import NemoError, StoreError
-from ..store import Store, current_process
+from ..base.errors import NemoError, StoreError
+from ..data.store import Store, current_process
 from .tasks import TaskIndex
 
 
@@ -116,7 +116,7 @@ def make_worker(prepared: Prepared):
     from openreward.environments import Server
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from ..config import SPLITS
+    from ..base.config import SPLITS
     from .env import ServeContext, environment_class
     from .recorder import RunRecorder
     from .serve import Worker

@@ -18,8 +18,8 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass
 
-from ..config import SPLITS
-from ..store import Store
+from ..base.config import SPLITS
+from ..data.store import Store
 
 MAX_TASK_RANGE = 10_000  # tasks per `get_task_range` answer: page through larger ranges
 

@@ -30,7 +30,7 @@ def prediction_files(demo_db_master, tmp_path):
         msg = conn.execute("SELECT id FROM decision_points WHERE action_type = 'message' ORDER BY id LIMIT 1").fetchone()[0]
     finally:
         conn.close()
-    from nemo_core.store import Store
+    from nemo_core.data.store import Store
 
     store = Store.open(demo_db_master, readonly=True)
     try:

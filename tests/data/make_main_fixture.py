@@ -37,20 +37,20 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from fake_openai import FakeOpenAI, Reply  # noqa: E402
 
-from nemo_core.actions import parse_action  # noqa: E402
-from nemo_core.attempts import save_attempt  # noqa: E402
-from nemo_core.audit import build_audit_set, grade_audit_set, record_human  # noqa: E402
-from nemo_core.baseline import save_as_run  # noqa: E402
-from nemo_core.campaigns import create_campaign, next_item, skip_item, submit_answer  # noqa: E402
-from nemo_core.demo import ensure_demo_db  # noqa: E402
+from nemo_core.grading.actions import parse_action  # noqa: E402
+from nemo_core.people.attempts import save_attempt  # noqa: E402
+from nemo_core.people.audit import build_audit_set, grade_audit_set, record_human  # noqa: E402
+from nemo_core.people.baseline import save_as_run  # noqa: E402
+from nemo_core.people.campaigns import create_campaign, next_item, skip_item, submit_answer  # noqa: E402
+from nemo_core.data.demo import ensure_demo_db  # noqa: E402
 from nemo_core.environment import recorder as rec  # noqa: E402
-from nemo_core.grading import grade_action, grade_file  # noqa: E402
-from nemo_core.llm_grader import LLMConfig, LLMGrader  # noqa: E402
-from nemo_core.model_runner import ModelConfig, ModelRunner, run_model  # noqa: E402
-from nemo_core.overview import overview  # noqa: E402
-from nemo_core.run_analysis import report  # noqa: E402
-from nemo_core.store import Store  # noqa: E402
-from nemo_core.uploads import grade_upload  # noqa: E402
+from nemo_core.grading.grade import grade_action, grade_file  # noqa: E402
+from nemo_core.grading.llm_grader import LLMConfig, LLMGrader  # noqa: E402
+from nemo_core.runs.model_runner import ModelConfig, ModelRunner, run_model  # noqa: E402
+from nemo_core.data.overview import overview  # noqa: E402
+from nemo_core.runs.analysis import report  # noqa: E402
+from nemo_core.data.store import Store  # noqa: E402
+from nemo_core.runs.uploads import grade_upload  # noqa: E402
 
 KEY = "sk-fixture-not-a-real-key"
 OWNER = {"pid": 1, "host": "fixture-builder"}  # the environment record's owner (a process long gone)

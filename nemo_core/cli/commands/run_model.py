@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from datetime import datetime, timezone
+
+HELP = """Run a model over a selection of decision points, grade each answer, and store the run.
+
+The model is asked through any OpenAI-compatible endpoint (--base-url, else $OPENAI_BASE_URL, else OpenAI;
+key from $OPENAI_API_KEY; a local server may need none) with exactly the request the decision point page
+shows: the context, the task's tools plus submit_message, tool_choice="required" (a server that refuses
+that is asked with "auto"). Each answer is graded like `grade` grades a prediction file and stored in the
+same tables (a run of kind run-model). Timeouts, rate limits, server errors, a context too long: stored as a
+failed prediction with its error, and the run goes on.
+
+Resumable: re-run with the same --run (and the same selection options) and the ids already done are
+skipped; those that failed for a passing reason (timeout, 429, 5xx, connection) are asked again.
+
+examples:
+  python -m nemo_core run-model --model gpt-5-mini --split tool_calling --limit 200 --sample-seed 1 --run mini-200
+  python -m nemo_core run-model --model my-model --base-url http://127.0.0.1:8000/v1 --limit 50 --dry-run
+"""
+
+
+def register(sub) -> None:
+    from ..options import HelpFormatter, add_db_option
+    from ...base.config import ACTION_TYPES, SPLITS
+
+    p = sub.add_parser("run-model", help="ask a model at many decision points, grade and store the run",
+                       description=HELP, formatter_class=HelpFormatter)
+    p.add_argument("--model", required=True, metavar="M", help="model name sent to the endpoint")
+    p.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL, else OpenAI)")
+    add_db_option(p)
+    p.add_argument("--split", choices=SPLITS, help="only this split")
+    p.add_argument("--action-type", choices=ACTION_TYPES, help="only decision points expecting this action type")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N decision points")
+    p.add_argument("--sample-seed", type=int, metavar="S",
+                   help="a seeded random sample (of --limit N) instead of the first ones in store order")
+    p.add_argument("--concurrency", type=int, default=4, metavar="C", help="requests in flight at once (default 4)")
+    p.add_argument("--run", dest="run_name", metavar="NAME",
+                   help="name of the stored run; an existing run-model run of this name is resumed "
+                        "(default: run-model-<model>-<time>)")
+    p.add_argument("--include-reasoning", action="store_true",
+                   help="send earlier assistant reasoning_content in the context (left out by default)")
+    p.add_argument("--dry-run", action="store_true", help="print the first request and send nothing")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="per request (default 60)")
+    p.add_argument("--grader", choices=("auto", "keyword", "llm"), default="auto",
+                   help="grader for message tasks (default auto: llm when OPENAI_API_KEY is set, else keyword)")
+    p.add_argument("--grader-model", metavar="M", help="LLM grader model (default $NEMO_GRADER_MODEL or gpt-5-mini)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..options import resolve_db
+    from ...base.errors import InputFileError
+    from ...data.filters import DecisionPointFilter
+    from ...grading.grade import resolve_grader
+    from ...grading.llm_grader import LLMConfig, LLMGrader
+    from ...runs.model_runner import ModelConfig, ModelRunner, run_model, select_ids
+    from ...runs.run import summarise_run
+    from ...data.store import Store
+
+    if args.concurrency < 1:
+        raise InputFileError("--concurrency must be at least 1", "for example --concurrency 4")
+    if args.limit is not None and args.limit < 1:
+        raise InputFileError("--limit must be at least 1", "for example --limit 100")
+    config = ModelConfig.from_env(args.model, base_url=args.base_url, timeout=args.timeout,
+                                  include_reasoning=args.include_reasoning)
+    store = Store.open(resolve_db(args.db))
+    try:
+        flt = DecisionPointFilter(split=args.split, action_type=args.action_type)
+        ids = select_ids(store, flt, limit=args.limit, sample_seed=args.sample_seed)
+        if not ids:
+            print("error: no decision point matches this selection (fix: check --split / --action-type and "
+                  "`python -m nemo_core stats`)", file=sys.stderr)
+            return 1
+        if args.dry_run:
+            runner = ModelRunner(config, check=False)
+            body = runner.request_body(store.get(ids[0]))
+            print(f"dry run: {len(ids):,} decision points selected; the request for the first, {ids[0]}, "
+                  f"is below; nothing was sent", file=sys.stderr)
+            print(json.dumps(body, indent=2, ensure_ascii=False))
+            return 0
+        runner = ModelRunner(config)
+        grader_config = LLMConfig.from_env(model=args.grader_model, timeout=args.timeout)
+        chosen = resolve_grader(args.grader, grader_config)
+        llm = LLMGrader(grader_config, store) if chosen == "llm" else None
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        name = args.run_name or f"run-model-{args.model}-{stamp}"
+        settings = {"split": args.split, "action_type": args.action_type, "limit": args.limit,
+                    "sample_seed": args.sample_seed, "concurrency": args.concurrency,
+                    "include_reasoning": args.include_reasoning, "timeout": args.timeout}
+        try:
+            result = run_model(store, runner, ids, run_name=name, grader=chosen, llm=llm,
+                               concurrency=args.concurrency, progress=not args.quiet, settings=settings)
+        except KeyboardInterrupt:
+            print(f"interrupted: answers so far are stored; resume with --run {name}", file=sys.stderr)
+            return 130
+        summary = summarise_run(store, result.run_id)
+    finally:
+        store.close()
+    verb = "resumed" if result.resumed else "stored"
+    print(f"run {result.run_name!r} (id {result.run_id}) {verb} in {store.path}: model {args.model}, grader {chosen}")
+    print(f"selected: {result.n_selected:,}  already done: {result.n_skipped:,}  asked now: {result.n_answered:,}  "
+          f"graded: {result.n_graded:,}  failed: {result.n_failed:,}  time: {result.seconds:.1f} s")
+    if result.error_kinds:
+        print("errors: " + ", ".join(f"{k} {v:,}" for k, v in sorted(result.error_kinds.items(), key=lambda kv: -kv[1]))
+              + "  (malformed_arguments and unknown_tool are graded; the others are not)")
+    if result.latencies_ms:
+        lat = sorted(result.latencies_ms)
+        p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))]
+        print(f"latency: median {statistics.median(lat):,.0f} ms, p95 {p95:,.0f} ms  tokens: "
+              f"{result.prompt_tokens:,} prompt, {result.completion_tokens:,} completion")
+    print(summary.to_text())
+    if result.n_failed and any(k in ("timeout", "rate_limited", "server_error", "connection") for k in result.error_kinds):
+        print(f"some answers failed for a passing reason: re-run with --run {result.run_name} to ask again", file=sys.stderr)
+    return 0
