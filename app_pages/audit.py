@@ -4,7 +4,7 @@ Build an audit set (a run's message replies, a campaign's human answers, or cali
 no model), grade it with the LLM after seeing how many API calls that takes, then read the agreement: scatter,
 correlations, a pass threshold with its confusion matrix and kappa, the keyword threshold sweep, by split and
 by length, the largest disagreements with both graders' reasons, and a blind 0-10 judgement form that makes a
-person the third rater. Everything is computed by `nemo_core.audit`; this page only draws it.
+person the third rater. Everything is computed by `nemo_core.people.audit`; this page only draws it.
 
 With no OpenAI key the page says how to add one and still shows the keyword side and the human judgements.
 People's campaign answers (a campaign's, or a human run's) are candidates only with the admin passphrase

@@ -4,7 +4,7 @@ Admin mode is protected by the admin passphrase when one is configured (env `NEM
 `admin_password` Streamlit secret; the check is `ui.admin`'s, the same on every page that shows campaign
 answers or annotator names); with none configured the page is open.
 Annotators work on the Annotate page and never need this one. All the computing is in
-`nemo_core.campaigns` and `nemo_core.baseline`.
+`nemo_core.people.campaigns` and `nemo_core.people.baseline`.
 """
 
 from __future__ import annotations

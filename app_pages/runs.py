@@ -2,7 +2,7 @@
 overall, by split and by action type; one run's failure taxonomy, tool confusion and reward histogram;
 uploading a predictions file; deleting a run after a confirmation.
 
-All numbers come from `nemo_core.run_analysis` (SQL over the stored taxonomy), cached per runs signature.
+All numbers come from `nemo_core.runs.analysis` (SQL over the stored taxonomy), cached per runs signature.
 """
 
 from __future__ import annotations

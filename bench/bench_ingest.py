@@ -82,8 +82,8 @@ def run_ingest(paths: list[Path], db: Path, workers: int | None, no_fts: bool) -
     """Ingest in a child process so its peak RSS is its own."""
     code = (
         "import json, resource, sys, time\n"
-        "from nemo_core.store import Store\n"
-        "from nemo_core.ingest import ingest\n"
+        "from nemo_core.data.store import Store\n"
+        "from nemo_core.data.ingest import ingest\n"
         f"paths = {[str(p) for p in paths]!r}\n"
         f"store = Store.open({str(db)!r})\n"
         "t = time.perf_counter()\n"

@@ -46,7 +46,7 @@ END;
 WORKER = '''
 def annotate(store, campaign_id, who, skip_every=0, barrier=None):
     """Ask, answer (or skip), until the queue is empty. Returns what the database confirmed and any errors."""
-    from nemo_core import campaigns as C
+    from nemo_core.people import campaigns as C
     done, errors, n = [], [], 0
     if barrier is not None:
         barrier.wait()
@@ -74,7 +74,7 @@ annotate = namespace["annotate"]
 
 PROCESS_SCRIPT = WORKER + '''
 import json, sys, threading
-from nemo_core.store import Store
+from nemo_core.data.store import Store
 db, campaign_id, prefix = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 n_threads, skip_every = int(sys.argv[4]), int(sys.argv[5])
 results = {}

@@ -1,4 +1,4 @@
-"""`nemo_core.keys`: which endpoint a key may go to, and redaction (issue 20, point 1)."""
+"""`nemo_core.grading.keys`: which endpoint a key may go to, and redaction (issue 20, point 1)."""
 
 from __future__ import annotations
 

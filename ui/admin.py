@@ -3,7 +3,7 @@
 The passphrase is `NEMO_ADMIN_PASSWORD`, else the `admin_password` Streamlit secret; with neither the app is
 open to everyone who can reach it. A session that typed it keeps a digest of it (never the passphrase), so
 changing the passphrase locks every session again; unlocking on one page unlocks them all. What is guarded is
-decided in `nemo_core.guarded` (the Campaigns page, runs of people's answers, audit sets built from them):
+decided in `nemo_core.people.guarded` (the Campaigns page, runs of people's answers, audit sets built from them):
 pages call `admin_unlocked()` before showing any of it, and `unlock_form` where they hold something back.
 """
 

@@ -7,7 +7,7 @@ server (`ui.mode`) there is no sidebar panel at all: no path, no switch, no erro
 
 Aggregates over the whole table (counts, histograms, top tools) take seconds at 1.2 M decision points,
 so they are `st.cache_data`-cached under a *signature* of the database (file identity, last row, last
-ingest; see `nemo_core.overview`), which changes exactly when an ingest adds rows or the file is
+ingest; see `nemo_core.data.overview`), which changes exactly when an ingest adds rows or the file is
 replaced. A plain mtime would also change on every checkpoint after unrelated writes (scores, runs).
 """
 
@@ -94,7 +94,7 @@ def get_store(path: str | Path) -> Store:
 
 
 def signature(store: Store) -> str:
-    """What the cached aggregates depend on (see `nemo_core.overview.signature`), plus the file's identity
+    """What the cached aggregates depend on (see `nemo_core.data.overview.signature`), plus the file's identity
     so a replaced file is never served from another one's cache."""
     return f"{_identity(Path(store.path))}:{core_signature(store)}"
 

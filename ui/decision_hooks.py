@@ -13,7 +13,7 @@ from nemo_core.data.store import Store
 
 
 def render_try_panel(store: Store, dp: DecisionPoint, request: dict[str, Any]) -> None:
-    """Issue 5 ("Try"): send `request` (from `nemo_core.request.build_request`) to a model and grade
+    """Issue 5 ("Try"): send `request` (from `nemo_core.grading.request.build_request`) to a model and grade
     the answer. Drawn below the request panel."""
     from .try_panel import render_try_panel as draw
 

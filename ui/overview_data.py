@@ -1,4 +1,4 @@
-"""The overview's aggregates (computed in SQL by `nemo_core.overview`, stored in the database) and the
+"""The overview's aggregates (computed in SQL by `nemo_core.data.overview`, stored in the database) and the
 Browse page's counts, cached per database signature (see `ui.db`)."""
 
 from __future__ import annotations

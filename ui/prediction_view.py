@@ -5,7 +5,7 @@ second run's prediction under it, both beside the expected action (the Compare p
 runs that hold a prediction for this decision point and opens one on request.
 
 Predictions and breakdowns hold model and dataset text: shown with `st.text` / `st.json` / code spans,
-never as Markdown or HTML. A run of people's campaign answers (`nemo_core.guarded`) is shown only with the
+never as Markdown or HTML. A run of people's campaign answers (`nemo_core.people.guarded`) is shown only with the
 admin passphrase (`ui.admin`): it is left out of the list, and a link to it asks for the passphrase. The
 breakdown names the expected values, so it is drawn only once the expected action is revealed (the page stays
 usable blind); it is drawn by the one breakdown component, `ui.breakdown`.

@@ -1,4 +1,4 @@
-"""Cached reads for the Runs, Failures and Compare pages (all the work is in `nemo_core.run_analysis`).
+"""Cached reads for the Runs, Failures and Compare pages (all the work is in `nemo_core.runs.analysis`).
 
 Results are `st.cache_data`-cached under a *runs signature*: the runs' ids, sizes and statuses and when
 each taxonomy was computed. It changes exactly when a run is added, finished, reclassified or deleted,
