@@ -21,7 +21,8 @@ from nemo_core.environment import recorder as rec
 from nemo_core.environment.tasks import TaskError, TaskIndex, check_task_spec
 from nemo_core.grading.grade import grade_action
 from nemo_core.runs.run import RunError, create_run, get_run, list_runs
-from nemo_core.data.store import SCHEMA_VERSION, Store
+from nemo_core.data.schema import SCHEMA_VERSION
+from nemo_core.data.store import Store
 from nemo_core.runs.taxonomy import taxonomy_is_current
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -60,7 +60,7 @@ def _dp_indexes(store: Store) -> set[str]:
 
 
 def test_a_bulk_load_rebuilds_every_index_at_the_end(tmp_path, monkeypatch):
-    from nemo_core.data.store import DP_INDEXES
+    from nemo_core.data.schema import DP_INDEXES
 
     monkeypatch.setattr(ingest_module, "BULK_BYTES", 0)
     with Store.open(tmp_path / "t.db") as store:
@@ -80,7 +80,7 @@ def test_a_bulk_load_rebuilds_every_index_at_the_end(tmp_path, monkeypatch):
 
 
 def test_an_interrupted_bulk_load_gets_its_indexes_back_on_the_next_open(tmp_path, monkeypatch):
-    from nemo_core.data.store import DP_INDEXES
+    from nemo_core.data.schema import DP_INDEXES
 
     monkeypatch.setattr(ingest_module, "BULK_BYTES", 0)
     monkeypatch.setattr(Store, "create_decision_point_indexes", lambda self: None)  # as if killed first

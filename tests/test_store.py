@@ -11,7 +11,8 @@ import pytest
 from nemo_core.base.errors import StoreError, UnknownDecisionPoint
 from nemo_core.data.filters import SORTS, DecisionPointFilter
 from nemo_core.data.ingest import ingest
-from nemo_core.data.store import SCHEMA_VERSION, Store
+from nemo_core.data.schema import SCHEMA_VERSION
+from nemo_core.data.store import Store
 
 DATA = Path(__file__).resolve().parent / "data"
 SHAPES = [DATA / "tool_calling_shapes.jsonl", DATA / "interactive_agent_shapes.jsonl"]
@@ -215,18 +216,6 @@ def test_expected_tool_counts(shapes_store):
     counts = {r["tool"]: r["n"] for r in shapes_store.expected_tool_counts()}
     assert counts["find_user"] == 4 and counts["get_weather"] == 1 and None not in counts
     assert {r["tool"]: r["n"] for r in shapes_store.expected_tool_counts(prefix="get_")} == {"get_time": 1, "get_weather": 1}
-
-
-def test_registered_schemas_are_applied_on_open(tmp_path):
-    from nemo_core.data import store as store_module
-
-    ddl = "CREATE TABLE IF NOT EXISTS test_store_extra (x INTEGER);"
-    store_module.register_schema(ddl)
-    try:
-        with Store.open(tmp_path / "x.db") as store:
-            assert store.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'test_store_extra'") == 1
-    finally:
-        store_module._EXTRA_SCHEMAS.remove(ddl)
 
 
 def test_histogram_bins_by_split(shapes_store):

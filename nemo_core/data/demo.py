@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base.config import DEMO_DB, DEMO_DIR
-from .store import SCHEMA_VERSION
+from .schema import SCHEMA_VERSION
 from .synth import DOMAINS, interactive_agent_row, synth_uuid, tool_calling_row
 
 SEED = 20251126

@@ -17,26 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .compression import compress, decompress
 from .records import dumps_bytes, has_long_digit_run, loads_json
 
 VIEW_VERSION = 1
 FILL_BATCH = 2000  # conversations per transaction in `fill_views`
-
-DDL = """
-CREATE TABLE IF NOT EXISTS grading_views (
-    conversation_id INTEGER PRIMARY KEY REFERENCES conversations(id),
-    version INTEGER NOT NULL,
-    body BLOB NOT NULL
-);
-"""
 
 
 def build_view(row: dict[str, Any], line: bytes, *, long_digits: bool | None = None) -> bytes:
     """The compressed view of a validated raw row. `row` may come from orjson's fast path: when the line
     holds an integer beyond 64 bits (which that path turns into a float) it is parsed again exactly, so
     the view keeps every value as written. `long_digits`: `has_long_digit_run(line)` when already known."""
-    from .store import compress
-
     if long_digits if long_digits is not None else has_long_digit_run(line):
         row = loads_json(line, exact=True)
     turns = [[i, m.get("tool_calls"), m.get("content")]
@@ -46,8 +37,6 @@ def build_view(row: dict[str, Any], line: bytes, *, long_digits: bool | None = N
 
 def read_view(body: bytes) -> tuple[Any, dict[int, tuple[Any, Any]]]:
     """(raw tools, {turn index: (raw tool_calls, raw content)}) of a stored view."""
-    from .store import decompress
-
     view = loads_json(decompress(body), exact=True)
     return view["tools"], {t[0]: (t[1], t[2]) for t in view["turns"]}
 
@@ -70,8 +59,6 @@ def missing_views(store: Any) -> int:
 def fill_views(store: Any, progress: Callable[[int], None] | None = None) -> int:
     """Write the view of every conversation that lacks a current one; returns how many were written.
     Each batch is its own transaction, so an interrupted fill keeps what it wrote and the next resumes."""
-    from .store import decompress
-
     written = 0
     after = 0
     while True:

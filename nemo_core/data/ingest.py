@@ -33,7 +33,8 @@ from .extract import extract_conversation
 from .grading_view import build_view
 from .jsontext import scan_line
 from .records import JSONLimitError, check_depth, loads_json_counted, validate_row
-from .store import InsertedConversations, PreparedConversation, Store, compress, is_row_error
+from .compression import compress
+from .store import InsertedConversations, PreparedConversation, Store, is_row_error
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 CHUNK_BYTES = 4 * 1024 * 1024  # ~250 real rows: big enough to amortise a transaction, small for memory

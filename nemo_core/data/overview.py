@@ -19,17 +19,8 @@ from typing import Any
 import orjson
 
 from .extract import FLAGS
-from .store import Store, register_schema
+from .store import Store
 
-DDL = """
-CREATE TABLE IF NOT EXISTS overview_cache (
-    signature TEXT PRIMARY KEY,
-    computed_at TEXT NOT NULL,
-    seconds REAL NOT NULL,
-    body TEXT NOT NULL
-);
-"""
-register_schema(DDL)
 
 CACHE_VERSION = 1  # bump when the shape of `compute_overview` changes
 

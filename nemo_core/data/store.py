@@ -12,14 +12,14 @@ Layout (schema version in `meta`):
   reasoning), rowid = conversation id.
 - `ingests`, `rejected_rows`: what each ingest read and what it could not use, with file and line.
 
-Functions return plain data (dicts, dataclasses), never cursors. Other features add their own tables
-through `register_schema`, so one `Store.open` brings a database up to date.
+Functions return plain data (dicts, dataclasses), never cursors. Every table, this layer's and the layers'
+above, is made by the named migrations of `schema.py`, which `Store.open` applies: one place says what a
+database holds, and importing a module creates nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import socket
 import sqlite3
@@ -33,139 +33,19 @@ from typing import Any
 
 import orjson
 import sqlite_utils
-import zstandard
 
-from ..base.config import ACTION_TYPES, SPLITS
+from ..base.config import ACTION_TYPES, SPLITS, default_db_path
 from ..base.errors import StoreError, UnknownDecisionPoint
+from . import schema
+from .compression import decompress_json
+from .decision_point import DecisionPoint
 from .extract import DP_COLUMNS, FLAGS
 from .filters import DecisionPointFilter, order_by
-from .grading_view import DDL as _GRADING_VIEW_DDL, VIEW_VERSION
+from .grading_view import VIEW_VERSION
+from .schema import DP_INDEXES, SCHEMA_VERSION
 
-SCHEMA_VERSION = 4  # 3: grading_views; 4: run kind 'environment' (the runs table rebuilt, see `runs.py`)
 BUSY_TIMEOUT_MS = 10_000
 IN_CHUNK = 900  # values per `IN (...)` list: under the 999 bound variables older SQLite builds allow
-
-# Secondary indexes of decision_points, by name. A bulk ingest drops them and builds them again at the end
-# (sorting once is far cheaper than 1.2 M random B-tree inserts); `Store.open` recreates any that are missing,
-# so an interrupted bulk ingest heals itself on the next open.
-DP_INDEXES: dict[str, str] = {
-    "dp_id": "CREATE UNIQUE INDEX IF NOT EXISTS dp_id ON decision_points(id)",
-    "dp_split_type_tool": "CREATE INDEX IF NOT EXISTS dp_split_type_tool ON decision_points(split, action_type, expected_tool)",
-    "dp_tool": "CREATE INDEX IF NOT EXISTS dp_tool ON decision_points(expected_tool, split, action_type)",
-    "dp_conversation": "CREATE INDEX IF NOT EXISTS dp_conversation ON decision_points(conversation_id, turn_index)",
-    "dp_n_tools": "CREATE INDEX IF NOT EXISTS dp_n_tools ON decision_points(n_tools)",
-    "dp_turn_index": "CREATE INDEX IF NOT EXISTS dp_turn_index ON decision_points(turn_index)",
-    "dp_context_chars": "CREATE INDEX IF NOT EXISTS dp_context_chars ON decision_points(context_chars)",
-    **{
-        f"dp_flag_{name}": f"CREATE INDEX IF NOT EXISTS dp_flag_{name} ON decision_points(split, action_type) WHERE flag_{name} = 1"
-        for name in FLAGS
-    },
-}
-_DP_INDEX_DDL = ";\n".join(DP_INDEXES.values()) + ";"
-
-_CORE_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS conversations (
-    id INTEGER PRIMARY KEY,
-    split TEXT NOT NULL,
-    uuid TEXT NOT NULL,
-    n_messages INTEGER NOT NULL,
-    n_decision_points INTEGER NOT NULL,
-    source_file TEXT,
-    source_line INTEGER,
-    ingest_id INTEGER,
-    body BLOB NOT NULL,
-    UNIQUE (split, uuid)
-);
-CREATE TABLE IF NOT EXISTS decision_points (
-    rowid INTEGER PRIMARY KEY,
-    conversation_id INTEGER NOT NULL REFERENCES conversations(id),
-    id TEXT NOT NULL,
-    split TEXT NOT NULL,
-    conversation_uuid TEXT NOT NULL,
-    turn_index INTEGER NOT NULL,
-    assistant_turn INTEGER NOT NULL,
-    action_type TEXT NOT NULL,
-    expected_tool TEXT,
-    expected_tools TEXT,
-    n_expected_calls INTEGER NOT NULL,
-    n_tools INTEGER NOT NULL,
-    context_chars INTEGER NOT NULL,
-    expected_chars INTEGER NOT NULL,
-    preview TEXT,
-    ungradeable_reason TEXT,
-    {", ".join(f"flag_{name} INTEGER NOT NULL DEFAULT 0" for name in FLAGS)}
-);
-{_DP_INDEX_DDL}
-CREATE VIRTUAL TABLE IF NOT EXISTS conversation_fts USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2');
-CREATE TABLE IF NOT EXISTS ingests (
-    id INTEGER PRIMARY KEY,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    status TEXT NOT NULL,
-    files TEXT NOT NULL,
-    report TEXT
-);
-CREATE TABLE IF NOT EXISTS rejected_rows (
-    id INTEGER PRIMARY KEY,
-    ingest_id INTEGER,
-    file TEXT NOT NULL,
-    line INTEGER NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rejected_file_line ON rejected_rows(file, line);
-{_GRADING_VIEW_DDL}"""
-
-# Other features (grading runs, attempts, campaigns, audits) register their DDL here at import time.
-_EXTRA_SCHEMAS: list[str] = []
-
-
-def register_schema(ddl: str) -> None:
-    """Add `CREATE ... IF NOT EXISTS` statements that every `Store.open` applies."""
-    if ddl not in _EXTRA_SCHEMAS:
-        _EXTRA_SCHEMAS.append(ddl)
-
-
-# Named migrations: (schema version that introduced it, name, function). `Store.open` runs, in version order,
-# those newer than the database's recorded version, before the `CREATE ... IF NOT EXISTS` statements; each
-# is idempotent (it checks the schema itself, inside its own write transaction), so two processes opening an
-# old database at once both succeed and the work is done once.
-_MIGRATIONS: list[tuple[int, str, Any]] = []
-
-
-def register_migration(version: int, name: str, migrate: Any) -> None:
-    """`migrate(store)` brings a database older than `version` up to it (a table rebuild, say)."""
-    if not any(m[1] == name for m in _MIGRATIONS):
-        _MIGRATIONS.append((version, name, migrate))
-        _MIGRATIONS.sort(key=lambda m: m[0])
-
-
-_ZSTD_LEVEL = 1  # measured on rows of the real shape: 35% less CPU than level 3, same ratio (0.25)
-_local = threading.local()
-
-
-def compress(data: bytes) -> bytes:
-    """zstd of bytes; one compressor per thread (they are not thread-safe)."""
-    comp = getattr(_local, "compressor", None)
-    if comp is None:
-        comp = _local.compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
-    return comp.compress(data)
-
-
-def decompress(blob: bytes) -> bytes:
-    """The bytes `compress` was given; one decompressor per thread."""
-    dec = getattr(_local, "decompressor", None)
-    if dec is None:
-        dec = _local.decompressor = zstandard.ZstdDecompressor()
-    return dec.decompress(blob)
-
-
-def decompress_json(blob: bytes) -> Any:
-    """A stored body, parsed exactly (integers beyond 64 bits stay integers, see `records.loads_json`)."""
-    from .records import loads_json
-
-    return loads_json(decompress(blob), exact=True)
-
 
 def current_process() -> dict[str, Any]:
     """This process, as recorded on work it starts (an ingest, a run) so a later look can tell work still
@@ -192,18 +72,6 @@ def process_gone(owner: Any) -> bool:
 
 NOT_OURS_HINT = "choose another --db (a new file name makes a new workbench database)"
 READ_ONLY_HINT = "make the file and its folder writable, or choose another --db"
-
-
-@functools.lru_cache(maxsize=8)
-def _expected_columns(ddl: str) -> dict[str, set[str]]:
-    """Table -> columns of the workbench schema, read from the DDL applied to an empty in-memory database."""
-    conn = sqlite3.connect(":memory:")
-    try:
-        conn.executescript(ddl)
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: {r[1] for r in conn.execute("SELECT * FROM pragma_table_info(?)", (t,))} for t in tables}
-    finally:
-        conn.close()
 
 
 def storage_error(path: Path | str, exc: BaseException) -> StoreError:
@@ -300,46 +168,53 @@ class Store:
         return store
 
     def _ensure_schema(self) -> None:
+        """Apply the migrations this database has not had (`schema.py`), all in one write transaction (a second
+        process opening it at the same time waits, then finds them recorded), and put back any decision point
+        index a killed bulk ingest left missing. A database already up to date is only read."""
         with self._lock:
-            version = None
-            try:
-                row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            except sqlite3.OperationalError:
-                row = None
-            if row is not None:
-                try:
-                    version = int(row[0])
-                except (TypeError, ValueError):
-                    raise StoreError(f"{self.path}: its meta table says schema_version {str(row[0])[:40]!r}, which is "
-                                     "not a version number: not a workbench database, or a damaged one",
-                                     NOT_OURS_HINT) from None
-            if version is not None and version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {version}, newer than this code ({SCHEMA_VERSION})",
-                    "update the workbench, or open another --db",
-                )
-            if version is not None:
-                for introduced, _name, migrate in _MIGRATIONS:
-                    if version < introduced:
-                        migrate(self)
-            self._check_foreign_tables()  # after the migrations: an older workbench table may lack a new column
-            self.conn.executescript(_CORE_SCHEMA + "".join(_EXTRA_SCHEMAS))
-            if version != SCHEMA_VERSION:
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                )
+            version = self._recorded_version()
+            pending, newer = schema.state(self.db)
+            if (version is not None and version > SCHEMA_VERSION) or newer:
+                what = (f"migrations newer than this code ({', '.join(newer[:3])})" if newer else
+                        f"schema version {version}, newer than this code ({SCHEMA_VERSION})")
+                raise StoreError(f"{self.path} has {what}", "update the workbench, or open another --db")
+            if pending:
+                if version is None:  # not ours yet: another application's tables must be refused untouched
+                    self._check_foreign_tables()
+                with self.transaction():
+                    schema.apply(self.db)
+                    self._check_foreign_tables()  # a workbench table migrated and still short of a column: refused
+                    if version != SCHEMA_VERSION:
+                        self.set_meta("schema_version", str(SCHEMA_VERSION))
+            schema.heal_decision_point_indexes(self.conn)
+
+    def _recorded_version(self) -> int | None:
+        """`meta.schema_version` (None when there is no such row or table); a value that is not a number is
+        refused: not a workbench database, or a damaged one."""
+        try:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        if row is None:
+            return None
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise StoreError(f"{self.path}: its meta table says schema_version {str(row[0])[:40]!r}, which is "
+                             "not a version number: not a workbench database, or a damaged one",
+                             NOT_OURS_HINT) from None
 
     def _check_foreign_tables(self) -> None:
         """Refuse a database whose tables of our names are not ours (another application's `runs`, say):
         `CREATE TABLE IF NOT EXISTS` would keep them, and the first query or write would fail on a column."""
-        expected = _expected_columns(_CORE_SCHEMA + "".join(_EXTRA_SCHEMAS))
+        expected = schema.expected_columns()
         found: dict[str, set[str]] = {}
         for table, column in self.conn.execute(
                 "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p "
                 "WHERE m.type = 'table'"):
             found.setdefault(table, set()).add(column)
         for table, columns in found.items():
-            missing = expected.get(table, set()) - columns
+            missing = expected.get(table, frozenset()) - columns
             if missing:
                 raise StoreError(f"{self.path} is not a workbench database: its table {table!r} has no column "
                                  f"{', '.join(sorted(missing)[:4])}{' …' if len(missing) > 4 else ''} "
@@ -393,7 +268,7 @@ class Store:
 
     def create_decision_point_indexes(self) -> None:
         with self._lock:
-            self.conn.executescript(_DP_INDEX_DDL)
+            schema.heal_decision_point_indexes(self.conn)
 
     # ---- small query helpers -------------------------------------------------------------------
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
@@ -744,10 +619,8 @@ class Store:
                 ).fetchall()
             ]
 
-    def get(self, dp_id: str):
+    def get(self, dp_id: str) -> DecisionPoint:
         """The full decision point: context, offered tools, expected action (see `decision_point.py`)."""
-        from .decision_point import DecisionPoint
-
         row = self.decision_point_row(dp_id)
         conv = self.conversation_row(row["split"], row["conversation_uuid"])
         if conv is None:  # cannot happen with a consistent store, but say so rather than crash
@@ -766,7 +639,5 @@ def _with_flag_list(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def open_store(path: str | Path | None = None, **kwargs: Any) -> Store:
-    from ..base.config import default_db_path
-
     return Store.open(path or default_db_path(), **kwargs)
 

@@ -28,7 +28,8 @@ from ..data.records import (JSONLimitError, ToolCall, ToolSet, check_depth, cont
                             loads_json_counted, normalise_tool, normalise_tools, parse_tool_calls)
 from ..runs.run import PREDICTION_COLUMNS, prediction_row
 from .reward import UNGRADEABLE_REFERENCE, WRONG_ACTION_TYPE, KeyResult, score_function_call
-from ..data.store import Store, decompress_json
+from ..data.compression import decompress_json
+from ..data.store import Store
 from ..runs.taxonomy import classification_fields, classify, needs_tool_names
 
 RULE_VERSION = "2025-11-spec-v1"

@@ -30,7 +30,7 @@ from .retry import retry_delay
 from ..base.errors import NemoError
 from .keys import known_keys, redact
 from ..data.records import content_text
-from ..data.store import Store, register_schema
+from ..data.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +39,6 @@ DEFAULT_MODEL = "gpt-5-mini"
 MAX_CONTEXT_CHARS = 12_000
 MAX_REPLY_CHARS = 8_000
 
-DDL = """
-CREATE TABLE IF NOT EXISTS llm_grade_cache (
-    model TEXT NOT NULL,
-    prompt_version TEXT NOT NULL,
-    dp_id TEXT NOT NULL,
-    candidate_sha256 TEXT NOT NULL,
-    score INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (model, prompt_version, dp_id, candidate_sha256)
-) WITHOUT ROWID;
-"""
-register_schema(DDL)
 
 RESPONSE_FORMAT: dict[str, Any] = {
     "type": "json_schema",

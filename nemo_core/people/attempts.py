@@ -15,26 +15,10 @@ from typing import Any
 import orjson
 
 from ..base.errors import NemoError
-from ..data.store import Store, register_schema
+from ..data.store import Store
 
 ATTEMPT_KINDS = ("human", "model")
 
-DDL = """
-CREATE TABLE IF NOT EXISTS attempts (
-    id INTEGER PRIMARY KEY,
-    dp_id TEXT NOT NULL,
-    who TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('human', 'model')),
-    action TEXT,
-    breakdown TEXT,
-    reward REAL,
-    reason TEXT,
-    extra TEXT,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS attempts_dp ON attempts(dp_id, id);
-"""
-register_schema(DDL)
 
 MAX_LISTED = 200
 

@@ -44,7 +44,7 @@ from ..grading.keyword_grader import keyword_score
 from ..grading.llm_grader import PROMPT_VERSION, LLMGradeFailed, LLMGrader, candidate_sha256
 from ..base.metrics import (Confusion, SweepPoint, best_threshold, binary_confusion, cohen_kappa, f1_binary, mean,
                             mean_absolute_difference, passes, pearson, spearman, threshold_sweep)
-from ..data.store import Store, register_schema
+from ..data.store import Store
 
 SOURCES = ("calibration", "run", "campaign")
 KINDS = {
@@ -63,56 +63,6 @@ LENGTH_BUCKETS = (("< 100 chars", 0, 100), ("100–299", 100, 300), ("300–999"
 LOAD_CHUNK = 500  # decision points whose context is held in memory at once while building or grading
 MAX_WINDOW_PER_WORKER = 2  # futures in flight per worker: a stop request waits for at most this many
 
-DDL = """
-CREATE TABLE IF NOT EXISTS audit_sets (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    source TEXT NOT NULL,
-    source_id INTEGER,
-    source_name TEXT,
-    seed INTEGER NOT NULL,
-    llm_model TEXT,
-    settings TEXT
-);
-CREATE TABLE IF NOT EXISTS audit_items (
-    id INTEGER PRIMARY KEY,
-    set_id INTEGER NOT NULL REFERENCES audit_sets(id),
-    dp_id TEXT NOT NULL,
-    split TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    variant TEXT NOT NULL DEFAULT '',
-    candidate TEXT NOT NULL,
-    candidate_chars INTEGER NOT NULL,
-    reference_chars INTEGER NOT NULL,
-    source_dp_id TEXT,
-    order_key TEXT NOT NULL,
-    keyword_score REAL NOT NULL,
-    keyword TEXT NOT NULL,
-    keyword_rule_version TEXT NOT NULL,
-    UNIQUE (set_id, dp_id, kind, variant)
-);
-CREATE INDEX IF NOT EXISTS audit_items_set_order ON audit_items(set_id, order_key);
-CREATE TABLE IF NOT EXISTS audit_scores (
-    item_id INTEGER PRIMARY KEY REFERENCES audit_items(id),
-    llm_model TEXT NOT NULL,
-    prompt_version TEXT NOT NULL,
-    llm_score INTEGER,
-    llm_reason TEXT,
-    llm_error TEXT,
-    llm_cached INTEGER,
-    graded_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit_human (
-    id INTEGER PRIMARY KEY,
-    item_id INTEGER NOT NULL REFERENCES audit_items(id),
-    rater TEXT NOT NULL,
-    score INTEGER NOT NULL CHECK (score BETWEEN 0 AND 10),
-    created_at TEXT NOT NULL,
-    UNIQUE (item_id, rater)
-);
-"""
-register_schema(DDL)
 
 
 class AuditError(NemoError):

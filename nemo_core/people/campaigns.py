@@ -40,71 +40,8 @@ from ..grading.actions import parse_action
 from ..base.config import ACTION_TYPES, SPLITS, SUBMIT_MESSAGE
 from ..base.errors import NemoError
 from ..data.filters import DecisionPointFilter
-from ..data.store import Store, register_schema
+from ..data.store import Store
 
-DDL = """
-CREATE TABLE IF NOT EXISTS campaigns (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    selection TEXT NOT NULL,
-    sample_size INTEGER NOT NULL,
-    seed INTEGER NOT NULL,
-    stratify INTEGER NOT NULL,
-    overlap INTEGER NOT NULL CHECK (overlap >= 1),
-    shared_share REAL NOT NULL CHECK (shared_share >= 0 AND shared_share <= 1),
-    instructions TEXT NOT NULL DEFAULT '',
-    reveal_after_submit INTEGER NOT NULL,
-    grader TEXT NOT NULL DEFAULT 'auto',
-    n_items INTEGER NOT NULL,
-    n_population INTEGER NOT NULL,
-    allocation TEXT,
-    status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS campaign_items (
-    id INTEGER PRIMARY KEY,
-    campaign_id INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    dp_id TEXT NOT NULL,
-    split TEXT NOT NULL,
-    action_type TEXT NOT NULL,
-    expected_tools TEXT,
-    stratum TEXT NOT NULL,
-    shared INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (campaign_id, dp_id),
-    UNIQUE (campaign_id, position)
-);
-CREATE TABLE IF NOT EXISTS campaign_answers (
-    id INTEGER PRIMARY KEY,
-    campaign_id INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
-    item_id INTEGER NOT NULL REFERENCES campaign_items(id) ON DELETE CASCADE,
-    dp_id TEXT NOT NULL,
-    annotator TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('assigned', 'answered', 'skipped', 'released')),
-    action TEXT,
-    submitted_type TEXT,
-    submitted_name TEXT,
-    breakdown TEXT,
-    reward REAL,
-    action_type_match INTEGER,
-    name_match INTEGER,
-    arg_match REAL,
-    grader TEXT,
-    reason TEXT,
-    note TEXT,
-    confidence INTEGER,
-    skip_reason TEXT,
-    shown_at TEXT NOT NULL,
-    shown_ts REAL NOT NULL,
-    submitted_at TEXT,
-    seconds REAL,
-    UNIQUE (item_id, annotator)
-);
-CREATE INDEX IF NOT EXISTS campaign_answers_campaign ON campaign_answers(campaign_id, annotator, status);
-CREATE INDEX IF NOT EXISTS campaign_answers_item ON campaign_answers(item_id, status);
-CREATE INDEX IF NOT EXISTS campaign_items_campaign ON campaign_items(campaign_id, shared, position);
-"""
-register_schema(DDL)
 
 LIVE = ("assigned", "answered")  # the statuses that hold a slot of an item's overlap
 CONFIDENCE_LEVELS = (1, 2, 3, 4, 5)

@@ -19,20 +19,9 @@ import orjson
 from ..base.metrics import MeanCI, mean_ci_counts
 from ..data.records import loads_json
 from .run import Run, delete_run, get_run, list_runs, mark_abandoned_runs, run_progress, summarise_run
-from ..data.store import Store, register_schema
+from ..data.store import Store
 from .taxonomy import CATEGORIES, CORRECT, FAILURE_CATEGORIES, ensure_taxonomy, taxonomy_is_current, taxonomy_table
 
-DDL = """
-CREATE TABLE IF NOT EXISTS run_summary_cache (
-    run_id INTEGER PRIMARY KEY,
-    state TEXT NOT NULL,
-    summary TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS run_summary_cache_delete_run AFTER DELETE ON runs BEGIN
-    DELETE FROM run_summary_cache WHERE run_id = OLD.id;
-END;
-"""
-register_schema(DDL)
 
 FAILURE_SORTS = {
     "reward": "t.reward IS NULL, t.reward, t.prediction_id",

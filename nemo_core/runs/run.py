@@ -23,79 +23,8 @@ import orjson
 from ..data.records import dumps_bytes, loads_json
 from ..base.errors import NemoError
 from ..base.metrics import MeanCI, mean_ci_counts
-from ..data.store import Store, current_process, process_gone, register_migration, register_schema
-
-# `environment`: submissions graded by `serve-env` (issue 15), recorded as they come.
-RUN_KINDS = ("grade", "run-model", "upload", "human", "environment")
-_KIND_CHECK = f"CHECK (kind IN ({', '.join(repr(k) for k in RUN_KINDS)}))"
-
-_RUNS_TABLE = f"""
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    finished_at TEXT,
-    status TEXT NOT NULL DEFAULT 'running',
-    kind TEXT NOT NULL {_KIND_CHECK},
-    source_file TEXT,
-    grader TEXT NOT NULL,
-    grader_model TEXT,
-    rule_version TEXT NOT NULL,
-    model TEXT,
-    n_lines INTEGER NOT NULL DEFAULT 0,
-    n_predictions INTEGER NOT NULL DEFAULT 0,
-    n_graded INTEGER NOT NULL DEFAULT 0,
-    n_problems INTEGER NOT NULL DEFAULT 0,
-    problems TEXT,
-    settings TEXT
-);"""
-DDL = _RUNS_TABLE + """
-CREATE TABLE IF NOT EXISTS predictions (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    dp_id TEXT NOT NULL,
-    line INTEGER,
-    split TEXT,
-    action_type TEXT,
-    submitted_type TEXT,
-    action TEXT,
-    extra TEXT,
-    reward REAL,
-    action_type_match INTEGER,
-    name_match INTEGER,
-    arg_match REAL,
-    grader TEXT,
-    grader_model TEXT,
-    reason TEXT,
-    breakdown TEXT,
-    error TEXT,
-    latency_ms REAL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS predictions_run_dp ON predictions(run_id, dp_id);
-CREATE INDEX IF NOT EXISTS predictions_run_reward ON predictions(run_id, reward);
-"""
-register_schema(DDL)
-
-
-def _rebuild_runs_table(store: Store) -> None:
-    """Schema 4: a `runs` table made before a run kind was added rejects that kind (SQLite cannot change a
-    CHECK constraint in place), so it is rebuilt under the current DDL, rows and ids kept, following SQLite's
-    recipe for other schema changes (https://www.sqlite.org/lang_altertable.html#otheralter): a new table,
-    the rows copied, the old one dropped, the new one renamed. Predictions keep pointing at the same ids;
-    the triggers on `runs` (dropped with it) are created again by the registered DDL right after.
-    Nothing to do for a table that already accepts every kind."""
-    with store.transaction() as conn:
-        row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
-        if row is None or _KIND_CHECK in row[0]:
-            return
-        conn.execute(_RUNS_TABLE.replace("CREATE TABLE IF NOT EXISTS runs", "CREATE TABLE runs_rebuilt"))
-        columns = ", ".join(r[1] for r in conn.execute("PRAGMA table_info(runs)").fetchall())
-        conn.execute(f"INSERT INTO runs_rebuilt({columns}) SELECT {columns} FROM runs")
-        conn.execute("DROP TABLE runs")
-        conn.execute("ALTER TABLE runs_rebuilt RENAME TO runs")
-
-
-register_migration(4, "runs_kind_environment", _rebuild_runs_table)
+from ..data.schema import RUN_KINDS
+from ..data.store import Store, current_process, process_gone
 
 MAX_STORED_PROBLEMS = 1000
 

@@ -41,7 +41,8 @@ import orjson
 
 from ..data.grading_view import read_views
 from ..data.records import dumps_bytes, json_kind, normalise_tools
-from ..data.store import Store, decompress_json, register_schema
+from ..data.compression import decompress_json
+from ..data.store import Store
 
 TAXONOMY_VERSION = "3"  # bump when a rule changes: stored taxonomies are then recomputed on use
 LOW_MESSAGE_SCORE = 0.5
@@ -80,28 +81,8 @@ SUB_KINDS = {
 # (compare). One table per run because a run's rows are written all at once: appended to a table without
 # indexes and indexed at the end, which SQLite does by sorting (measured on 1.2 M rows: 4.7 s for the three
 # indexes, against 24 s to keep them up to date row by row in one shared table). Deleting a run drops its
-# table instead of deleting a million index entries one by one.
-DDL = """
-CREATE TABLE IF NOT EXISTS taxonomy_state (
-    run_id INTEGER PRIMARY KEY,
-    version TEXT NOT NULL,
-    n_predictions INTEGER NOT NULL,
-    computed_at TEXT NOT NULL,
-    seconds REAL,
-    indexed INTEGER NOT NULL DEFAULT 0
-);
-CREATE TRIGGER IF NOT EXISTS taxonomy_state_delete_run AFTER DELETE ON runs BEGIN
-    DELETE FROM taxonomy_state WHERE run_id = OLD.id;
-END;
-DROP TRIGGER IF EXISTS taxonomy_delete_run;
-DROP TABLE IF EXISTS prediction_taxonomy;
-DROP TABLE IF EXISTS run_taxonomy_state;
-"""
-# The trigger needs the `runs` table: `runs` registers its DDL first because `nemo_core/__init__` imports it first.
-from . import run as _runs  # noqa: E402,F401  (the runs table must exist before the trigger)
-
-register_schema(DDL)
-
+# table instead of deleting a million index entries one by one. Which runs have one, under which rules, and
+# whether it is indexed yet: `taxonomy_state` (a table of `data/schema.py`).
 _TABLE_COLUMNS = ("prediction_id", "dp_id", "category", "sub_kind", "split", "action_type", "expected_tool",
                   "predicted_tool", "reward", "n_missing", "n_extra", "n_wrong_value", "n_wrong_type")
 _TABLE_DDL = """CREATE TABLE IF NOT EXISTS {t} (
