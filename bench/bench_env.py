@@ -35,9 +35,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 os.environ["OPENREWARD_DISABLE_UPDATE_CHECK"] = "1"
 
-TRIVIAL_TASKS = 1_000_000
+TRIVIAL_TASKS = 1_000_000  # as in env_trivial.py
 
 
 # ---- the trivial environment (served by this script with --serve-trivial) ------------------------------------
@@ -46,42 +47,10 @@ def serve_trivial(port: int, workers: int) -> int:
 
     set_sdk_environment("warning")
     load_server_sdk()
-    from openreward.environments import Environment, Server, TextBlock, ToolOutput, tool
-    from pydantic import BaseModel
+    from env_trivial import Trivial
+    from openreward.environments import Server
 
     from nemo_core.environment.serve import Supervisor, Worker
-
-    class Answer(BaseModel):
-        text: str
-
-    class Trivial(Environment):
-        """One split of a million tasks, a one-line prompt, one tool that ends the episode with reward 1."""
-
-        @classmethod
-        def list_splits(cls):
-            return ["train"]
-
-        @classmethod
-        def list_tasks(cls, split):
-            raise NotImplementedError("use the index API")
-
-        @classmethod
-        async def num_tasks(cls, split):
-            return TRIVIAL_TASKS
-
-        @classmethod
-        def get_task(cls, split, index):
-            if not 0 <= index < TRIVIAL_TASKS:
-                raise IndexError(index)
-            return {"index": index}
-
-        def get_prompt(self):
-            return [TextBlock(text="What is 1 + 1?")]
-
-        @tool
-        def answer(self, params: Answer) -> ToolOutput:
-            """Answer the question."""
-            return ToolOutput(blocks=[TextBlock(text="ok")], reward=1.0, finished=True)
 
     started = time.perf_counter()
     supervisor = Supervisor("127.0.0.1", port, workers, lambda: Worker(Server([Trivial]).app))
@@ -104,7 +73,9 @@ class Target:
 class Result:
     episodes: int = 0
     errors: int = 0
-    latencies: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)  # whole episodes
+    requests: list[float] = field(default_factory=list)  # every HTTP request of the measured episodes
+    calls: list[float] = field(default_factory=list)  # the tool call (the graded request) alone
     seconds: float = 0.0
     client_cpu: float = 0.0
     server_cpu: float = 0.0
@@ -124,10 +95,20 @@ def _sse_final(text: str) -> dict:
     return json.loads("".join(data))
 
 
-async def one_episode(http, base: str, target: Target, rng: random.Random, n: int) -> None:
+async def one_episode(http, base: str, target: Target, rng: random.Random, n: int, times: list[float]) -> float:
+    """One episode; appends each request's duration to `times`; returns the tool call's."""
+    t = time.perf_counter()
+
+    def lap() -> None:
+        nonlocal t
+        now = time.perf_counter()
+        times.append(now - t)
+        t = now
+
     async with http.post(f"{base}/create_session") as r:
         text = await r.text()
         sid = next(line[5:].strip() for line in text.splitlines() if line.startswith("data:"))
+    lap()
     headers = {"X-Session-ID": sid}
     split = rng.choices(list(target.tasks), weights=list(target.tasks.values()))[0]
     index = rng.randrange(target.tasks[split])
@@ -135,11 +116,14 @@ async def one_episode(http, base: str, target: Target, rng: random.Random, n: in
         async with http.post(f"{base}/create", json={"split": split, "index": index, "env_name": target.path.strip("/")},
                              headers=headers) as r:
             assert r.status == 200, await r.text()
+        lap()
         async with http.get(f"{base}{target.path}/messages", headers=headers) as r:
             assert r.status == 200, await r.text()
             await r.read()
+        lap()
         async with http.get(f"{base}{target.path}/task_tools", headers=headers) as r:
             tools = (await r.json())["tools"]
+        lap()
         if target.call == "trivial":
             call = {"name": "answer", "input": {"text": "2"}}
         else:  # half the episodes call a task tool (a function call graded), half reply (a message graded)
@@ -149,11 +133,16 @@ async def one_episode(http, base: str, target: Target, rng: random.Random, n: in
         async with http.post(f"{base}{target.path}/call", json=call, headers=headers) as r:
             result = _sse_final(await r.text())
             assert result.get("ok") and result["output"]["finished"], result
+        lap()
+        call_seconds = times[-1]
     finally:
         async with http.post(f"{base}/delete", headers=headers) as r:
             await r.read()
+        lap()
         async with http.post(f"{base}/delete_session", headers=headers) as r:
             await r.read()
+        lap()
+    return call_seconds
 
 
 async def load(base: str, target: Target, concurrency: int, seconds: float, warmup: float, seed: int) -> Result:
@@ -170,8 +159,9 @@ async def load(base: str, target: Target, concurrency: int, seconds: float, warm
         async def worker() -> None:
             while time.perf_counter() < deadline:
                 start = time.perf_counter()
+                times: list[float] = []
                 try:
-                    await one_episode(http, base, target, rng, next(counter))
+                    call_seconds = await one_episode(http, base, target, rng, next(counter), times)
                 except Exception as exc:  # noqa: BLE001 - counted and reported
                     if start >= measuring_from:
                         result.errors += 1
@@ -181,6 +171,8 @@ async def load(base: str, target: Target, concurrency: int, seconds: float, warm
                 if start >= measuring_from and end <= deadline:
                     result.episodes += 1
                     result.latencies.append(end - start)
+                    result.requests.extend(times)
+                    result.calls.append(call_seconds)
 
         cpu0: tuple[float, float] = (time.process_time(), server_cpu(target.pids))
 
@@ -306,7 +298,9 @@ def main() -> None:
             r = asyncio.run(load(server.base_url, target, c, args.seconds, args.warmup, seed=c))
             table[(label, workers, c)] = r
             print(f"FIGURE {label:<9} workers {workers} concurrency {c:>3}: {r.episodes / r.seconds:7.1f} episodes/s  "
-                  f"p50 {pct(r.latencies, 0.5):7.1f} ms  p99 {pct(r.latencies, 0.99):7.1f} ms  "
+                  f"episode p50 {pct(r.latencies, 0.5):7.1f} ms  p99 {pct(r.latencies, 0.99):7.1f} ms  "
+                  f"request p50 {pct(r.requests, 0.5):6.1f} p99 {pct(r.requests, 0.99):6.1f} ms  "
+                  f"tool call p50 {pct(r.calls, 0.5):6.1f} p99 {pct(r.calls, 0.99):6.1f} ms  "
                   f"server CPU {1000 * r.server_cpu / max(1, r.episodes):5.2f} ms/episode  "
                   f"client CPU {1000 * r.client_cpu / max(1, r.episodes):5.2f} ms/episode  errors {r.errors}"
                   f"{' (' + r.first_error + ')' if r.first_error else ''}  load {before} -> {loadavg()}", flush=True)
@@ -337,16 +331,17 @@ def main() -> None:
                 for p in args.copy_dir.glob(copy.name + "*"):
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
 
-    print("\nside by side (episodes/s; p50 / p99 ms):")
+    print("\nside by side (episodes/s; episode p50 / p99 ms; request p50 / p99 ms):")
     for workers in worker_counts:
         for c in levels:
             t, o = table.get(("trivial", workers, c)), table.get(("nemotron", workers, c))
             if t is None or o is None:
                 continue
             te, oe = t.episodes / t.seconds, o.episodes / o.seconds
-            print(f"  workers {workers} concurrency {c:>3}: trivial {te:7.1f} ({pct(t.latencies, .5):.1f} / "
-                  f"{pct(t.latencies, .99):.1f})   nemotron {oe:7.1f} ({pct(o.latencies, .5):.1f} / "
-                  f"{pct(o.latencies, .99):.1f})   ratio {oe / te:.2f}")
+            print(f"  workers {workers} concurrency {c:>3}: trivial {te:6.1f} ({pct(t.latencies, .5):.0f} / "
+                  f"{pct(t.latencies, .99):.0f}; {pct(t.requests, .5):.1f} / {pct(t.requests, .99):.1f})   "
+                  f"nemotron {oe:6.1f} ({pct(o.latencies, .5):.0f} / {pct(o.latencies, .99):.0f}; "
+                  f"{pct(o.requests, .5):.1f} / {pct(o.requests, .99):.1f})   ratio {oe / te:.2f}")
     print("\nstartup:")
     for line in startups:
         print("  " + line)

@@ -20,6 +20,7 @@ makes a subclass bound to one `ServeContext` per serving process.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import time
@@ -108,8 +109,10 @@ class NemotronAgentic(Environment):
         except TaskError as exc:
             raise _bad_request(exc) from None
 
+    # `async` where the work is an indexed lookup or less: the SDK runs a plain function in a thread, and the
+    # hop costs more than the lookup (a range of up to `MAX_TASK_RANGE` tasks stays in a thread)
     @classmethod
-    def get_task(cls, split: str, index: int) -> dict[str, Any]:
+    async def get_task(cls, split: str, index: int) -> dict[str, Any]:
         try:
             return cls._ctx().tasks.spec(split, index).to_json()
         except TaskError as exc:
@@ -130,7 +133,7 @@ class NemotronAgentic(Environment):
             self.spec = check_task_spec(dict(task_spec) if hasattr(task_spec, "keys") else task_spec, ctx.store)
         except TaskError as exc:
             raise _bad_request(exc) from None
-        self.dp: DecisionPoint = ctx.store.get(self.spec.id)
+        self._dp: DecisionPoint | None = None  # loaded by `setup`, on the event loop (see there)
         key = (secrets or {}).get(SECRET_KEY)
         self._llm: LLMConfig | None = None
         if isinstance(key, str) and key.strip():
@@ -143,6 +146,20 @@ class NemotronAgentic(Environment):
         # the SDK binds the request's session id to structlog's context (copied into this thread)
         self._session_id = structlog.contextvars.get_contextvars().get("session_id") or None
 
+    @property
+    def dp(self) -> DecisionPoint:
+        """The decision point (context, tools, expected action), read from the store once."""
+        if self._dp is None:
+            self._dp = self._ctx().store.get(self.spec.id)
+        return self._dp
+
+    async def setup(self) -> None:
+        """Read the decision point. On the event loop, not in a thread: it is a few hundred microseconds of
+        CPU (two indexed reads, decompressing and parsing the conversation), and under load the SDK's thread
+        hops and the contention for the GIL they bring cost more than that. The SDK runs `setup` right after
+        `/create` answers, before the session's next request is read."""
+        self.dp  # noqa: B018 - loads it
+
     async def get_messages(self) -> list[Message]:
         return context_messages(self.dp.context)
 
@@ -151,8 +168,8 @@ class NemotronAgentic(Environment):
 
     # ---- the one call -------------------------------------------------------------------------------------
     @tool(exclusive=True)
-    def submit_message(self, params: SubmitMessage) -> ToolOutput:
-        return self._submit(SUBMIT_MESSAGE, {"message": params.message})
+    async def submit_message(self, params: SubmitMessage) -> ToolOutput:
+        return await self._grade(SUBMIT_MESSAGE, {"message": params.message})
 
     async def _call_tool(self, name: str, input: Any) -> RunToolOutput:
         """The SDK dispatches calls to methods; a task's tools are data, so every name but `submit_message`
@@ -169,12 +186,19 @@ class NemotronAgentic(Environment):
         start = time.monotonic()
         arguments = dict(input)
 
-        def call_task_tool() -> ToolOutput:
-            return self._submit(name, arguments)
+        async def call_task_tool() -> ToolOutput:
+            return await self._grade(name, arguments)
 
         call_task_tool._env_tool = True  # type: ignore[attr-defined]
         call_task_tool._env_tool_exclusive = True  # type: ignore[attr-defined]
         return await self._invoke_tool_fn(name, call_task_tool, input, start)
+
+    async def _grade(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
+        """A reply to a message task graded by the LLM grader waits on the network: in a thread. Anything
+        else is graded in microseconds: on the event loop (see `setup`)."""
+        if self._llm is not None and name == SUBMIT_MESSAGE and self.dp.action_type == "message":
+            return await asyncio.to_thread(self._submit, name, arguments)
+        return self._submit(name, arguments)
 
     def _submit(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
         """Grade the call as `grade` grades the prediction {"type": "function_call", "name", "arguments"}, record
