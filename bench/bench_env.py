@@ -26,6 +26,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import sys
 import time
 import urllib.request
@@ -257,8 +258,9 @@ def loadavg() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=Path, help="database to serve (default: the demo database)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per configuration")
-    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per turn")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3, help="turns of each server per configuration (medians)")
     parser.add_argument("--levels", default="1,32,256", help="concurrencies")
     parser.add_argument("--workers", default="1,2", help="worker counts")
     parser.add_argument("--record", action="store_true", help="also measure recording (on a copy of --db)")
@@ -284,38 +286,50 @@ def main() -> None:
     worker_counts = [int(x) for x in args.workers.split(",")]
     print(f"database: {db} ({n_dp:,} decision points; tasks {counts}); cores: {os.cpu_count()}; "
           f"load average at start: {loadavg()}", flush=True)
-    table: dict[tuple[str, int, int], Result] = {}
+    table: dict[tuple[str, int, int], list[Result]] = {}
     memory_rows: list[str] = []
     startups: list[str] = []
 
-    def measure(label: str, server: EnvServer, target: Target, workers: int, conc_levels: list[int]) -> None:
+    def started(label: str, server: EnvServer, workers: int) -> None:
         ready = wait_ready(server.base_url)
         startups.append(f"{label:<9} workers {workers}: ready line after {server.ready_seconds:.2f} s, "
                         f"first answer {server.ready_seconds + ready:.2f} s after start")
+
+    def run(label: str, server: EnvServer, target: Target, workers: int, c: int, round_no: int) -> None:
         target.pids = descendants(server.proc.pid)
-        for c in conc_levels:
-            before = loadavg()
-            r = asyncio.run(load(server.base_url, target, c, args.seconds, args.warmup, seed=c))
-            table[(label, workers, c)] = r
-            print(f"FIGURE {label:<9} workers {workers} concurrency {c:>3}: {r.episodes / r.seconds:7.1f} episodes/s  "
-                  f"episode p50 {pct(r.latencies, 0.5):7.1f} ms  p99 {pct(r.latencies, 0.99):7.1f} ms  "
-                  f"request p50 {pct(r.requests, 0.5):6.1f} p99 {pct(r.requests, 0.99):6.1f} ms  "
-                  f"tool call p50 {pct(r.calls, 0.5):6.1f} p99 {pct(r.calls, 0.99):6.1f} ms  "
-                  f"server CPU {1000 * r.server_cpu / max(1, r.episodes):5.2f} ms/episode  "
-                  f"client CPU {1000 * r.client_cpu / max(1, r.episodes):5.2f} ms/episode  errors {r.errors}"
-                  f"{' (' + r.first_error + ')' if r.first_error else ''}  load {before} -> {loadavg()}", flush=True)
+        before = loadavg()
+        r = asyncio.run(load(server.base_url, target, c, args.seconds, args.warmup, seed=c * 100 + round_no))
+        table.setdefault((label, workers, c), []).append(r)
+        print(f"FIGURE {label:<9} workers {workers} concurrency {c:>3} round {round_no}: "
+              f"{r.episodes / r.seconds:7.1f} episodes/s  episode p50 {pct(r.latencies, 0.5):7.1f} ms  "
+              f"p99 {pct(r.latencies, 0.99):7.1f} ms  request p50 {pct(r.requests, 0.5):6.1f} p99 "
+              f"{pct(r.requests, 0.99):6.1f} ms  tool call p50 {pct(r.calls, 0.5):6.1f} p99 {pct(r.calls, 0.99):6.1f} ms  "
+              f"server CPU {1000 * r.server_cpu / max(1, r.episodes):5.2f} ms/episode  "
+              f"client CPU {1000 * r.client_cpu / max(1, r.episodes):5.2f} ms/episode  errors {r.errors}"
+              f"{' (' + r.first_error + ')' if r.first_error else ''}  load {before} -> {loadavg()}", flush=True)
+
+    def memory_of(label: str, server: EnvServer, workers: int) -> None:
         for pid in descendants(server.proc.pid):
             rss, pss = memory(pid)
-            kind = "supervisor" if pid == server.proc.pid else "process"
+            kind = "supervisor" if pid == server.proc.pid else "child"
             memory_rows.append(f"{label:<9} workers {workers}: {kind} {pid}: RSS {rss:6.1f} MB, PSS {pss:6.1f} MB")
 
+    trivial_target = Target("trivial", "/trivial", {"train": TRIVIAL_TASKS}, "trivial")
+    ours_target = Target("nemotron", "/nemotron-agentic", counts, "nemotron")
     for workers in worker_counts:
+        # both servers up at once, measured in turns: a change in the machine's load hits both alike
         trivial = EnvServer(None, command=[sys.executable, str(Path(__file__).resolve()), "--serve-trivial",
                                            "--n", str(workers)])
         with trivial.start():
-            measure("trivial", trivial, Target("trivial", "/trivial", {"train": TRIVIAL_TASKS}, "trivial"), workers, levels)
-        with EnvServer(db, workers=workers) as ours:
-            measure("nemotron", ours, Target("nemotron", "/nemotron-agentic", counts, "nemotron"), workers, levels)
+            started("trivial", trivial, workers)
+            with EnvServer(db, workers=workers) as ours:
+                started("nemotron", ours, workers)
+                for c in levels:
+                    for round_no in range(1, args.rounds + 1):
+                        run("trivial", trivial, trivial_target, workers, c, round_no)
+                        run("nemotron", ours, ours_target, workers, c, round_no)
+                memory_of("nemotron", ours, workers)
+            memory_of("trivial", trivial, workers)
         if args.record and workers == max(worker_counts):
             copy = args.copy_dir / f"bench-env-{os.getpid()}.db"
             t = time.perf_counter()
@@ -323,25 +337,41 @@ def main() -> None:
             print(f"copied {db} for --record in {time.perf_counter() - t:.1f} s", flush=True)
             try:
                 with EnvServer(copy, workers=workers, record="bench") as rec:
-                    measure("recording", rec, Target("recording", "/nemotron-agentic", counts, "nemotron"), workers, [32])
+                    started("recording", rec, workers)
+                    for round_no in range(1, args.rounds + 1):
+                        run("recording", rec, Target("recording", "/nemotron-agentic", counts, "nemotron"), workers, 32, round_no)
+                    memory_of("recording", rec, workers)
                 with Store.open(copy, readonly=True) as store:
                     print(f"recorded: {store.scalar('SELECT count(*) FROM predictions'):,} predictions in "
-                          f"{store.scalar('SELECT count(*) FROM runs')} round(s)", flush=True)
+                          f"{store.scalar('SELECT count(*) FROM runs')} round run(s)", flush=True)
             finally:
                 for p in args.copy_dir.glob(copy.name + "*"):
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
 
-    print("\nside by side (episodes/s; episode p50 / p99 ms; request p50 / p99 ms):")
+    def med(results: list[Result], fn) -> float:
+        return statistics.median(fn(r) for r in results)
+
+    print(f"\nmedians of {args.rounds} rounds (episodes/s; episode p50 / p99 ms; request p50 / p99 ms; server CPU ms "
+          "per episode):")
     for workers in worker_counts:
         for c in levels:
             t, o = table.get(("trivial", workers, c)), table.get(("nemotron", workers, c))
-            if t is None or o is None:
+            if not t or not o:
                 continue
-            te, oe = t.episodes / t.seconds, o.episodes / o.seconds
-            print(f"  workers {workers} concurrency {c:>3}: trivial {te:6.1f} ({pct(t.latencies, .5):.0f} / "
-                  f"{pct(t.latencies, .99):.0f}; {pct(t.requests, .5):.1f} / {pct(t.requests, .99):.1f})   "
-                  f"nemotron {oe:6.1f} ({pct(o.latencies, .5):.0f} / {pct(o.latencies, .99):.0f}; "
-                  f"{pct(o.requests, .5):.1f} / {pct(o.requests, .99):.1f})   ratio {oe / te:.2f}")
+            line = []
+            for name, rs in (("trivial", t), ("nemotron", o)):
+                line.append(f"{name} {med(rs, lambda r: r.episodes / r.seconds):6.1f} "
+                            f"({med(rs, lambda r: pct(r.latencies, .5)):.0f} / {med(rs, lambda r: pct(r.latencies, .99)):.0f}; "
+                            f"{med(rs, lambda r: pct(r.requests, .5)):.1f} / {med(rs, lambda r: pct(r.requests, .99)):.1f}; "
+                            f"{med(rs, lambda r: 1000 * r.server_cpu / max(1, r.episodes)):.2f})")
+            ratio = statistics.median((b.episodes / b.seconds) / (a.episodes / a.seconds) for a, b in zip(t, o))
+            print(f"  workers {workers} concurrency {c:>3}: {line[0]}   {line[1]}   ratio {ratio:.2f}")
+        rec = table.get(("recording", workers, 32))
+        if rec:
+            print(f"  workers {workers} concurrency  32, recording: "
+                  f"{med(rec, lambda r: r.episodes / r.seconds):6.1f} episodes/s "
+                  f"({med(rec, lambda r: pct(r.latencies, .5)):.0f} / {med(rec, lambda r: pct(r.latencies, .99)):.0f}; "
+                  f"server CPU {med(rec, lambda r: 1000 * r.server_cpu / max(1, r.episodes)):.2f})")
     print("\nstartup:")
     for line in startups:
         print("  " + line)
