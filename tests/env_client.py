@@ -140,12 +140,15 @@ async def load(base_url: str, make_job: Callable[[int], Callable[[Any], Awaitabl
             if not running:
                 break
             done, running = await asyncio.wait(running, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        for _ in range(3):  # a cancelled session's cleanup may retry against a server that is gone: cancel again
+            for task in running:
+                task.cancel()
+            if not running:
+                break
+            _done, running = await asyncio.wait(running, timeout=0.5)
     finally:
         try:
-            await asyncio.wait_for(or_client.environments.aclose(), 5)
+            await asyncio.wait_for(or_client.environments.aclose(), 2)
         except Exception:  # noqa: BLE001 - the server may be gone
             pass
     return episodes
