@@ -147,48 +147,47 @@ async def one_episode(http, base: str, target: Target, rng: random.Random, n: in
 
 
 async def load(base: str, target: Target, concurrency: int, seconds: float, warmup: float, seed: int) -> Result:
+    """`concurrency` sessions at a time, each starting the next episode when one ends, for `warmup` then
+    `seconds`; the figures count the episodes that *ended* within the measured seconds (under a heavy load an
+    episode can take longer than the whole window), and the CPU each side used meanwhile."""
     import aiohttp
 
     result = Result()
     rng = random.Random(seed)
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=300)) as http:
         measuring_from = time.perf_counter() + warmup
         deadline = measuring_from + seconds
         counter = iter(range(10**9))
 
         async def worker() -> None:
-            while time.perf_counter() < deadline:
+            while True:
                 start = time.perf_counter()
                 times: list[float] = []
                 try:
                     call_seconds = await one_episode(http, base, target, rng, next(counter), times)
                 except Exception as exc:  # noqa: BLE001 - counted and reported
-                    if start >= measuring_from:
+                    if measuring_from <= time.perf_counter() <= deadline:
                         result.errors += 1
                         result.first_error = result.first_error or f"{type(exc).__name__}: {exc}"[:300]
                     continue
                 end = time.perf_counter()
-                if start >= measuring_from and end <= deadline:
+                if measuring_from <= end <= deadline:
                     result.episodes += 1
                     result.latencies.append(end - start)
                     result.requests.extend(times)
                     result.calls.append(call_seconds)
 
-        cpu0: tuple[float, float] = (time.process_time(), server_cpu(target.pids))
-
-        async def mark() -> None:
-            nonlocal cpu0
-            await asyncio.sleep(max(0.0, measuring_from - time.perf_counter()))
-            cpu0 = (time.process_time(), server_cpu(target.pids))
-
-        marker = asyncio.create_task(mark())
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        await marker
-        end = time.perf_counter()
-        result.seconds = min(end, deadline) - measuring_from
+        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        await asyncio.sleep(max(0.0, measuring_from - time.perf_counter()))
+        cpu0 = (time.process_time(), server_cpu(target.pids))
+        await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
+        result.seconds = seconds
         result.client_cpu = time.process_time() - cpu0[0]
         result.server_cpu = server_cpu(target.pids) - cpu0[1]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     return result
 
 
@@ -271,6 +270,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve_trivial:
         sys.exit(serve_trivial(args.port, args.n))
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still stop the servers it started
 
     from env_server import EnvServer
 
@@ -364,8 +366,11 @@ def main() -> None:
                             f"({med(rs, lambda r: pct(r.latencies, .5)):.0f} / {med(rs, lambda r: pct(r.latencies, .99)):.0f}; "
                             f"{med(rs, lambda r: pct(r.requests, .5)):.1f} / {med(rs, lambda r: pct(r.requests, .99)):.1f}; "
                             f"{med(rs, lambda r: 1000 * r.server_cpu / max(1, r.episodes)):.2f})")
-            ratio = statistics.median((b.episodes / b.seconds) / (a.episodes / a.seconds) for a, b in zip(t, o))
-            print(f"  workers {workers} concurrency {c:>3}: {line[0]}   {line[1]}   ratio {ratio:.2f}")
+            floor = med(t, lambda r: r.episodes / r.seconds)
+            ratio = med(o, lambda r: r.episodes / r.seconds) / floor if floor else float("nan")
+            turns = [b.episodes / a.episodes for a, b in zip(t, o) if a.episodes] or [float("nan")]
+            print(f"  workers {workers} concurrency {c:>3}: {line[0]}   {line[1]}   ratio {ratio:.2f} "
+                  f"(turn by turn {min(turns):.2f}-{max(turns):.2f})")
         rec = table.get(("recording", workers, 32))
         if rec:
             print(f"  workers {workers} concurrency  32, recording: "

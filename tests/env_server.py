@@ -11,6 +11,7 @@ without touching pytest) and is stopped with SIGTERM on exit.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import signal
@@ -51,6 +52,7 @@ class EnvServer:
             cmd += ["--record", self.record]
         cmd += list(self.args)
         started = time.perf_counter()
+        atexit.register(self.stop)  # a server runs in its own process group: never leave one behind
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=self._stderr,
                                      text=True, start_new_session=True)
         ready = threading.Event()
@@ -101,6 +103,7 @@ class EnvServer:
     def stop(self, timeout: float = 60.0) -> int | None:
         if self.proc is None:
             return None
+        atexit.unregister(self.stop)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

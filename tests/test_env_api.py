@@ -268,5 +268,6 @@ def test_a_run_name_taken_by_another_kind_of_run_is_refused(demo_db, tmp_path):
         grade_file(store, preds, run_name="graded", grader="keyword")
     code, err = serve_env_error("--db", str(demo_db), "--record", "graded")
     assert code == 1 and "run 'graded' exists and is a grade run, not an environment run" in err
-    code, err = serve_env_error("--db", str(demo_db), "--workers", "0")
-    assert code == 1 and "--workers 0" in err
+    for bad in (("--workers", "0"), ("--workers", "100000"), ("--port", "70000")):
+        code, err = serve_env_error("--db", str(demo_db), *bad)
+        assert code == 1 and err.startswith(f"error: {bad[0]} {bad[1]}: ") and err.count("\n") == 1, err

@@ -150,11 +150,12 @@ def test_a_server_stopped_or_killed_mid_load_loses_nothing_it_graded(demo_db, ho
     """SIGTERM: workers finish the calls in flight and store everything before exiting. SIGKILL of the
     supervisor alone: the workers get SIGTERM from the kernel (PR_SET_PDEATHSIG) and do the same. SIGKILL of
     every process: the graded submissions not yet stored are in the journals, and the next start stores them."""
-    server = EnvServer(demo_db, record="kill", workers=2).start()
-    tasks = run_sync(all_tasks(server.base_url))
+    server = EnvServer(demo_db, record="kill", workers=2)
     actions = {"sigterm": lambda: server.send(signal.SIGTERM), "sigkill-supervisor": lambda: server.send(signal.SIGKILL),
                "sigkill-all": lambda: server.kill_group(signal.SIGKILL)}
     try:
+        server.start()
+        tasks = run_sync(all_tasks(server.base_url))
         episodes = run_load_until(server, tasks, answered=40, then=actions[how])
         server.wait(60)
         if how == "sigkill-supervisor":  # the orphaned workers flush and exit by themselves

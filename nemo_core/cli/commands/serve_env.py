@@ -38,15 +38,15 @@ def register(sub) -> None:
 def run(args) -> int:
     import time
 
-    from ..options import resolve_db
-    from ...base.errors import NemoError
+    from ..options import max_workers, resolve_db
+    from ...base.errors import OptionError
     from ...environment.sdk import load_server_sdk, set_sdk_environment
 
     started = time.perf_counter()
-    if args.workers < 1:
-        raise NemoError(f"--workers {args.workers}: at least 1")
+    if not 1 <= args.workers <= max_workers():  # no 0: a server needs a process to serve from
+        raise OptionError(f"--workers {args.workers}: must be from 1 to {max_workers()}", "one per core scales")
     if not 0 <= args.port <= 65535:
-        raise NemoError(f"--port {args.port}: a port is 0 to 65535")
+        raise OptionError(f"--port {args.port}: a port is 0 to 65535", "0 lets the system choose one")
     from ...environment.service import ServeOptions, prepare, serve
 
     options = ServeOptions(db=resolve_db(args.db), host=args.host, port=args.port, workers=args.workers,
