@@ -103,8 +103,9 @@ def test_200_concurrent_sessions_are_graded_and_recorded_while_pages_watch(demo_
         row = sessions[ep.sid]
         assert row["reward"] == ep.result.reward and json.loads(row["breakdown"]) == dict(ep.result.metadata)
     with Store.open(demo_db, readonly=True) as done:
-        assert {(r["name"], r["status"], r["n_predictions"]) for r in done.query("SELECT * FROM runs")} == \
-            {("load", "completed", 177), ("load@2", "completed", 23)}
+        assert {(r["name"], r["status"], r["n_predictions"], r["source_file"]) for r in done.query("SELECT * FROM runs")} \
+            == {("load", "completed", 177, f"serve-env {server.base_url}"),
+                ("load@2", "completed", 23, f"serve-env {server.base_url}")}
 
 
 # ---- stopping or killing a server mid-load ----------------------------------------------------------------------

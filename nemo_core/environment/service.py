@@ -69,7 +69,11 @@ def prepare(options: ServeOptions) -> Prepared:
 
 
 def source(options: ServeOptions) -> str:
-    return f"serve-env http://{options.host}:{options.port}"
+    """What a recorded run's `source` column says: the server's address (once the port is known)."""
+    if not options.port:
+        return "serve-env"
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    return f"serve-env http://{host}:{options.port}"
 
 
 def serve(prepared: Prepared, announce=None) -> int:
@@ -102,7 +106,7 @@ def serve(prepared: Prepared, announce=None) -> int:
     supervisor = Supervisor(options.host, options.port, options.workers, lambda: make_worker(prepared),
                             on_worker_death=on_worker_death, on_stop=on_stop, log_level=options.log_level)
     try:
-        supervisor.bind()
+        options.port = supervisor.bind()  # the port the system chose for --port 0, for the runs' source
     except OSError as exc:
         raise NemoError(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}",
                         "choose another --port, or stop the server using it") from None
