@@ -35,7 +35,9 @@ class DecisionPoint:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_raw(cls, row: dict[str, Any], conv: dict[str, Any]) -> "DecisionPoint":
+    def from_raw(cls, row: dict[str, Any], conv: dict[str, Any], toolset: ToolSet | None = None) -> "DecisionPoint":
+        """`toolset`: the conversation's `normalise_tools(raw["tools"])` when the caller already has it (an
+        export builds it once per conversation, not once per decision point)."""
         raw = conv["raw"]
         messages = raw["messages"]
         i = row["turn_index"]
@@ -52,7 +54,7 @@ class DecisionPoint:
             flags=row["flags"],
             ungradeable_reason=row.get("ungradeable_reason"),
             context=messages[:i],
-            toolset=normalise_tools(raw.get("tools")),
+            toolset=toolset if toolset is not None else normalise_tools(raw.get("tools")),
             expected_calls=calls,
             expected_content=None if calls else content_text(msg.get("content")),
             expected_reasoning=msg.get("reasoning_content") if isinstance(msg.get("reasoning_content"), str) else None,
