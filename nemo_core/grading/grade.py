@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import orjson
 
 from .actions import Action, ActionError, parse_action
+from .answer_formats import parse_answer, prediction_object, problem_text
 from ..base.errors import NemoError
 from .keyword_grader import keyword_score
 from .llm_grader import LLMConfig, LLMGrader, LLMGradeFailed, LLMNotConfigured
@@ -457,6 +458,7 @@ def read_prediction_line(raw: bytes) -> PredictionLine:
         return PredictionLine(None, f"cannot read the line: {exc}", {})
     except (ValueError, UnicodeDecodeError) as exc:
         return PredictionLine(None, f"malformed line: not JSON ({str(exc)[:120]})", {})
+    obj = prediction_object(obj)  # an OpenAI Batch output line, or "response" for "action" (answer_formats)
     if not isinstance(obj, dict):
         return PredictionLine(obj, "malformed line: not a JSON object (expected {\"id\": ..., \"action\": {...}})", {})
     dp_id = obj.get("id")
@@ -514,10 +516,10 @@ def grade_lines(store: Store, loader: "TargetLoader", lines: list[tuple[int, byt
     def grade_one(item: tuple) -> tuple[Breakdown | None, Action | None, str | None]:
         _slot, target, raw_action, _extra, _repaired = item
         try:
-            action = parse_action(raw_action)
+            action = parse_answer(raw_action)  # any harness's answer shape (answer_formats)
             return grade_action(store, target, action, grader=grader, llm=llm), action, None
         except ActionError as exc:
-            return None, None, f"invalid action: {exc}"
+            return None, None, problem_text(exc)
         except Exception as exc:  # noqa: BLE001 - whatever one line raises is that line's error, not the run's
             return None, None, unexpected_problem(exc)
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..grading.actions import ActionError, parse_action
+from ..grading.actions import ActionError
+from ..grading.answer_formats import parse_answer, problem_text
 from ..grading.grade import UTF8_BOM, FileGradeResult, grade_file, read_prediction_line, unexpected_problem
 from ..data.store import Store
 
@@ -101,9 +102,9 @@ def validate_predictions(store: Store, source: BinaryIO | bytes) -> UploadCheck:
             continue
         problem = None
         try:
-            parse_action(pred.obj["action"])
+            parse_answer(pred.obj["action"])
         except ActionError as exc:
-            problem = f"invalid action: {exc}"
+            problem = problem_text(exc)
         except Exception as exc:  # noqa: BLE001 - one line's problem, whatever it is
             problem = unexpected_problem(exc)
         pending.append((line_no, pred.obj["id"], problem))

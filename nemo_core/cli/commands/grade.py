@@ -8,7 +8,11 @@ HELP = """Grade a predictions file: one result line per input line, in input ord
 
 Each input line is {"id": "<decision point id>", "action": {...}}; other keys (model, raw, latency_ms, ...)
 are kept with the stored prediction. Accepted actions: {"type": "function_call", "name", "arguments"},
-{"type": "message", "content"}, an OpenAI assistant message, or an OpenAI tool call.
+{"type": "message", "content"}, an OpenAI assistant message, or an OpenAI tool call; and what another
+harness got back from a model, as it is ("response" may stand for "action"): an OpenAI Chat Completion or
+Responses API response, an Anthropic Messages response, a Gemini generateContent response or functionCall
+part. An OpenAI Batch API output file is read as it is: custom_id is the id, response.body the answer; a
+failed request (an error, a status other than 200) is reported on its line as not graded.
 
 Message tasks use the LLM grader when an OpenAI key is configured (OPENAI_API_KEY), else keyword overlap
 (--grader auto); --grader keyword or llm forces one. Model: --model, else $NEMO_GRADER_MODEL, else gpt-5-mini.

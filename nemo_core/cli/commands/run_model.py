@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import statistics
 import sys
 from datetime import datetime, timezone
@@ -17,8 +18,13 @@ failed prediction with its error, and the run goes on.
 Resumable: re-run with the same --run (and the same selection options) and the ids already done are
 skipped; those that failed for a passing reason (timeout, 429, 5xx, connection) are asked again.
 
+With --write-batch FILE nothing is sent: the same requests are written as OpenAI Batch API input lines
+(custom_id = decision point id), split into files of at most 50,000 requests and 200 MB. Upload them to the
+Batch API yourself; grade its output file with `python -m nemo_core grade OUTPUT.jsonl`.
+
 examples:
   python -m nemo_core run-model --model gpt-5-mini --split tool_calling --limit 200 --sample-seed 1 --run mini-200
+  python -m nemo_core run-model --model gpt-5-mini --write-batch batch.jsonl
   python -m nemo_core run-model --model my-model --base-url http://127.0.0.1:8000/v1 --limit 50 --dry-run
 """
 
@@ -44,6 +50,9 @@ def register(sub) -> None:
     p.add_argument("--include-reasoning", action="store_true",
                    help="send earlier assistant reasoning_content in the context (left out by default)")
     p.add_argument("--dry-run", action="store_true", help="print the first request and send nothing")
+    p.add_argument("--write-batch", type=Path, metavar="FILE",
+                   help="send nothing: write the requests as OpenAI Batch API input file(s) (FILE, or FILE-001, "
+                        "FILE-002, ... when over 50,000 requests or 200 MB)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="per request (default 60)")
     p.add_argument("--grader", choices=("auto", "keyword", "llm"), default="auto",
                    help="grader for message tasks (default auto: llm when OPENAI_API_KEY is set, else keyword)")
@@ -68,6 +77,8 @@ def run(args) -> int:
         raise InputFileError("--limit must be at least 1", "for example --limit 100")
     config = ModelConfig.from_env(args.model, base_url=args.base_url, timeout=args.timeout,
                                   include_reasoning=args.include_reasoning)
+    if args.write_batch is not None:
+        return _write_batch(args, config)
     store = Store.open(resolve_db(args.db))
     try:
         flt = DecisionPointFilter(split=args.split, action_type=args.action_type)
@@ -116,4 +127,45 @@ def run(args) -> int:
     print(summary.to_text())
     if result.n_failed and any(k in ("timeout", "rate_limited", "server_error", "connection") for k in result.error_kinds):
         print(f"some answers failed for a passing reason: re-run with --run {result.run_name} to ask again", file=sys.stderr)
+    return 0
+
+
+def _write_batch(args, config) -> int:
+    """`--write-batch`: the selection's requests as Batch API input files (`batch_requests.py`)."""
+    from ..options import check_output_path, resolve_db
+    from ...data.dp_stream import Selection, count
+    from ...data.filters import DecisionPointFilter
+    from ...data.store import Store
+    from ...runs.batch_requests import write_batch
+    from ...runs.model_runner import ModelRunner
+
+    check_output_path(args.write_batch, "--write-batch")
+    flt = DecisionPointFilter(split=args.split, action_type=args.action_type)
+    sampled = args.sample_seed is not None and args.limit is not None
+    selection = Selection(flt, sample=args.limit if sampled else None, seed=args.sample_seed if sampled else None)
+    limit = None if sampled or args.sample_seed is not None else args.limit
+    store = Store.open(resolve_db(args.db), readonly=True)
+    try:
+        total = count(store, selection) if limit is None else min(limit, count(store, selection))
+        if total == 0:
+            print("error: no decision point matches this selection (fix: check --split / --action-type and "
+                  "`python -m nemo_core stats`)", file=sys.stderr)
+            return 1
+        bar = None
+        if not args.quiet:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="request", desc="write batch", dynamic_ncols=True)
+        try:
+            files = write_batch(store, ModelRunner(config, check=False), selection, args.write_batch, limit=limit,
+                                on_progress=bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        store.close()
+    print(f"{files.n_requests:,} requests for {args.model} written ({files.bytes / 1e6:,.1f} MB) to "
+          + ", ".join(str(p) for p in files.paths))
+    print("next: upload each file to the OpenAI Batch API (purpose \"batch\", endpoint /v1/chat/completions), "
+          "then grade the output file: python -m nemo_core grade OUTPUT.jsonl --run NAME")
     return 0
