@@ -10,9 +10,12 @@ import pandas as pd
 import streamlit as st
 
 from nemo_core.base.config import ACTION_TYPES, SPLITS
+from nemo_core.data.dp_stream import Selection
 from nemo_core.data.extract import FLAGS
 from nemo_core.data.filters import SORTS, BadFilter, DecisionPointFilter
+from nemo_core.runs.export import FORMATS
 from ui.db import require_store, signature
+from ui.downloads import download_section
 from ui.listing import PAGE_SIZE, ListState, expected_label, n_pages
 from ui.overview_data import filtered_count, tool_options
 from ui.safe import escape_markdown
@@ -175,3 +178,8 @@ if c3.button("Next page ▶", disabled=state.page >= last_page, key="page_next",
     go_to(state.page + 1)
 if c4.button("Last page ⏭", disabled=state.page >= last_page, key="page_last", width="stretch"):
     go_to(last_page)
+
+if total:
+    with st.expander("Download this view"):
+        download_section(path, Selection(state.filter), total, formats=FORMATS, stem="decision-points",
+                         key="browse_download")

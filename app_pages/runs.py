@@ -12,13 +12,16 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from nemo_core.base.errors import NemoError
+from nemo_core.data.dp_stream import Selection
 from nemo_core.grading.llm_grader import LLMConfig, LLMGrader
 from nemo_core.runs.analysis import delete_run_with_analysis
+from nemo_core.runs.export import TABLE_FORMATS
 from nemo_core.runs.run import Run, get_run, unique_run_name
 from nemo_core.runs.taxonomy import CATEGORIES, LOW_MESSAGE_SCORE
 from nemo_core.runs.uploads import grade_upload, validate_predictions
 from ui.admin import held_back, visible_run_names
 from ui.db import require_store
+from ui.downloads import download_section
 from ui.runs_data import classified_or_offer, ensure_current, run_details, runs_signature, runs_table
 from ui.safe import code_span, escape_markdown, inert_label
 
@@ -201,6 +204,13 @@ if classified_or_offer(store, run, key="runs_classify"):
     n_predictions = show_details(run)
 else:
     n_predictions = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run.id,)) or 0
+
+with st.expander("Download this run's predictions"):
+    st.caption("Each prediction beside its decision point: the action, reward, name and argument match, grader, "
+               "reason, error, failure category and the whole breakdown.")
+    download_section(path, Selection(run_id=run.id), n_predictions, formats=TABLE_FORMATS,
+                     stem="run-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in run.name)[:80],
+                     key="runs_download", what="predictions", run_name=run.name)
 
 # ---- delete -------------------------------------------------------------------------------------------
 st.subheader("Delete this run")
