@@ -16,16 +16,23 @@ from __future__ import annotations
 
 import html
 import random
-import threading
+from dataclasses import dataclass
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from nemo_core.people.audit import (KINDS, SOURCES, AuditRow, agreement, audit_rows, build_audit_set,
-                                    campaigns_available, disagreements, estimate, get_audit_set, grade_audit_set,
-                                    list_audit_sets, next_blind_item, record_human, set_counts, to_csv)
 from nemo_core.base.errors import NemoError
+from nemo_core.data.store import Store
+from nemo_core.grading.endpoint import EndpointConfig
+from nemo_core.people.audit.agreement import Agreement, agreement, disagreements
+from nemo_core.people.audit.build import build_audit_set, campaigns_available
+from nemo_core.people.audit.export import to_csv
+from nemo_core.people.audit.grading import (GradingBusy, GradingControl, estimate, grade_audit_set,
+                                            grading_control)
+from nemo_core.people.audit.scores import AuditRow, audit_rows, next_blind_item, record_human
+from nemo_core.people.audit.sets import (KINDS, SOURCES, AuditSet, get_audit_set, list_audit_sets,
+                                         runs_with_message_replies, set_counts)
 from nemo_core.grading.grade import Breakdown
 from nemo_core.people.guarded import audit_set_is_guarded
 from nemo_core.grading.keyword_grader import KeywordScore
@@ -61,40 +68,37 @@ def one_line(text: str, limit: int = 140) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-@st.cache_resource(show_spinner=False)
-def _grading_controls() -> dict[tuple[str, int], tuple[threading.Lock, threading.Event]]:
-    """Process-wide: one (lock, stop event) per audit set, so a Stop in a later script run reaches the run
-    that is grading, and two sessions never grade the same set at once."""
-    return {}
+@dataclass
+class Shown:
+    """What the page shows of one audit set, passed to each section (nothing is read from page globals)."""
 
-
-def grading_control(db: str, set_id: int) -> tuple[threading.Lock, threading.Event]:
-    return _grading_controls().setdefault((db, set_id), (threading.Lock(), threading.Event()))
+    store: Store
+    audit_set: AuditSet
+    counts: dict[str, int]
+    rows: list[AuditRow]
+    threshold: float = 0.5
+    figures: Agreement | None = None
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-store = require_store()
-config = grader_config()
-st.title("Grader audit")
-st.caption("How far can the keyword grader be trusted on message replies? Both graders score the same candidate "
-           "replies; scores are on a 0–1 scale (LLM = its 0–10 integer ÷ 10). An LLM failure leaves an item "
-           "unscored (never a 0) and it is retried on the next pass.")
-if not config.configured:
-    st.warning(NO_KEY_HELP, icon="🔑")
-
-flash = st.session_state.pop(FLASH_KEY, None)
-if flash:
-    st.success(flash)
-
-
 # ---- building a set ---------------------------------------------------------------------------------------
-def build_section(expanded: bool) -> None:
-    runs, _ = visible_run_names(store, [r["name"] for r in store.query(
-        "SELECT r.name FROM runs r WHERE EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id AND "
-        "p.action_type = 'message' AND p.submitted_type = 'message') ORDER BY r.id DESC")])
+def header(config: EndpointConfig) -> None:
+    st.title("Grader audit")
+    st.caption("How far can the keyword grader be trusted on message replies? Both graders score the same candidate "
+               "replies; scores are on a 0–1 scale (LLM = its 0–10 integer ÷ 10). An LLM failure leaves an item "
+               "unscored (never a 0) and it is retried on the next pass.")
+    if not config.configured:
+        st.warning(NO_KEY_HELP, icon="🔑")
+    flash = st.session_state.pop(FLASH_KEY, None)
+    if flash:
+        st.success(flash)
+
+
+def build_section(store: Store, expanded: bool) -> None:
+    runs, _ = visible_run_names(store, runs_with_message_replies(store))
     campaigns = [c["name"] for c in campaigns_available(store)]
     with st.expander("Build an audit set", expanded=expanded):
         st.caption("Calibration candidates, per message decision point: the reference itself (a ceiling), a "
@@ -134,51 +138,54 @@ def build_section(expanded: bool) -> None:
             st.rerun()
 
 
-sets = list_audit_sets(store)
-n_hidden = 0
-if not admin_unlocked():
-    shown = [s for s in sets if not audit_set_is_guarded(store, s)]
-    sets, n_hidden = shown, len(sets) - len(shown)
-build_section(expanded=not sets)
-held_back(n_hidden, "audit set(s) of people's campaign answers", key="audit_sets")
-if not sets:
-    st.info("No audit set yet: build one above (calibration candidates need no model), or from the command line: "
-            "`python -m nemo_core audit --calibration --limit 30`." if not n_hidden else
-            "The only audit sets hold people's campaign answers: give the admin passphrase above, or build another.")
-    st.stop()
+def choose_set(store: Store) -> AuditSet:
+    """The audit set asked for in the URL (or the newest), among those this session may see; stops the page
+    when there is none."""
+    sets = list_audit_sets(store)
+    n_hidden = 0
+    if not admin_unlocked():
+        shown = [s for s in sets if not audit_set_is_guarded(store, s)]
+        sets, n_hidden = shown, len(sets) - len(shown)
+    build_section(store, expanded=not sets)
+    held_back(n_hidden, "audit set(s) of people's campaign answers", key="audit_sets")
+    if not sets:
+        st.info("No audit set yet: build one above (calibration candidates need no model), or from the command line: "
+                "`python -m nemo_core audit --calibration --limit 30`." if not n_hidden else
+                "The only audit sets hold people's campaign answers: give the admin passphrase above, or build another.")
+        st.stop()
+    names = [s.name for s in sets]
+    wanted = st.query_params.get(SET_PARAM)
+    index = names.index(wanted) if wanted in names else 0
+    chosen = st.selectbox("Audit set", names, index=index, key=f"audit_set::{wanted}",
+                          format_func=lambda n: one_line(next(s.label for s in sets if s.name == n), 120))
+    if st.query_params.get(SET_PARAM) != chosen:
+        st.query_params[SET_PARAM] = chosen
+    return get_audit_set(store, chosen)
 
-names = [s.name for s in sets]
-wanted = st.query_params.get(SET_PARAM)
-index = names.index(wanted) if wanted in names else 0
-chosen = st.selectbox("Audit set", names, index=index, key=f"audit_set::{wanted}",
-                      format_func=lambda n: one_line(next(s.label for s in sets if s.name == n), 120))
-if st.query_params.get(SET_PARAM) != chosen:
-    st.query_params[SET_PARAM] = chosen
-audit_set = get_audit_set(store, chosen)
-grading_lock, stop_event = grading_control(str(store.path.resolve()), audit_set.id)
-if st.session_state.get(STOP_KEY) and grading_lock.locked():
-    # Stop was pressed: ask the grading run to stop (it stores what is in flight), and wait for it so the
-    # figures below include every score it stored.
-    stop_event.set()
-    with st.spinner("Stopping: waiting for the requests in flight…"):
-        if grading_lock.acquire(timeout=180):
-            grading_lock.release()
-    st.session_state[FLASH_KEY] = "Stopped. Scores received so far are kept; grade again to resume."
-    st.rerun()
-audit_set = get_audit_set(store, chosen)
-counts = set_counts(store, audit_set.id)
-m = st.columns(5)
-m[0].metric("Items", f"{counts['items']:,}")
-m[1].metric("LLM-scored", f"{counts['llm_scored']:,}")
-m[2].metric("Waiting for the LLM", f"{counts['pending'] - counts['llm_failed']:,}")
-m[3].metric("LLM failures", f"{counts['llm_failed']:,}", help="retried on the next pass; never counted as 0")
-m[4].metric("Judged by people", f"{counts['human_judged']:,}")
-st.caption(f"Source: {escape_markdown(audit_set.label)} · seed {audit_set.seed} · LLM grader model "
-           f"{code_span(audit_set.llm_model or 'not graded yet')}")
+
+def stop_if_asked(control: GradingControl) -> None:
+    """Stop was pressed: ask the grading in progress to stop (it stores what is in flight), and wait for it so
+    the figures below include every score it stored."""
+    if st.session_state.get(STOP_KEY) and control.busy:
+        with st.spinner("Stopping: waiting for the requests in flight…"):
+            control.stop()
+        st.session_state[FLASH_KEY] = "Stopped. Scores received so far are kept; grade again to resume."
+        st.rerun()
+
+
+def show_counts(audit_set: AuditSet, counts: dict[str, int]) -> None:
+    m = st.columns(5)
+    m[0].metric("Items", f"{counts['items']:,}")
+    m[1].metric("LLM-scored", f"{counts['llm_scored']:,}")
+    m[2].metric("Waiting for the LLM", f"{counts['pending'] - counts['llm_failed']:,}")
+    m[3].metric("LLM failures", f"{counts['llm_failed']:,}", help="retried on the next pass; never counted as 0")
+    m[4].metric("Judged by people", f"{counts['human_judged']:,}")
+    st.caption(f"Source: {escape_markdown(audit_set.label)} · seed {audit_set.seed} · LLM grader model "
+               f"{code_span(audit_set.llm_model or 'not graded yet')}")
 
 
 # ---- grading -----------------------------------------------------------------------------------------------
-def grade_section() -> None:
+def grade_section(store: Store, config: EndpointConfig, audit_set: AuditSet, control: GradingControl) -> None:
     st.subheader("Grade with the LLM grader")
     if not config.configured:
         st.info("Grading needs a key (see above). Until then the figures below use the keyword side only.")
@@ -197,7 +204,7 @@ def grade_section() -> None:
     c1, c2 = st.columns([3, 1])
     confirmed = c1.checkbox(f"Yes, make about {plan.n_calls:,} API calls", key=f"audit_confirm::{audit_set.id}::{plan.n_calls}")
     concurrency = c2.number_input("Parallel requests", min_value=1, max_value=32, value=8, key="audit_concurrency")
-    if grading_lock.locked():
+    if control.busy:
         st.info("This set is being graded in another session right now; its scores appear here as they arrive.")
         return
     if not st.button("Grade now", type="primary", disabled=not confirmed, key="audit_grade"):
@@ -205,24 +212,27 @@ def grade_section() -> None:
                    "are kept, and grading again resumes with the rest (answers already paid for come from the "
                    "cache).")
         return
-    if not grading_lock.acquire(blocking=False):
+    run_grading(store, config, audit_set, control, int(concurrency))
+
+
+def run_grading(store: Store, config: EndpointConfig, audit_set: AuditSet, control: GradingControl, concurrency: int) -> None:
+    """Grade the set now, with a Stop button and a progress bar; the outcome is flashed on the next run."""
+    try:
+        with control.grading() as should_stop:
+            st.button("Stop", key=STOP_KEY, help="Stops after the requests in flight; their answers are kept.")
+            bar = st.progress(0.0, text="Starting…")
+
+            def progress(done: int, total: int | None) -> None:
+                bar.progress(done / total if total else 1.0, text=f"{done:,} of {total or 0:,} items graded")
+
+            result = grade_audit_set(store, audit_set.id, LLMGrader(config, store), concurrency=concurrency,
+                                     on_progress=progress, should_stop=should_stop)
+    except GradingBusy:
         st.info("This set is being graded in another session right now.")
         return
-    try:
-        stop_event.clear()
-        st.button("Stop", key=STOP_KEY, help="Stops after the requests in flight; their answers are kept.")
-        bar = st.progress(0.0, text="Starting…")
-
-        def progress(done: int, total: int) -> None:
-            bar.progress(done / total if total else 1.0, text=f"{done:,} of {total:,} items graded")
-
-        result = grade_audit_set(store, audit_set.id, LLMGrader(config, store), concurrency=int(concurrency),
-                                 on_progress=progress, should_stop=stop_event.is_set)
     except NemoError as exc:
         st.error(escape_markdown(exc.one_line()))
         return
-    finally:
-        grading_lock.release()
     if result.stopped:
         st.session_state[FLASH_KEY] = (f"Stopped after {result.n_graded:,} items. Scores received so far are kept; "
                                        "grade again to resume.")
@@ -251,7 +261,7 @@ def group_table(groups) -> pd.DataFrame:
     } for g in groups])
 
 
-def scatter(rows_: list[AuditRow]) -> go.Figure:
+def scatter(rows_: list[AuditRow], threshold: float) -> go.Figure:
     fig = go.Figure()
     for kind in KINDS:
         pts = [r for r in rows_ if r.kind == kind and r.llm is not None]
@@ -271,7 +281,7 @@ def scatter(rows_: list[AuditRow]) -> go.Figure:
     return fig
 
 
-def sweep_chart() -> go.Figure:
+def sweep_chart(figures: Agreement) -> go.Figure:
     xs = [p.threshold for p in figures.sweep]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=xs, y=[p.kappa for p in figures.sweep], mode="lines+markers", name="Cohen's kappa"))
@@ -284,7 +294,9 @@ def sweep_chart() -> go.Figure:
     return fig
 
 
-def agreement_section() -> None:
+def agreement_section(shown: Shown) -> None:
+    figures, threshold, rows = shown.figures, shown.threshold, shown.rows
+    assert figures is not None
     if figures.n == 0:
         st.info("No item has an LLM score yet, so there is nothing to compare the keyword grader with. "
                 "The keyword side of the set:")
@@ -309,7 +321,7 @@ def agreement_section() -> None:
                   if figures.n_llm_failed or figures.n_pending else ""))
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.plotly_chart(scatter(rows), width="stretch", key="audit_scatter")
+        st.plotly_chart(scatter(rows, threshold), width="stretch", key="audit_scatter")
         st.caption("Each point is a candidate reply; LLM scores are jittered by up to ±0.015 so equal scores do not "
                    "hide each other. Grey lines: the pass threshold.")
     with right:
@@ -322,7 +334,7 @@ def agreement_section() -> None:
                     f"**{fmt(agree)}**")
         st.caption("Kappa corrects raw agreement for chance: 1 = perfect, 0 = no better than chance.")
     st.markdown("**Keyword threshold sweep**: which keyword threshold reproduces the LLM's pass/fail best?")
-    st.plotly_chart(sweep_chart(), width="stretch", key="audit_sweep")
+    st.plotly_chart(sweep_chart(figures), width="stretch", key="audit_sweep")
     t1, t2 = st.tabs(["By split", "By candidate length"])
     with t1:
         st.dataframe(group_table(figures.by_split), hide_index=True, width="stretch", key="audit_by_split")
@@ -341,7 +353,9 @@ def agreement_section() -> None:
 
 
 # ---- humans -------------------------------------------------------------------------------------------------
-def human_section() -> None:
+def human_section(shown: Shown) -> None:
+    figures, threshold = shown.figures, shown.threshold
+    assert figures is not None
     st.subheader("People as a third rater")
     if not figures.n_human:
         st.caption("No human judgement yet: choose the “Judge blind” view above.")
@@ -359,14 +373,11 @@ def human_section() -> None:
 def keyword_breakdown(row: AuditRow) -> Breakdown:
     detail = row.keyword_detail or {}
     reason = KeywordScore(**detail).reason if detail else "keyword_f1"
-    return Breakdown(row.keyword, 1, None, None, "keyword", None, reason, expected_type="message",
-                     submitted_type="message", keyword=detail)
+    return Breakdown.graded_by_keyword(score=row.keyword, reason=reason, detail=detail)
 
 
 def llm_breakdown(row: AuditRow) -> Breakdown:
-    return Breakdown(row.llm, 1, None, None, "llm", row.llm_model, f"llm: {row.llm_reason or ''}",
-                     expected_type="message", submitted_type="message", llm_score=row.llm_score,
-                     llm_reason=row.llm_reason)
+    return Breakdown.graded_by_llm(score=row.llm_score, reason=row.llm_reason, model=row.llm_model)
 
 
 def context_and_replies(dp, candidate: str, candidate_label: str) -> None:
@@ -383,7 +394,7 @@ def context_and_replies(dp, candidate: str, candidate_label: str) -> None:
         show_text(candidate)
 
 
-def item_detail(row: AuditRow) -> None:
+def item_detail(store: Store, row: AuditRow) -> None:
     dp = store.get(row.dp_id)
     st.page_link(DECISION_PAGE, label="Open the decision point", icon="🧩", query_params={"id": row.dp_id})
     context_and_replies(dp, row.candidate, f"**Candidate** ({escape_markdown(KINDS.get(row.kind, row.kind))})")
@@ -399,7 +410,8 @@ def item_detail(row: AuditRow) -> None:
         st.caption(f"People: {row.human * 10:.1f}/10 (mean of {row.n_human})")
 
 
-def disagreement_section() -> None:
+def disagreement_section(shown: Shown) -> None:
+    rows = shown.rows
     st.subheader("Disagreements")
     listed = disagreements(rows, limit=200)
     if listed:
@@ -413,15 +425,16 @@ def disagreement_section() -> None:
                  key="audit_disagreements")
     labels = {r.item_id: r for r in listed}
     pick = st.selectbox(
-        "Open an item", list(labels), key=f"audit_open_item::{audit_set.id}::{counts['llm_scored']}",
+        "Open an item", list(labels), key=f"audit_open_item::{shown.audit_set.id}::{shown.counts['llm_scored']}",
         format_func=lambda i: one_line(
             (f"|Δ| {abs(labels[i].llm - labels[i].keyword):.2f} · " if labels[i].llm is not None else "")
             + f"keyword {labels[i].keyword:.2f} · {labels[i].kind} · {labels[i].dp_id}"))
-    item_detail(labels[pick])
+    item_detail(shown.store, labels[pick])
 
 
 # ---- blind human judgement -----------------------------------------------------------------------------------
-def judge_section() -> None:
+def judge_section(shown: Shown) -> None:
+    store, rows = shown.store, shown.rows
     st.subheader("Judge blind")
     st.caption("Score a candidate against the reference from 0 (wrong or unhelpful) to 10 (as good as the "
                "reference). Both graders' scores stay hidden until you submit.")
@@ -439,7 +452,7 @@ def judge_section() -> None:
     if not rater:
         st.info("Type your name to start judging.")
         return
-    item = next_blind_item(store, audit_set.id, rater)
+    item = next_blind_item(store, shown.audit_set.id, rater)
     if item is None:
         st.success("You have judged every item of this set.")
         return
@@ -460,22 +473,36 @@ def judge_section() -> None:
 
 
 # ---- the page ------------------------------------------------------------------------------------------------
-grade_section()
-rows = audit_rows(store, audit_set.id)
-st.divider()
-view = st.radio("View", [AGREEMENT_VIEW, JUDGE_VIEW], horizontal=True, key="audit_view",
-                help="Judging blind shows no grader's score until you submit, so the agreement views are hidden.")
-if view == JUDGE_VIEW:
-    judge_section()
-    st.stop()
-st.subheader("Agreement")
-threshold = st.slider("Pass threshold (a score at or above it passes)", 0.0, 1.0, 0.5, 0.05, key="audit_threshold")
-figures = agreement(rows, threshold=threshold)
-agreement_section()
-human_section()
-disagreement_section()
-st.divider()
-st.download_button("Download the audit table (CSV)", to_csv(rows), file_name=f"audit-{audit_set.id}.csv",
-                   mime="text/csv", key="audit_csv",
-                   help="One row per item: both graders' scores (0–1), the LLM's reason or error, people's mean "
-                        "score, the candidate text.")
+def main() -> None:
+    store = require_store()
+    config = grader_config()
+    header(config)
+    audit_set = choose_set(store)
+    control = grading_control(str(store.path.resolve()), audit_set.id)
+    stop_if_asked(control)
+    audit_set = get_audit_set(store, audit_set.id)  # again: a grading that just stopped may have named its model
+    counts = set_counts(store, audit_set.id)
+    show_counts(audit_set, counts)
+    grade_section(store, config, audit_set, control)
+    shown = Shown(store, audit_set, counts, audit_rows(store, audit_set.id))
+    st.divider()
+    view = st.radio("View", [AGREEMENT_VIEW, JUDGE_VIEW], horizontal=True, key="audit_view",
+                    help="Judging blind shows no grader's score until you submit, so the agreement views are hidden.")
+    if view == JUDGE_VIEW:
+        judge_section(shown)
+        st.stop()
+    st.subheader("Agreement")
+    shown.threshold = st.slider("Pass threshold (a score at or above it passes)", 0.0, 1.0, 0.5, 0.05,
+                                key="audit_threshold")
+    shown.figures = agreement(shown.rows, threshold=shown.threshold)
+    agreement_section(shown)
+    human_section(shown)
+    disagreement_section(shown)
+    st.divider()
+    st.download_button("Download the audit table (CSV)", to_csv(shown.rows), file_name=f"audit-{audit_set.id}.csv",
+                       mime="text/csv", key="audit_csv",
+                       help="One row per item: both graders' scores (0–1), the LLM's reason or error, people's mean "
+                            "score, the candidate text.")
+
+
+main()

@@ -53,12 +53,6 @@ def cached_results(path: str, campaign_id: int, signature: tuple):
     return campaign_results(get_store(path), campaign_id)
 
 
-def results_signature(campaign_id: int) -> tuple:
-    row = store.query("SELECT count(*) AS n, max(submitted_at) AS last, sum(status = 'answered') AS answered "
-                      "FROM campaign_answers WHERE campaign_id = ?", (campaign_id,))[0]
-    return tuple(row.values())
-
-
 def ci_text(ci) -> str:
     return ci.fmt(3)
 
@@ -176,7 +170,7 @@ with progress_tab:
 
 # ---- results ---------------------------------------------------------------------------------------------
 with results_tab:
-    res = cached_results(str(store.path), cid, results_signature(cid))
+    res = cached_results(str(store.path), cid, C.answers_signature(store, cid))
     if res.n_answers == 0:
         st.caption("No answers yet.")
     else:

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from nemo_core.runs.run import get_run
+from nemo_core.runs.run import get_run, run_names
 from ui.admin import held_back, visible_run_names
 from ui.db import require_store
 from ui.runs_data import classified_or_offer, comparison, ensure_current, runs_signature
@@ -21,7 +21,7 @@ store = require_store()
 path = str(store.path.resolve())
 st.title("Compare two runs")
 
-names, n_hidden = visible_run_names(store, [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id DESC")])
+names, n_hidden = visible_run_names(store, run_names(store))
 held_back(n_hidden, "run(s) of people's campaign answers", key="compare")
 if len(names) < 2:
     st.info("Comparing needs at least two runs: grade or upload another predictions file on the Runs page."

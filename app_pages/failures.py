@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from nemo_core.base.config import SPLITS
-from nemo_core.runs.run import get_run
+from nemo_core.runs.run import get_run, run_names
 from nemo_core.runs.taxonomy import CATEGORIES, FAILURE_CATEGORIES
 from ui.admin import held_back, visible_run_names
 from ui.db import require_store
@@ -25,7 +25,7 @@ store = require_store()
 path = str(store.path.resolve())
 st.title("Failures")
 
-names, n_hidden = visible_run_names(store, [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id DESC")])
+names, n_hidden = visible_run_names(store, run_names(store))
 held_back(n_hidden, "run(s) of people's campaign answers", key="failures")
 if not names:
     st.info("No runs yet: grade a predictions file, run a model, or upload predictions on the Runs page."

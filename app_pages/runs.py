@@ -13,10 +13,11 @@ import streamlit as st
 
 from nemo_core.base.errors import NemoError
 from nemo_core.data.dp_stream import Selection
-from nemo_core.grading.llm_grader import LLMConfig, LLMGrader
+from nemo_core.grading.endpoint import EndpointConfig
+from nemo_core.grading.llm_grader import LLMGrader
 from nemo_core.runs.analysis import delete_run_with_analysis
 from nemo_core.runs.export import TABLE_FORMATS
-from nemo_core.runs.run import Run, get_run, unique_run_name
+from nemo_core.runs.run import Run, count_predictions, get_run, run_ids, unique_run_name
 from nemo_core.runs.taxonomy import CATEGORIES, LOW_MESSAGE_SCORE
 from nemo_core.runs.uploads import grade_upload, validate_predictions
 from ui.admin import held_back, visible_run_names
@@ -58,7 +59,7 @@ def upload_section() -> None:
             st.error("No line of this file can be graded: fix the lines listed above.")
             return
         default = unique_run_name(store, f"upload-{uploaded.name.rsplit('.', 1)[0]}")
-        config = LLMConfig.from_env()
+        config = EndpointConfig.for_grader()
         with st.form("runs_upload_form"):
             name = st.text_input("Run name", value=default)
             graders = ["keyword", "llm"] if config.configured else ["keyword"]
@@ -87,7 +88,7 @@ flash = st.session_state.pop("runs_flash", None)
 if flash:
     st.success(flash)
 
-ids = [r["id"] for r in store.query("SELECT id FROM runs ORDER BY id DESC")]
+ids = run_ids(store)
 if not ids:
     st.info("No runs yet. Grade a predictions file (`python -m nemo_core grade FILE --run NAME`), run a model "
             "(`python -m nemo_core run-model`), or upload a file above.")
@@ -203,7 +204,7 @@ def show_details(run: Run) -> int:
 if classified_or_offer(store, run, key="runs_classify"):
     n_predictions = show_details(run)
 else:
-    n_predictions = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run.id,)) or 0
+    n_predictions = count_predictions(store, run.id)
 
 with st.expander("Download this run's predictions"):
     st.caption("Each prediction beside its decision point: the action, reward, name and argument match, grader, "

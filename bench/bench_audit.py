@@ -32,10 +32,14 @@ def start_server(delay: float) -> tuple[subprocess.Popen, str]:
 
 
 def main() -> None:
-    from nemo_core.people.audit import AuditRow, agreement, build_audit_set, estimate, grade_audit_set
+    from nemo_core.people.audit.scores import AuditRow
+    from nemo_core.people.audit.agreement import agreement
+    from nemo_core.people.audit.build import build_audit_set
+    from nemo_core.people.audit.grading import estimate, grade_audit_set
     from nemo_core.base.config import DEMO_DB
     from nemo_core.data.demo import ensure_demo_db
-    from nemo_core.grading.llm_grader import LLMConfig, LLMGrader
+    from nemo_core.grading.endpoint import EndpointConfig
+    from nemo_core.grading.llm_grader import LLMGrader
     from nemo_core.data.store import Store
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,7 +59,7 @@ def main() -> None:
                 store = Store.open(db)
                 try:
                     set_id = build_audit_set(store, "calibration", limit=args.limit).audit_set.id
-                    grader = LLMGrader(LLMConfig(api_key="sk-bench", base_url=url), store)
+                    grader = LLMGrader(EndpointConfig(api_key="sk-bench", base_url=url), store)
                     plan = estimate(store, set_id, grader.model)
                     started = time.perf_counter()
                     result = grade_audit_set(store, set_id, grader, concurrency=concurrency)

@@ -36,9 +36,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nemo_core.grading.grade import grade_file  # noqa: E402
+from nemo_core.runs.grade_file import grade_file  # noqa: E402
 from nemo_core.runs.run import delete_run, get_run  # noqa: E402
-from nemo_core.data.store import Store, decompress_json  # noqa: E402
+from nemo_core.data.compression import decompress_json  # noqa: E402
+from nemo_core.data.store import Store  # noqa: E402
 
 FULL_SIZE = 1_200_000
 
@@ -234,12 +235,13 @@ def bench_llm(db: Path, work: Path, n_requests: int) -> None:
                         f.write(json.dumps({"id": dp_id, "action": {"type": "message",
                                                                     "content": f"candidate {stamp} {delay} {concurrency} {n}"}}) + "\n")
                 name = f"bench-llm-{delay}-{concurrency}-{int(time.time())}"
-                from nemo_core.grading.llm_grader import LLMConfig, LLMGrader
+                from nemo_core.grading.endpoint import EndpointConfig
+                from nemo_core.grading.llm_grader import LLMGrader
 
                 store = Store.open(db)
                 try:
-                    llm = LLMGrader(LLMConfig(api_key="sk-bench-not-a-real-key", base_url=base_url,
-                                              model="bench-grader"), store)
+                    llm = LLMGrader(EndpointConfig(api_key="sk-bench-not-a-real-key", base_url=base_url,
+                                                   model="bench-grader"), store)
                     t = time.perf_counter()
                     res = grade_file(store, preds, run_name=name, grader="llm", llm=llm, concurrency=concurrency)
                     seconds = time.perf_counter() - t

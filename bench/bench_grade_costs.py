@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nemo_core.grading.grade import (BATCH_LINES, COMMIT_ROWS, FileGradeResult, _ACTION_TYPE, _DP_ID, _REWARD, _SPLIT,
-                                     _worker_init, _WORKER, grade_lines, stored_row)
+from nemo_core.runs.grade_file import BATCH_LINES, FileGradeResult, _worker_init, _WORKER, grade_lines, stored_row
+from nemo_core.runs.owner import COMMIT_ROWS, _ACTION_TYPE, _DP_ID, _REWARD, _SPLIT
 from nemo_core.runs.run import _INSERT_NUMBERED_SQL, create_run  # noqa: E402
 from nemo_core.data.store import Store  # noqa: E402
 from nemo_core.runs.taxonomy import (_INDEX_DDL, add_classified, start_taxonomy, taxonomy_row, taxonomy_table)  # noqa: E402

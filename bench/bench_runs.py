@@ -38,7 +38,8 @@ sys.path.insert(0, str(REPO))
 
 from nemo_core.runs import analysis as ra  # noqa: E402
 from nemo_core.grading.grade import RULE_VERSION  # noqa: E402
-from nemo_core.runs.run import create_run, finish_run, get_run, insert_predictions  # noqa: E402
+from nemo_core.runs.run import create_run, get_run, insert_predictions
+from nemo_core.runs.owner import finish_run  # noqa: E402
 from nemo_core.data.store import Store  # noqa: E402
 from nemo_core.runs.taxonomy import ensure_taxonomy, taxonomy_table  # noqa: E402
 

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from nemo_core.people import campaigns as C
 from nemo_core.people.attempts import save_attempt
-from nemo_core.people.audit import build_audit_set, list_audit_sets, next_blind_item, record_human
+from nemo_core.people.audit.build import build_audit_set
+from nemo_core.people.audit.sets import list_audit_sets
+from nemo_core.people.audit.scores import next_blind_item, record_human
 from nemo_core.people.baseline import save_as_run
 from nemo_core.grading.grade import grade_action, load_target
 from nemo_core.data.ingest import ingest

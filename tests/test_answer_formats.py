@@ -12,7 +12,7 @@ from nemo_core.grading.actions import ActionError
 from nemo_core.grading.answer_formats import ACCEPTED_SHAPES, AnswerFailed, parse_answer, prediction_object, problem_text
 from nemo_core.cli.main import main
 from nemo_core.data.filters import DecisionPointFilter
-from nemo_core.grading.grade import read_prediction_line
+from nemo_core.runs.grade_file import read_prediction_line
 from nemo_core.data.store import Store
 from nemo_core.runs.uploads import validate_predictions
 

@@ -19,7 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import hostile_data as H
-from nemo_core.people.audit import get_audit_set, list_audit_sets
+from nemo_core.people.audit.sets import get_audit_set, list_audit_sets
 from nemo_core.people.guarded import audit_set_is_guarded, people_run_names
 from nemo_core.runs.analysis import delete_run_with_analysis
 from nemo_core.runs.run import get_run

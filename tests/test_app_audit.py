@@ -11,7 +11,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fake_openai import fake_openai  # noqa: F401  (fixture)
-from nemo_core.people.audit import audit_rows, build_audit_set, get_audit_set
+from nemo_core.people.audit.scores import audit_rows
+from nemo_core.people.audit.build import build_audit_set
+from nemo_core.people.audit.sets import get_audit_set
 from nemo_core.data.store import Store
 from test_audit_flow import judge
 
@@ -160,13 +162,14 @@ def test_with_a_key_estimate_confirm_grade_and_agreement(open_page, demo_db, fak
 
 def llm_graded_calibration_set(demo_db, fake_openai, *, limit: int) -> int:  # noqa: F811
     """A calibration audit set of `limit` items per kind, graded by the fake server's judge; its id."""
-    from nemo_core.people.audit import grade_audit_set
-    from nemo_core.grading.llm_grader import LLMConfig, LLMGrader
+    from nemo_core.people.audit.grading import grade_audit_set
+    from nemo_core.grading.endpoint import EndpointConfig
+    from nemo_core.grading.llm_grader import LLMGrader
 
     fake_openai.responder = judge
     with Store.open(demo_db) as store:
         set_id = build_audit_set(store, "calibration", limit=limit).audit_set.id
-        grade_audit_set(store, set_id, LLMGrader(LLMConfig(api_key="k", base_url=fake_openai.base_url), store))
+        grade_audit_set(store, set_id, LLMGrader(EndpointConfig(api_key="k", base_url=fake_openai.base_url), store))
     return set_id
 
 
@@ -207,7 +210,7 @@ def test_a_set_graded_with_another_model_is_not_mixed(open_page, demo_db, fake_o
 
 
 def test_build_from_a_run_lists_only_runs_with_message_replies(open_page, demo_db, tmp_path):
-    from nemo_core.grading.grade import grade_file
+    from nemo_core.runs.grade_file import grade_file
 
     store = Store.open(demo_db)
     try:

@@ -164,7 +164,7 @@ def test_campaigns_every_tab(run_page, hostile_db):
 
 
 def test_audit_every_set(run_page, hostile_db):
-    from nemo_core.people.audit import list_audit_sets
+    from nemo_core.people.audit.sets import list_audit_sets
     from nemo_core.data.store import Store
 
     with Store.open(hostile_db.path) as store:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from nemo_core.grading.grade import grade_file
+from nemo_core.runs.grade_file import grade_file
 from nemo_core.data.store import Store
 
 RUNS, FAILURES, COMPARE, DECISION = "app_pages/runs.py", "app_pages/failures.py", "app_pages/compare.py", "app_pages/decision_point.py"

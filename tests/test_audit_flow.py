@@ -10,12 +10,15 @@ import re
 import pytest
 
 from fake_openai import Reply, fake_openai  # noqa: F401  (fixture)
-from nemo_core.people.audit import (AuditError, agreement, audit_rows, build_audit_set, campaigns_available,
-                                    delete_audit_set, estimate, grade_audit_set, human_judgements, next_blind_item,
-                                    record_human, set_counts)
-from nemo_core.grading.grade import grade_file
+from nemo_core.people.audit.sets import AuditError, delete_audit_set, set_counts
+from nemo_core.people.audit.agreement import agreement
+from nemo_core.people.audit.scores import audit_rows, human_judgements, next_blind_item, record_human
+from nemo_core.people.audit.build import build_audit_set, campaigns_available
+from nemo_core.people.audit.grading import estimate, grade_audit_set
+from nemo_core.runs.grade_file import grade_file
 from nemo_core.grading.keyword_grader import keywords
-from nemo_core.grading.llm_grader import LLMConfig, LLMGrader
+from nemo_core.grading.endpoint import EndpointConfig
+from nemo_core.grading.llm_grader import LLMGrader
 
 FENCE = re.compile(r"<<<FENCE (\w+)\n(.*?)\nFENCE>>> \1", re.S)
 
@@ -41,8 +44,8 @@ def server(fake_openai):  # noqa: F811
 
 
 def grader_for(server, store, model: str = "gpt-5-mini") -> LLMGrader:
-    return LLMGrader(LLMConfig(api_key="sk-test-audit", base_url=server.base_url, model=model, backoff_base=0.01,
-                               backoff_max=0.02), store)
+    return LLMGrader(EndpointConfig(api_key="sk-test-audit", base_url=server.base_url, model=model, backoff_base=0.01,
+                                    backoff_max=0.02), store)
 
 
 def test_calibration_set_has_ceiling_floor_and_half(demo_store):
@@ -71,7 +74,7 @@ def test_calibration_set_has_ceiling_floor_and_half(demo_store):
 
 
 def test_estimate_grade_stop_and_resume_without_calling_again(demo_store, server, monkeypatch):
-    monkeypatch.setattr("nemo_core.people.audit.LOAD_CHUNK", 5)  # contexts loaded five at a time: several chunks
+    monkeypatch.setattr("nemo_core.people.audit.sets.LOAD_CHUNK", 5)  # contexts loaded five at a time: several chunks
     audit_set = build_audit_set(demo_store, "calibration", limit=8).audit_set
     grader = grader_for(server, demo_store)
     plan = estimate(demo_store, audit_set.id, grader.model)
@@ -142,7 +145,7 @@ def test_a_failed_call_is_not_a_zero_and_is_retried(demo_store, server):
 
 
 def test_audit_of_a_run(demo_store, server, tmp_path, monkeypatch):
-    monkeypatch.setattr("nemo_core.people.audit.LOAD_CHUNK", 1)
+    monkeypatch.setattr("nemo_core.people.audit.sets.LOAD_CHUNK", 1)
     messages = demo_store.query("SELECT id FROM decision_points WHERE action_type = 'message' AND flag_empty_expected = 0 "
                                 "ORDER BY id LIMIT 3")
     empty = demo_store.query("SELECT id FROM decision_points WHERE flag_empty_expected = 1 LIMIT 1")[0]["id"]

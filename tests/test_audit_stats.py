@@ -9,7 +9,10 @@ import math
 import pytest
 
 from nemo_core.base import metrics
-from nemo_core.people.audit import AuditRow, agreement, disagreements, half_reference, length_bucket, order_key, to_csv
+from nemo_core.people.audit.scores import AuditRow
+from nemo_core.people.audit.agreement import agreement, disagreements
+from nemo_core.people.audit.sets import half_reference, length_bucket, order_key
+from nemo_core.people.audit.export import to_csv
 
 
 def row(i: int, keyword: float, llm: float | None, *, split: str = "tool_calling", chars: int = 50,

@@ -11,7 +11,8 @@ from nemo_core.runs.batch_requests import MAX_BYTES, MAX_REQUESTS, write_batch
 from nemo_core.cli.main import main
 from nemo_core.data.dp_stream import Selection
 from nemo_core.data.filters import DecisionPointFilter
-from nemo_core.runs.model_runner import ModelConfig, ModelRunner, select_ids
+from nemo_core.grading.endpoint import EndpointConfig
+from nemo_core.runs.model_runner import ModelRunner, select_ids
 from nemo_core.runs.run import get_run
 from nemo_core.data.store import Store
 
@@ -32,7 +33,7 @@ def test_write_batch_writes_the_exact_requests_run_model_sends(demo_db, tmp_path
                  "--write-batch", str(out), "--quiet"]) == 0
     assert "next: upload" in capsys.readouterr().out
     lines = read_lines(out)
-    runner = ModelRunner(ModelConfig.from_env("gpt-5-mini"), check=False)
+    runner = ModelRunner(EndpointConfig.for_model("gpt-5-mini"), check=False)
     with Store.open(demo_db) as store:
         assert [x["custom_id"] for x in lines] == store.ids(DecisionPointFilter(split="tool_calling"))
         for line in lines:
@@ -57,7 +58,7 @@ def test_limit_and_sample_select_what_run_model_selects(demo_db, tmp_path):
 
 def test_files_are_split_under_the_batch_limits(demo_store, tmp_path):
     assert (MAX_REQUESTS, MAX_BYTES) == (50_000, 200_000_000)
-    runner = ModelRunner(ModelConfig.from_env("m"), check=False)
+    runner = ModelRunner(EndpointConfig.for_model("m"), check=False)
     files = write_batch(demo_store, runner, Selection(), tmp_path / "b.jsonl", max_requests=50)
     assert [p.name for p in files.paths] == ["b-001.jsonl", "b-002.jsonl", "b-003.jsonl", "b-004.jsonl"]
     assert [len(read_lines(p)) for p in files.paths] == [50, 50, 50, 30]
@@ -91,7 +92,7 @@ def expected_message(dp) -> dict:
 def test_batch_output_built_from_our_input_grades_every_line_1_and_equals_our_format(demo_db, tmp_path, capsys):
     flt = DecisionPointFilter(exclude_flags=("ungradeable",))
     batch_in = tmp_path / "in.jsonl"
-    runner = ModelRunner(ModelConfig.from_env("gpt-5-mini"), check=False)
+    runner = ModelRunner(EndpointConfig.for_model("gpt-5-mini"), check=False)
     with Store.open(demo_db) as store:
         write_batch(store, runner, Selection(flt), batch_in)
         requests = read_lines(batch_in)

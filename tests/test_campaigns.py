@@ -235,7 +235,7 @@ def test_allocate_ties_go_to_the_stratum_listed_first():
 
 def test_compare_with_a_model_run(demo_store, tmp_path):
     from nemo_core.people.baseline import compare_with_run
-    from nemo_core.grading.grade import grade_file
+    from nemo_core.runs.grade_file import grade_file
 
     camp = C.create_campaign(demo_store, "vs", selection={"action_type": "function_call",
                              "exclude_flags": "ungradeable,parallel"}, sample_size=4, seed=2, overlap=2)

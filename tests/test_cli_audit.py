@@ -11,7 +11,7 @@ import pytest
 
 from fake_openai import fake_openai  # noqa: F401  (fixture)
 from nemo_core.cli.main import build_parser, main
-from nemo_core.grading.grade import grade_file
+from nemo_core.runs.grade_file import grade_file
 from nemo_core.data.store import Store
 from test_audit_flow import judge
 

@@ -259,7 +259,7 @@ def test_a_missing_or_not_ingested_database_is_a_one_line_error(tmp_path):
 
 
 def test_a_run_name_taken_by_another_kind_of_run_is_refused(demo_db, tmp_path):
-    from nemo_core.grading.grade import grade_file
+    from nemo_core.runs.grade_file import grade_file
 
     preds = tmp_path / "p.jsonl"
     with Store.open(demo_db) as store:

@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nemo_core.grading.grade import grade_action, grade_file
+from nemo_core.grading.grade import grade_action
+from nemo_core.runs.grade_file import grade_file
 from nemo_core.data.ingest import ingest
 from nemo_core.data.jsontext import dumps_text
 from nemo_core.runs.run import get_run, predictions

@@ -9,7 +9,8 @@ import pytest
 
 from nemo_core.data import grading_view
 from nemo_core.cli.main import main
-from nemo_core.grading.grade import TargetLoader, grade_action, grade_file
+from nemo_core.grading.grade import TargetLoader, grade_action
+from nemo_core.runs.grade_file import grade_file
 from nemo_core.data.grading_view import fill_views, missing_views, read_view
 from nemo_core.data.store import Store
 
@@ -64,11 +65,11 @@ def test_integers_beyond_64_bits_are_exact_in_the_view(tmp_path):
 
 
 def test_the_llm_grader_is_never_given_a_target_without_its_conversation(demo_store):
-    from nemo_core.grading.llm_grader import LLMConfig
+    from nemo_core.grading.endpoint import EndpointConfig
 
     dp_id = demo_store.scalar("SELECT id FROM decision_points WHERE action_type = 'message' LIMIT 1")
     target = TargetLoader(demo_store, with_context=False).load([dp_id])[dp_id]
-    config = LLMConfig(api_key="sk-test", base_url="http://127.0.0.1:9/v1")
+    config = EndpointConfig(api_key="sk-test", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(ValueError, match="needs the conversation"):
         grade_action(None, target, {"type": "message", "content": "hi"}, grader="llm", llm=config)
 

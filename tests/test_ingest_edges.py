@@ -94,7 +94,7 @@ def test_an_interrupted_bulk_load_gets_its_indexes_back_on_the_next_open(tmp_pat
 
 def test_integers_beyond_64_bits_survive_storage_and_grading(tmp_path):
     """orjson turns them into floats silently; what is read back and graded must be the exact value."""
-    from nemo_core.grading.grade import grade_file
+    from nemo_core.runs.grade_file import grade_file
 
     big = 12345678901234567890123
     row = ('{"uuid": "big-int", "messages": [{"role": "system", "content": ""}, {"role": "user", "content": "x"}, '

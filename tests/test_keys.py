@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nemo_core.grading.keys import OPENAI_DEFAULT_URL, choose_key, known_keys, redact, redact_json, same_endpoint
-from nemo_core.runs.model_runner import ModelConfig, ModelRunner
+from nemo_core.grading.endpoint import EndpointConfig
+from nemo_core.runs.model_runner import ModelRunner
 
 SERVER = "sk-server-1234567890"
 TYPED = "sk-typed-0987654321"
@@ -81,8 +82,8 @@ def test_redact_json_survives_any_nesting():
 
 def test_runner_redacts_its_key_the_extra_keys_and_the_environment_key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env-abcdefabcdef")
-    runner = ModelRunner(ModelConfig(model="m", base_url="http://127.0.0.1:1/v1", api_key=TYPED,
-                                     redact_keys=(SERVER,)))
+    runner = ModelRunner(EndpointConfig(model="m", base_url="http://127.0.0.1:1/v1", api_key=TYPED,
+                                        redact_keys=(SERVER,)))
     assert runner.redact(f"{TYPED} {SERVER} sk-env-abcdefabcdef") == "[redacted] [redacted] [redacted]"
     assert SERVER not in repr(runner.config) and TYPED not in repr(runner.config)
 

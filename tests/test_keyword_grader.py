@@ -78,9 +78,10 @@ def test_breakdown_shows_both_sets_and_overlap():
 
 def test_auto_without_key_is_keyword(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    from nemo_core.grading.llm_grader import LLMConfig
+    from nemo_core.grading.endpoint import EndpointConfig
 
     target = GradingTarget(id="tool_calling/u/3", split="tool_calling", action_type="message", flags=[],
                            expected_calls=[], expected_content="Paris", toolset=normalise_tools([]), context=[])
-    b = grade_action(None, target, {"type": "message", "content": "Paris"}, grader="auto", llm=LLMConfig.from_env())
+    b = grade_action(None, target, {"type": "message", "content": "Paris"}, grader="auto",
+                     llm=EndpointConfig.for_grader())
     assert b.grader == "keyword" and b.reward == 1.0

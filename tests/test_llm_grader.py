@@ -8,7 +8,8 @@ import pytest
 
 from fake_openai import Reply, fake_openai  # noqa: F401  (fixture)
 from nemo_core.grading.grade import grade_action, load_target, resolve_grader
-from nemo_core.grading.llm_grader import PROMPT_VERSION, LLMConfig, LLMGrader, LLMNotConfigured
+from nemo_core.grading.llm_grader import PROMPT_VERSION, LLMGrader, LLMNotConfigured
+from nemo_core.grading.endpoint import EndpointConfig
 
 KEY = "sk-test-SECRET-4f9a2c7e1b"
 
@@ -22,8 +23,8 @@ def message_dp(demo_store):
 
 
 def grader(server, store, **kwargs) -> LLMGrader:
-    config = LLMConfig(api_key=KEY, base_url=server.base_url, model=kwargs.pop("model", "gpt-5-mini"),
-                       backoff_base=0.01, **kwargs)
+    config = EndpointConfig(api_key=KEY, base_url=server.base_url, model=kwargs.pop("model", "gpt-5-mini"),
+                            backoff_base=0.01, **kwargs)
     return LLMGrader(config, store)
 
 
@@ -156,16 +157,16 @@ def test_key_is_redacted_from_failure_text(fake_openai, demo_store, message_dp):
 
 def test_choice_of_grader(monkeypatch, fake_openai, demo_store, message_dp):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    assert resolve_grader("auto", LLMConfig.from_env()) == "keyword"
+    assert resolve_grader("auto", EndpointConfig.for_grader()) == "keyword"
     with pytest.raises(LLMNotConfigured) as info:
-        resolve_grader("llm", LLMConfig.from_env())
+        resolve_grader("llm", EndpointConfig.for_grader())
     assert "OPENAI_API_KEY" in info.value.hint
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("NEMO_GRADER_MODEL", "my-grader")
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
-    config = LLMConfig.from_env()
+    config = EndpointConfig.for_grader()
     assert (config.model, config.base_url, config.configured) == ("my-grader", fake_openai.base_url, True)
-    assert LLMConfig.from_env(api_key="sk-from-secret", model="m2").api_key == "sk-from-secret"
+    assert EndpointConfig.for_grader(api_key="sk-from-secret", model="m2").api_key == "sk-from-secret"
     assert resolve_grader("auto", config) == "llm" and resolve_grader("keyword", config) == "keyword"
     b = grade_action(demo_store, message_dp, {"type": "message", "content": "hi"}, grader="auto", llm=config)
     assert (b.grader, b.grader_model) == ("llm", "my-grader")

@@ -10,7 +10,8 @@ import pytest
 
 from fake_openai import FakeOpenAI, Reply, fake_openai  # noqa: F401  (fixture)
 from nemo_core.grading.grade import grade_action
-from nemo_core.runs.model_runner import ModelConfig, ModelNotConfigured, ModelRunner, select_ids
+from nemo_core.grading.endpoint import EndpointConfig
+from nemo_core.runs.model_runner import ModelNotConfigured, ModelRequest, ModelRunner, select_ids
 from nemo_core.grading.request import build_request
 from nemo_core.data.filters import DecisionPointFilter
 
@@ -23,7 +24,8 @@ KEY = "sk-test-secret-123"
 
 def runner_for(server: FakeOpenAI, **kwargs) -> ModelRunner:
     kwargs.setdefault("backoff_base", 0.01)
-    return ModelRunner(ModelConfig(model="fake-model", base_url=server.base_url, api_key=KEY, **kwargs))
+    request = ModelRequest(include_reasoning=kwargs.pop("include_reasoning", False))
+    return ModelRunner(EndpointConfig(model="fake-model", base_url=server.base_url, api_key=KEY, **kwargs), request)
 
 
 @pytest.fixture
@@ -161,7 +163,7 @@ def test_other_errors_never_raise_and_never_echo_the_key(fake_openai, call_dp):
 def test_unreachable_server_is_a_connection_failure(call_dp):
     with FakeOpenAI() as server:
         url = server.base_url
-    runner = ModelRunner(ModelConfig(model="m", base_url=url, api_key=KEY, max_attempts=2, backoff_base=0.01))
+    runner = ModelRunner(EndpointConfig(model="m", base_url=url, api_key=KEY, max_attempts=2, backoff_base=0.01))
     answer = runner.answer(call_dp)
     assert answer.failed and answer.error_kind == "connection"
 
@@ -177,8 +179,8 @@ def test_needs_a_key_or_a_base_url(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(ModelNotConfigured):
-        ModelRunner(ModelConfig.from_env("m"))
-    ModelRunner(ModelConfig.from_env("m", base_url="http://127.0.0.1:9/v1"))  # a local server may need no key
+        ModelRunner(EndpointConfig.for_model("m"))
+    ModelRunner(EndpointConfig.for_model("m", base_url="http://127.0.0.1:9/v1"))  # a local server may need no key
 
 
 def test_include_reasoning_is_sent_only_when_asked(fake_openai, demo_store):

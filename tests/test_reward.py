@@ -318,7 +318,7 @@ def test_breakdown_json_round_trip():
 
 def test_lazy_toolset_agrees_with_normalise_tools(demo_store):
     from nemo_core.grading.grade import LazyToolSet
-    from nemo_core.data.store import decompress_json
+    from nemo_core.data.compression import decompress_json
 
     quirky = [WEATHER_TOOL_QUIRKY, {"name": "flat", "parameters": {"type": "string"}},
               {"type": "function", "function": {"name": "flat", "parameters": {"properties": {"a": {}}}}},
@@ -330,3 +330,21 @@ def test_lazy_toolset_agrees_with_normalise_tools(demo_store):
         for name in [*full.names, "submit_message", "not_a_tool"]:
             assert lazy.schema_of(name) == full.schema_of(name), name
         assert lazy.names == full.names  # anything else falls through to the full ToolSet
+
+
+def test_a_breakdown_is_built_by_name_never_by_position():
+    """`Breakdown` fields are keyword-only: the named constructors say which way a grade came about."""
+    from nemo_core.grading.grade import Breakdown
+
+    with pytest.raises(TypeError):
+        Breakdown(0.5, 1, None, None, "keyword", None, "f1")  # type: ignore[misc]
+    b = Breakdown.graded_by_keyword(score=0.5, reason="f1")
+    assert (b.reward, b.action_type_match, b.grader, b.expected_type, b.submitted_type) == (0.5, 1, "keyword",
+                                                                                          "message", "message")
+    assert Breakdown.from_json(b.to_json()) == b
+    w = Breakdown.wrong_action_type(expected_type="message", submitted_type="function_call", expected_name=None,
+                                    submitted_name="f", notes=[])
+    assert (w.reward, w.action_type_match, w.name_match, w.arg_match, w.reason) == (0.0, 0, None, None,
+                                                                                   "wrong_action_type")
+    n = Breakdown.not_graded("no_action", expected_type="message")
+    assert (n.reward, n.grader, n.reason) == (None, "none", "no_action")

@@ -20,20 +20,20 @@ from nemo_core.grading.reward import KeyResult
 from nemo_core.runs.analysis import (FailureFilter, compare_runs, count_failures, confusion, failures, prediction_for,
                                      report, reward_histogram, run_summary, runs_table, runs_with_prediction,
                                      taxonomy_counts, tool_names)
-from nemo_core.runs.run import create_run, finish_run, insert_predictions, prediction_row
+from nemo_core.runs.run import create_run, insert_predictions, prediction_row
+from nemo_core.runs.owner import finish_run
 from nemo_core.runs.taxonomy import taxonomy_table
 
 
 def call(reward, name, expected_name="find_slots", keys=()):
     name_match = int(name == expected_name)
     arg_match = (reward - 0.5 * name_match) / 0.5
-    return Breakdown(reward, 1, name_match, arg_match, "function_call", None, "r", keys=list(keys),
-                     expected_type="function_call", submitted_type="function_call", expected_name=expected_name,
-                     submitted_name=name)
+    return Breakdown.graded_call(reward=reward, name_match=name_match, arg_match=arg_match, reason="r", keys=list(keys),
+                                 expected_name=expected_name, submitted_name=name)
 
 
 def message(reward):
-    return Breakdown(reward, 1, None, None, "keyword", None, "kw", expected_type="message", submitted_type="message")
+    return Breakdown.graded_by_keyword(score=reward, reason="kw")
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 
 from nemo_core.grading.grade import RULE_VERSION, GradingTarget, grade_action
 from nemo_core.data.records import normalise_tools, parse_tool_calls
-from nemo_core.runs.run import (RunError, create_run, delete_run, finish_run, get_run, insert_predictions, list_runs,
-                                prediction_row, predictions, summarise_run, unique_run_name)
+from nemo_core.runs.run import RunError, create_run, delete_run, get_run, insert_predictions, list_runs, prediction_row, predictions, summarise_run, unique_run_name
+from nemo_core.runs.owner import finish_run
 
 
 def target(dp_id: str, split: str, expected: dict | None, flags: tuple = ()) -> GradingTarget:

@@ -7,8 +7,10 @@ import json
 
 import pytest
 
-from nemo_core.grading.grade import Breakdown, grade_action, grade_file, load_target
-from nemo_core.runs.run import create_run, delete_run, finish_run, insert_predictions, prediction_row
+from nemo_core.grading.grade import Breakdown, grade_action, load_target
+from nemo_core.runs.grade_file import grade_file
+from nemo_core.runs.run import create_run, delete_run, insert_predictions, prediction_row
+from nemo_core.runs.owner import finish_run
 from nemo_core.runs.taxonomy import (CATEGORIES, LOW_MESSAGE_SCORE, argument_error_counts, classify, compute_taxonomy,
                                      ensure_taxonomy, runner_error_kind, taxonomy_is_current, taxonomy_table)
 
@@ -130,7 +132,7 @@ def test_low_message_score_and_good_message(demo_store, message_dp):
 
 
 def test_threshold_is_a_parameter():
-    b = Breakdown(0.4, 1, None, None, "keyword", None, "f1", expected_type="message", submitted_type="message")
+    b = Breakdown.graded_by_keyword(score=0.4, reason="f1")
     assert classify(b).category == "low_message_score"
     assert classify(b, low_message_score=0.3).category == "correct"
 
@@ -302,7 +304,7 @@ def test_grade_classifies_as_it_grades_exactly_as_a_recomputation(demo_store, tm
 def test_an_interrupted_grade_keeps_what_it_graded_and_its_taxonomy(demo_store, tmp_path, monkeypatch):
     """Stopped after the first batch: the stored predictions and their taxonomy rows agree, and the
     taxonomy is indexed on first use."""
-    import nemo_core.grading.grade as grading
+    import nemo_core.runs.grade_file as grading
 
     lines = _mixed_predictions(demo_store)
     path = _write(tmp_path / "mixed.jsonl", lines)
@@ -329,7 +331,7 @@ def test_an_interrupted_grade_keeps_what_it_graded_and_its_taxonomy(demo_store, 
 
 def test_a_failure_storing_the_last_predictions_fails_the_run_instead_of_leaving_it_running(demo_store, tmp_path,
                                                                                              monkeypatch):
-    import nemo_core.runs.run as runs
+    import nemo_core.runs.owner as runs
 
     path = _write(tmp_path / "mixed.jsonl", _mixed_predictions(demo_store))
 

@@ -25,7 +25,7 @@ from nemo_core.base.config import DEFAULT_DB
 from nemo_core.base.errors import NemoError, StoreError
 from nemo_core.data.overview import load_cached
 from nemo_core.data.overview import signature as core_signature
-from nemo_core.data.store import Store
+from nemo_core.data.store import Store, check_workbench_db
 
 from .mode import annotate_mode
 from .safe import escape_markdown
@@ -48,31 +48,6 @@ def default_db_path() -> Path:
 def current_db_path() -> Path:
     chosen = None if annotate_mode() else st.session_state.get(DB_KEY)
     return Path(chosen) if chosen else default_db_path()
-
-
-def check_workbench_db(path: str | Path) -> str | None:
-    """Why `path` cannot be opened as a workbench database, or None when it can. Read-only: a wrong
-    path must never create a file or add tables to someone else's SQLite database."""
-    path = Path(path).expanduser()
-    if not str(path).strip():
-        return "enter a path"
-    if not path.exists():
-        return f"no file at {path}"
-    if not path.is_file():
-        return f"{path} is not a file"
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            found = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decision_points'"
-            ).fetchone()
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        return f"{path} is not a SQLite database ({exc})"
-    if not found:
-        return f"{path} is not a workbench database (no decision_points table); create one with `python -m nemo_core ingest`"
-    return None
 
 
 @st.cache_resource(show_spinner=False)

@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from nemo_core.runs import analysis as ra
-from nemo_core.runs.run import Run, get_run
+from nemo_core.runs.run import Run, count_predictions, get_run
 from nemo_core.data.store import Store
 from nemo_core.runs.taxonomy import ensure_taxonomy, taxonomy_is_current
 
@@ -22,12 +22,8 @@ from .db import get_store
 
 
 def runs_signature(store: Store) -> tuple:
-    runs = store.query("SELECT id, name, status, n_predictions, finished_at FROM runs ORDER BY id")
-    states = store.query("SELECT run_id, computed_at, n_predictions, indexed FROM taxonomy_state ORDER BY run_id")
-    growing = store.query("SELECT run_id, count(*) AS n FROM predictions WHERE run_id IN "
-                          "(SELECT id FROM runs WHERE status = 'running') GROUP BY run_id")
-    return (str(store.path), tuple(tuple(r.values()) for r in runs), tuple(tuple(s.values()) for s in states),
-            tuple(tuple(g.values()) for g in growing))
+    """What the cached reads depend on (`analysis.runs_signature`), with the database's path."""
+    return (str(store.path), *ra.runs_signature(store))
 
 
 def classified_or_offer(store: Store, run: Run, key: str) -> bool:
@@ -35,7 +31,7 @@ def classified_or_offer(store: Store, run: Run, key: str) -> bool:
     classify what is stored so far, and return False."""
     if not ra.awaiting_taxonomy(store, run):
         return True
-    n = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run.id,)) or 0
+    n = count_predictions(store, run.id)
     st.info(f"This run is still running (or stopped without finishing): {n:,} predictions stored so far. "
             "Its failure taxonomy and summary are computed when it finishes.")
     if st.button(f"Classify the {n:,} predictions stored so far", key=key):
@@ -53,7 +49,7 @@ def ensure_current(store: Store, run_ids: list[int]) -> None:
         if ra.awaiting_taxonomy(store, get_run(store, run_id)):
             continue
         if not taxonomy_is_current(store, run_id):
-            n = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run_id,)) or 0
+            n = count_predictions(store, run_id)
             with st.spinner(f"Classifying {n:,} predictions of run {run_id} (done once, then stored)…"):
                 ensure_taxonomy(store, run_id)
         ra.run_details(store, run_id)  # stores the aggregates when missing, so the cached reads below only read

@@ -6,7 +6,7 @@ import os
 
 import streamlit as st
 
-from nemo_core.grading.llm_grader import LLMConfig
+from nemo_core.grading.endpoint import EndpointConfig
 
 
 def secret(name: str) -> str | None:
@@ -18,10 +18,10 @@ def secret(name: str) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def grader_config() -> LLMConfig:
+def grader_config() -> EndpointConfig:
     """The message grader's config: the `openai_api_key` secret, else OPENAI_API_KEY (SPEC §4); the same
     for the endpoint (`openai_base_url`, else OPENAI_BASE_URL)."""
-    return LLMConfig.from_env(api_key=secret("openai_api_key"), base_url=secret("openai_base_url"))
+    return EndpointConfig.for_grader(api_key=secret("openai_api_key"), base_url=secret("openai_base_url"))
 
 
 def server_key() -> str | None:

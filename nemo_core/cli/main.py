@@ -12,9 +12,10 @@ import sqlite3
 import sys
 
 from .commands import COMMANDS
-from ..base.errors import NemoError, StoreError
+from ..base.errors import NemoError
 from ..data.store import storage_error
 from .options import HelpFormatter
+from ..base.config import DEFAULT_DB
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +53,5 @@ def _db_in_use(args: argparse.Namespace) -> str:
     """The database a command was working on, for an error message (`resolve_db`'s choice, without its
     side effects)."""
     import os
-
-    from ..base.config import DEFAULT_DB
 
     return str(getattr(args, "db", None) or os.environ.get("NEMO_DB") or DEFAULT_DB)

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..base.errors import StoreError
+from ..base.errors import OptionError, StoreError
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -33,8 +33,6 @@ def check_workers(workers: int | None, *, zero: str) -> None:
     """`--workers N`, checked before anything is opened or stored: 0 means `zero`; negative and absurd
     counts are one-line errors (a negative count used to reach `multiprocessing.Pool` after the run was
     created, and left it `running`)."""
-    from ..base.errors import OptionError
-
     if workers is None:
         return
     if workers < 0 or workers > max_workers():
@@ -47,8 +45,6 @@ def check_output_path(path: Path | str | None, option: str) -> None:
     not created, so a typo does not make folders) and be writable, and the path must not be a folder.
     None and '-' (stdout) pass."""
     import os
-
-    from ..base.errors import OptionError
 
     if path is None or str(path) == "-":
         return
@@ -71,6 +67,8 @@ def resolve_db(path: Path | None, *, write: bool = False) -> Path:
     """
     import os
 
+    # read when called, not bound at import: the demo module (and ingest under it) only loads when needed,
+    # and tests point DEFAULT_DB / ensure_demo_db elsewhere
     from ..base.config import DEFAULT_DB
     from ..data.demo import ensure_demo_db
 

@@ -19,6 +19,8 @@ from typing import Any
 from ..base.config import DEMO_DB, DEMO_DIR
 from .schema import SCHEMA_VERSION
 from .synth import DOMAINS, interactive_agent_row, synth_uuid, tool_calling_row
+from .ingest import ingest
+from .store import Store
 
 SEED = 20251126
 
@@ -36,10 +38,15 @@ def _tool(name: str, props: dict | None = None, required: list | None = None, de
 
 
 def quirk_rows_tool_calling() -> list[dict]:
-    """One hand-made row per quirk of the `tool_calling` split."""
+    """One hand-made row per quirk of the `tool_calling` split (in this order: the demo's ids depend on it)."""
+    return [*_quirks_calls(), *_quirks_tools(), *_quirks_content()]
+
+
+def _quirks_calls() -> list[dict]:
+    """Parallel calls, arguments as a list, no tools, repeated tool definitions."""
     weather = DOMAINS[0].tools
     S = {"type": "string"}
-    rows = [
+    return [
         _tc("demo-parallel-calls", [
             {"role": "user", "content": "Weather in Oslo and Bergen, and convert 30 to F."},
             {"role": "assistant", "content": "", "reasoning_content": "Three calls at once.", "tool_calls": [
@@ -72,6 +79,15 @@ def quirk_rows_tool_calling() -> list[dict]:
              "reasoning_content": "Answer."},
         ], [_tool("lookup_book", {"isbn": S}, ["isbn"]), _tool("lookup_book", {"isbn": S, "edition": S}, ["isbn"]),
             _tool("lookup_book", {"isbn": S}, ["isbn"])]),
+    ]
+
+
+def _quirks_tools() -> list[dict]:
+    """Odd tool definitions, tool replies of every JSON type, an empty expected message, a task tool
+    named `submit_message`."""
+    weather = DOMAINS[0].tools
+    S = {"type": "string"}
+    return [
         _tc("demo-odd-tool-definitions", [
             {"role": "user", "content": "What time is it in Tokyo?"},
             {"role": "assistant", "content": "", "tool_calls": [
@@ -113,6 +129,14 @@ def quirk_rows_tool_calling() -> list[dict]:
             {"role": "tool", "content": {"delivered": True}},
             {"role": "assistant", "content": "Sent.", "tool_calls": None, "reasoning_content": "Done."},
         ], [_tool("send_sms", {"to": S, "text": S}, ["to", "text"]), _tool("submit_message", {"body": S}, ["body"])]),
+    ]
+
+
+def _quirks_content() -> list[dict]:
+    """Markup in tool replies and answers, a very long tool reply, an expected tool the task does
+    not offer, a tool reply with no call left to answer."""
+    S = {"type": "string"}
+    return [
         _tc("demo-untrusted-markup", [
             {"role": "user", "content": "Fetch the release notes."},
             {"role": "assistant", "content": "", "reasoning_content": "Call fetch.", "tool_calls": [
@@ -148,7 +172,6 @@ def quirk_rows_tool_calling() -> list[dict]:
             {"role": "assistant", "content": "100 USD is about 92.40 EUR.", "tool_calls": None, "reasoning_content": "Answer."},
         ], [_tool("convert_currency", {"amount": {"type": "number"}, "from": S, "to": S}, ["amount", "from", "to"])]),
     ]
-    return rows
 
 
 def quirk_rows_interactive() -> list[dict]:
@@ -222,9 +245,6 @@ def ensure_demo_db(path: Path = DEMO_DB, src: Path = DEMO_DIR, *, rebuild: bool 
     Built in a temporary file and moved into place, so two processes starting at once never see half
     a database.
     """
-    from .ingest import ingest
-    from .store import Store
-
     path, src = Path(path), Path(src)
     files = demo_files(src)
     if path.exists() and not rebuild:

@@ -66,15 +66,8 @@ class ExtractedConversation:
     notes: Counter = field(default_factory=Counter)
 
 
-def extract_conversation(obj: dict[str, Any], split: str, *, with_fts: bool = True) -> ExtractedConversation:
-    """Decision point rows (in `DP_COLUMNS` order, without the conversation key) for a validated row."""
-    uuid = obj["uuid"]
-    messages: list[dict] = obj["messages"]
-    toolset = normalise_tools(obj.get("tools"), build=False)
-    task_names = set(toolset.names)
-    n_tools = len(toolset.task_names)
-    out = ExtractedConversation(uuid=uuid, split=split, n_messages=len(messages), toolset=toolset)
-    notes = out.notes
+def _note_tools(toolset: ToolSet, notes: Counter) -> None:
+    """What the report counts about a conversation's tool list."""
     if not toolset.task_names:
         notes["conversations without task tools"] += 1
     if toolset.duplicate_names:
@@ -86,6 +79,17 @@ def extract_conversation(obj: dict[str, Any], split: str, *, with_fts: bool = Tr
     if toolset.name_clash:
         notes["task tools named submit_message"] += 1
 
+
+def extract_conversation(obj: dict[str, Any], split: str, *, with_fts: bool = True) -> ExtractedConversation:
+    """Decision point rows (in `DP_COLUMNS` order, without the conversation key) for a validated row."""
+    uuid = obj["uuid"]
+    messages: list[dict] = obj["messages"]
+    toolset = normalise_tools(obj.get("tools"), build=False)
+    task_names = set(toolset.names)
+    n_tools = len(toolset.task_names)
+    out = ExtractedConversation(uuid=uuid, split=split, n_messages=len(messages), toolset=toolset)
+    notes = out.notes
+    _note_tools(toolset, notes)
     calls_by_message = [parse_tool_calls(m.get("tool_calls")) if m["role"] == "assistant" else None for m in messages]
     links = link_tool_results(messages, calls_by_message)
     answered = Counter(link[0] for link in links if link is not None)
@@ -137,25 +141,9 @@ def extract_conversation(obj: dict[str, Any], split: str, *, with_fts: bool = Tr
                 if not text.strip():
                     flags["empty_expected"] = 1
                     notes["empty expected messages"] += 1
-            out.rows.append(
-                (
-                    f"{split}/{uuid}/{i}",
-                    split,
-                    uuid,
-                    i,
-                    assistant_turn,
-                    action_type,
-                    expected_tool,
-                    expected_tools,
-                    len(calls),
-                    n_tools,
-                    context_chars,
-                    expected_chars,
-                    preview,
-                    ungradeable_reason,
-                    *flags.values(),
-                )
-            )
+            out.rows.append((f"{split}/{uuid}/{i}", split, uuid, i, assistant_turn, action_type, expected_tool,
+                             expected_tools, len(calls), n_tools, context_chars, expected_chars, preview,
+                             ungradeable_reason, *flags.values()))  # `DP_COLUMNS` order
             assistant_turn += 1
         context_chars += len(text) + sum(map(len, args_texts))
         if with_fts and role != "system":

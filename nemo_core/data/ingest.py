@@ -35,6 +35,7 @@ from .jsontext import scan_line
 from .records import JSONLimitError, check_depth, loads_json_counted, validate_row
 from .compression import compress
 from .store import InsertedConversations, PreparedConversation, Store, is_row_error
+from .tuning import tuned
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 CHUNK_BYTES = 4 * 1024 * 1024  # ~250 real rows: big enough to amortise a transaction, small for memory
@@ -308,6 +309,54 @@ def ingest(
     Input problems that concern a whole file (missing, unreadable, unknown split) are raised before
     anything is written. `limit` caps the rows read over all files.
     """
+    files = _input_files(paths, split)
+    store.writable_or_raise()
+    report = IngestReport(decision_points_stored={s: dict.fromkeys(ACTION_TYPES, 0) for s in SPLITS})
+    started = time.perf_counter()
+    total_bytes = sum(p.stat().st_size for p, _ in files)
+    # A load that is large next to what is stored builds its indexes once at the end instead of row by row.
+    bulk = total_bytes > BULK_BYTES and total_bytes > store.path.stat().st_size
+    with tuned(store, cache_kib=INGEST_CACHE_KIB):
+        ingest_id = store.start_ingest([str(p) for p, _ in files], _now())
+        if bulk:
+            store.drop_decision_point_indexes()
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", dynamic_ncols=True)
+        n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+        pool = multiprocessing.get_context("spawn" if os.name == "nt" else "fork").Pool(n_workers) if n_workers > 1 else None
+        try:
+            _read_files(store, files, _Reading(report, ingest_id, bar, pool, n_workers, limit, with_fts, max_line_bytes))
+            report.status = "completed"
+        except KeyboardInterrupt as exc:
+            report.status = "interrupted"
+            report.error = "stopped by the user; whole conversations stored so far are kept"
+            exc.ingest_report = report  # type: ignore[attr-defined]  # so the CLI can still write --report
+            raise
+        except sqlite3.Error as exc:  # the database (full, read-only, locked, damaged): one line, no traceback
+            failure = store.storage_error(exc)
+            report.status = "failed"
+            report.error = failure.one_line()
+            failure.ingest_report = report  # type: ignore[attr-defined]
+            raise failure from None
+        except BaseException as exc:
+            report.status = "failed"
+            report.error = exc.one_line() if isinstance(exc, NemoError) else f"{type(exc).__name__}: {exc}"
+            exc.ingest_report = report  # type: ignore[attr-defined]
+            raise
+        finally:
+            _wind_up(store, pool, bar, bulk, report)
+            report.seconds = time.perf_counter() - started
+            if report.rows_read == 0 and report.status == "completed":
+                report.warnings.append("no rows were read from the input")
+            _record_end(store, ingest_id, report)
+    return report
+
+
+def _input_files(paths: list[str | Path], split: str | None) -> list[tuple[Path, str]]:
+    """Each input file with its split, checked before anything is written."""
     files: list[tuple[Path, str]] = []
     for p in paths:
         path = Path(p)
@@ -318,88 +367,70 @@ def ingest(
         if not os.access(path, os.R_OK):
             raise InputFileError(f"{path}: not readable", "check the file's permissions")
         files.append((path, split_for_file(path, split)))
+    return files
 
-    store.writable_or_raise()
-    report = IngestReport(decision_points_stored={s: dict.fromkeys(ACTION_TYPES, 0) for s in SPLITS})
-    started = time.perf_counter()
-    total_bytes = sum(p.stat().st_size for p, _ in files)
-    # A load that is large next to what is stored builds its indexes once at the end instead of row by row.
-    bulk = total_bytes > BULK_BYTES and total_bytes > store.path.stat().st_size
-    store.conn.execute(f"PRAGMA cache_size = {-INGEST_CACHE_KIB}")
-    ingest_id = store.start_ingest([str(p) for p, _ in files], _now())
-    if bulk:
-        store.drop_decision_point_indexes()
-    bar = None
-    if progress:
-        from tqdm import tqdm
 
-        bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest", dynamic_ncols=True)
-    n_workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
-    pool = multiprocessing.get_context("spawn" if os.name == "nt" else "fork").Pool(n_workers) if n_workers > 1 else None
-    remaining = limit
-    try:
-        for path, file_split in files:
-            try:
-                size = path.stat().st_size
-            except OSError as exc:
-                raise InputFileError(f"{path}: cannot be read any more ({exc.strerror}): deleted or moved during the ingest",
-                                     "the conversations stored so far are kept; put the file back and run the same "
-                                     "command again to continue") from None
-            file_info = {"path": str(path), "split": file_split, "bytes": size, "rows_read": 0}
-            report.files.append(file_info)
-            if file_info["bytes"] == 0:
-                report.warnings.append(f"{path}: empty file, no rows read")
-            state = {"line_base": 0, "remaining": remaining}
-            pending: deque = deque()
-            for start, end in plan_chunks(path):
-                args = (file_split, str(path), start, end, with_fts, max_line_bytes)
-                pending.append(pool.apply_async(prepare_range, args) if pool else prepare_range(*args))
-                while len(pending) > 2 * n_workers or (pending and not pool):
-                    _absorb(store, pending.popleft(), report, file_info, ingest_id, bar, state)
-                if state["remaining"] is not None and state["remaining"] <= 0:
-                    break
-            while pending and (state["remaining"] is None or state["remaining"] > 0):
-                _absorb(store, pending.popleft(), report, file_info, ingest_id, bar, state)
-            remaining = state["remaining"]
-            if remaining is not None and remaining <= 0:
+@dataclass
+class _Reading:
+    """What reading the files shares: the report, where progress goes, the worker pool, the limits."""
+
+    report: IngestReport
+    ingest_id: int
+    bar: Any
+    pool: Any
+    n_workers: int
+    limit: int | None
+    with_fts: bool
+    max_line_bytes: int
+
+
+def _read_files(store: Store, files: list[tuple[Path, str]], r: _Reading) -> None:
+    """Every file's chunks, prepared by the workers (at most two per worker ahead) and stored here in order,
+    until the files or `limit` run out."""
+    remaining = r.limit
+    for path, file_split in files:
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise InputFileError(f"{path}: cannot be read any more ({exc.strerror}): deleted or moved during the ingest",
+                                 "the conversations stored so far are kept; put the file back and run the same "
+                                 "command again to continue") from None
+        file_info = {"path": str(path), "split": file_split, "bytes": size, "rows_read": 0}
+        r.report.files.append(file_info)
+        if file_info["bytes"] == 0:
+            r.report.warnings.append(f"{path}: empty file, no rows read")
+        state = {"line_base": 0, "remaining": remaining}
+        pending: deque = deque()
+        for start, end in plan_chunks(path):
+            args = (file_split, str(path), start, end, r.with_fts, r.max_line_bytes)
+            pending.append(r.pool.apply_async(prepare_range, args) if r.pool else prepare_range(*args))
+            while len(pending) > 2 * r.n_workers or (pending and not r.pool):
+                _absorb(store, pending.popleft(), r.report, file_info, r.ingest_id, r.bar, state)
+            if state["remaining"] is not None and state["remaining"] <= 0:
                 break
-        report.status = "completed"
-    except KeyboardInterrupt as exc:
-        report.status = "interrupted"
-        report.error = "stopped by the user; whole conversations stored so far are kept"
-        exc.ingest_report = report  # type: ignore[attr-defined]  # so the CLI can still write --report
-        raise
-    except sqlite3.Error as exc:  # the database (full, read-only, locked, damaged): one line, no traceback
-        failure = store.storage_error(exc)
-        report.status = "failed"
-        report.error = failure.one_line()
-        failure.ingest_report = report  # type: ignore[attr-defined]
-        raise failure from None
-    except BaseException as exc:
-        report.status = "failed"
-        report.error = exc.one_line() if isinstance(exc, NemoError) else f"{type(exc).__name__}: {exc}"
-        exc.ingest_report = report  # type: ignore[attr-defined]
-        raise
-    finally:
-        if pool is not None:  # everything needed was absorbed; chunks past --limit are discarded
-            pool.terminate()
-            pool.join()
-        if bar is not None:
-            bar.close()
-        # the rest writes too: after a failure of the database it may fail again, and must not hide it
-        for step in ((store.create_decision_point_indexes,) if bulk else ()) + (
-                (store.analyze,) if report.conversations_stored else ()):
-            try:
-                step()
-            except (sqlite3.Error, OSError):
-                if report.status == "completed":
-                    raise
-        store.conn.execute("PRAGMA cache_size = -2000")
-        report.seconds = time.perf_counter() - started
-        if report.rows_read == 0 and report.status == "completed":
-            report.warnings.append("no rows were read from the input")
-        _record_end(store, ingest_id, report)
-    return report
+        while pending and (state["remaining"] is None or state["remaining"] > 0):
+            _absorb(store, pending.popleft(), r.report, file_info, r.ingest_id, r.bar, state)
+        remaining = state["remaining"]
+        if remaining is not None and remaining <= 0:
+            break
+
+
+def _wind_up(store: Store, pool: Any, bar: Any, bulk: bool, report: IngestReport) -> None:
+    """After the reading, however it ended: the workers stopped (chunks past --limit are discarded), the
+    indexes a bulk load dropped built again, the planner's statistics refreshed. These write too: after a
+    failure of the database they may fail again, and must not hide the first error."""
+    if pool is not None:
+        pool.terminate()
+        pool.join()
+    if bar is not None:
+        bar.close()
+    for step in ((store.create_decision_point_indexes,) if bulk else ()) + (
+            (store.analyze,) if report.conversations_stored else ()):
+        try:
+            step()
+        except (sqlite3.Error, OSError):
+            if report.status == "completed":
+                raise
 
 
 def _record_end(store: Store, ingest_id: int, report: IngestReport) -> None:

@@ -259,12 +259,16 @@ class Store:
             for name in DP_INDEXES:
                 self.conn.execute(f"DROP INDEX IF EXISTS {name}")
 
-    def analyze(self) -> None:
-        """Refresh the query planner's statistics (sampled, so it takes well under a second at full
-        scale); with them SQLite walks the right index for prev/next and range filters."""
+    def analyze(self, table: str | None = None) -> None:
+        """Refresh the query planner's statistics of the database (or of one table: a name the code made, never
+        a user's text), sampled, so it takes well under a second at full scale; with them SQLite walks the right
+        index for prev/next and range filters."""
         with self._lock:
             self.conn.execute("PRAGMA analysis_limit = 1000")
-            self.conn.execute("ANALYZE")
+            try:
+                self.conn.execute(f"ANALYZE {table}" if table else "ANALYZE")
+            finally:
+                self.conn.execute("PRAGMA analysis_limit = 0")
 
     def create_decision_point_indexes(self) -> None:
         with self._lock:
@@ -636,6 +640,31 @@ def _with_flag_list(row: dict[str, Any]) -> dict[str, Any]:
     flags = [name for name in FLAGS if row.pop(f"flag_{name}", 0)]
     row["flags"] = flags
     return row
+
+
+def check_workbench_db(path: str | Path) -> str | None:
+    """Why `path` cannot be opened as a workbench database, or None when it can. Read-only: a wrong
+    path must never create a file or add tables to someone else's SQLite database."""
+    path = Path(path).expanduser()
+    if not str(path).strip():
+        return "enter a path"
+    if not path.exists():
+        return f"no file at {path}"
+    if not path.is_file():
+        return f"{path} is not a file"
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decision_points'"
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return f"{path} is not a SQLite database ({exc})"
+    if not found:
+        return f"{path} is not a workbench database (no decision_points table); create one with `python -m nemo_core ingest`"
+    return None
 
 
 def open_store(path: str | Path | None = None, **kwargs: Any) -> Store:

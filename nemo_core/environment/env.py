@@ -12,7 +12,7 @@ Session secrets: `openai_api_key` (and optionally `openai_base_url`) turn on the
 for that session (model `NEMO_GRADER_MODEL`, default gpt-5-mini), as the environment card says; without a
 key, the keyword grader (the server's own `OPENAI_API_KEY` is not used: a session grades the same whoever
 runs the server). The key goes to the session's `openai_base_url`, else OpenAI's, and lives only in that
-session's `LLMConfig` (hidden from repr) and client: never logged, put in an error, in metadata or the store.
+session's `EndpointConfig` (hidden from repr) and client: never logged, put in an error, in metadata or the store.
 
 The SDK's classmethods (`num_tasks`, `get_task`, ...) need the store at class level, so `environment_class`
 makes a subclass bound to one `ServeContext` per serving process.
@@ -38,7 +38,8 @@ from ..grading.actions import parse_action
 from ..base.config import SPLITS, SUBMIT_MESSAGE
 from ..data.decision_point import DecisionPoint
 from ..grading.grade import grade_action
-from ..grading.llm_grader import DEFAULT_MODEL, LLMConfig, LLMGrader
+from ..grading.endpoint import DEFAULT_MODEL, EndpointConfig
+from ..grading.llm_grader import LLMGrader
 from ..data.store import Store
 from .prompt import SUBMIT_MESSAGE_DESCRIPTION, SUBMIT_MESSAGE_SCHEMA, context_messages, task_tools_output
 from .recorder import RunRecorder, Submission
@@ -135,13 +136,13 @@ class NemotronAgentic(Environment):
             raise _bad_request(exc) from None
         self._dp: DecisionPoint | None = None  # loaded by `setup`, on the event loop (see there)
         key = (secrets or {}).get(SECRET_KEY)
-        self._llm: LLMConfig | None = None
+        self._llm: EndpointConfig | None = None
         if isinstance(key, str) and key.strip():
             # the session's key goes to the session's base URL, else OpenAI's: never to an endpoint the server
             # was configured with (`OPENAI_BASE_URL`), which the key's owner did not choose (see `keys.py`)
             base_url = (secrets or {}).get(SECRET_BASE_URL)
-            self._llm = LLMConfig(api_key=key, model=os.environ.get("NEMO_GRADER_MODEL") or DEFAULT_MODEL,
-                                  base_url=base_url if isinstance(base_url, str) and base_url.strip() else None)
+            self._llm = EndpointConfig(api_key=key, model=os.environ.get("NEMO_GRADER_MODEL") or DEFAULT_MODEL,
+                                       base_url=base_url if isinstance(base_url, str) and base_url.strip() else None)
         self._created = time.monotonic()
         # the SDK binds the request's session id to structlog's context (copied into this thread)
         self._session_id = structlog.contextvars.get_contextvars().get("session_id") or None

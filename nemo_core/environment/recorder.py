@@ -1,10 +1,12 @@
 """Graded submissions stored as predictions of a run, as they come (`serve-env --record RUN`).
 
-This module is the one seam between the environment and the runs: `Submission.of` turns a graded submission
-into a `predictions` row with its failure taxonomy (with `runs.prediction_row` and `taxonomy.classify`, as
-`grade` does), and `store_submissions` stores a batch of them in one write transaction (`runs.insert_run`,
-`runs.insert_numbered_predictions`, `taxonomy.add_classified`). Nothing else in the environment writes to
-the store, so moving recording onto a run owner means moving this module.
+This module is the one seam between the environment and the runs, and it goes through the runs' owner
+(`runs.owner`) like every other maker of runs: `Submission.of` turns a graded submission into a `predictions`
+row with its failure taxonomy (`runs.prediction_row`, `taxonomy.classify_graded`, as `grade` does);
+`store_submissions` stores a batch in one write transaction, creating the rounds it needs there
+(`owner.create_live_run`) and storing the rows with their taxonomy (`owner.store_graded_across_runs`);
+`open_record` continues a record's rounds (`owner.reopen_run`) and `close_record` finishes them
+(`owner.finish_run`). Nothing else in the environment writes to the store.
 
 Rounds. A run holds at most one prediction per decision point (what every page's comparison and the decision
 point page's `&run=` rely on), but an RL trainer submits for the same task many times (a group of samples,
@@ -35,14 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import NemoError
-from ..grading.grade import RULE_VERSION, Breakdown
 from ..data.records import dumps_bytes, loads_json
-from ..runs.run import (PREDICTION_COLUMNS, Run, check_not_in_progress, claim_run, finish_run,
-                        insert_numbered_predictions, insert_run, next_prediction_id, predicted_pairs, prediction_row,
-                        runs_named)
 from ..data.store import Store, current_process, process_gone
-from ..runs.taxonomy import (add_classified, classification_fields, classify, ensure_taxonomy, needs_tool_names,
-                             start_live_taxonomy, taxonomy_row)
+from ..grading.grade import RULE_VERSION, Breakdown
+from ..runs.owner import create_live_run, finish_run, reopen_run, store_graded_across_runs
+from ..runs.run import PREDICTION_COLUMNS, Run, check_not_in_progress, predicted_pairs, prediction_row, runs_named
+from ..runs.taxonomy import classify_graded
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,7 @@ MAX_BATCH = 5_000  # rows per write transaction
 ROTATE_BYTES = 64 * 1024 * 1024  # a journal whose lines are all stored is replaced by a new one past this size
 _JOURNAL_KEY = "serve-env journal {name}"  # meta key: how many lines of that journal are stored
 
-# where a column sits in a row without its run id
-_DP_ID, _SPLIT, _ACTION_TYPE, _REWARD = (PREDICTION_COLUMNS.index(c) - 1 for c in ("dp_id", "split", "action_type", "reward"))
+_DP_ID = PREDICTION_COLUMNS.index("dp_id") - 1  # where the decision point's id sits in a row without its run id
 
 
 class RecordError(NemoError):
@@ -80,9 +79,7 @@ class Submission:
         """From a decision point (`DecisionPoint`), the parsed `Action` and its `Breakdown`: the row `grade`
         would store for the same action (the breakdown column is the same result line, without `line`)."""
         line = breakdown.to_json(dp.id)
-        expected_tool = dp.expected_calls[0].name if dp.expected_calls else None
-        taxonomy = classification_fields(classify(line, dp.toolset.names if needs_tool_names(line) else None),
-                                         expected_tool)
+        taxonomy = classify_graded(line, dp.toolset, dp.expected_calls[0].name if dp.expected_calls else None)
         row = prediction_row(0, dp.id, breakdown, action=action.to_json(), extra=extra, split=dp.split,
                              action_type=dp.action_type, latency_ms=latency_ms,
                              breakdown_json=dumps_bytes(line).decode())[1:]
@@ -142,22 +139,13 @@ def store_submissions(store: Store, base: str, submissions: list[Submission], *,
             placed.append((index, sub))
         run_ids = [r.id for r in rounds]
         for round_no in range(len(rounds) + 1, max((i for i, _ in placed), default=-1) + 2):
-            run_id = insert_run(conn, round_name(base, round_no), kind=RUN_KIND, grader="auto",
-                                rule_version=RULE_VERSION, source_file=source, process=owner,
-                                settings={"record": base, "round": round_no})
-            start_live_taxonomy(conn, run_id)
-            run_ids.append(run_id)
-        first = next_prediction_id(conn)
-        insert_numbered_predictions(conn, [(first + i, run_ids[index], *sub.row) for i, (index, sub) in enumerate(placed)])
-        by_run: dict[int, list[tuple]] = {}
-        for i, (index, sub) in enumerate(placed):
-            row = sub.row
-            by_run.setdefault(run_ids[index], []).append(
-                taxonomy_row(first + i, row[_DP_ID], sub.taxonomy, row[_SPLIT], row[_ACTION_TYPE], row[_REWARD]))
+            run_ids.append(create_live_run(conn, round_name(base, round_no), kind=RUN_KIND, grader="auto",
+                                           rule_version=RULE_VERSION, source_file=source, process=owner,
+                                           settings={"record": base, "round": round_no}))
+        store_graded_across_runs(conn, [(run_ids[index], sub.row, sub.taxonomy) for index, sub in placed])
+        for index, _sub in placed:
             name = round_name(base, index + 1)
             stored[name] = stored.get(name, 0) + 1
-        for run_id, rows in by_run.items():
-            add_classified(conn, run_id, rows)
         if journal is not None:
             store.set_meta(_JOURNAL_KEY.format(name=journal[0]), str(journal[1]))
     return stored
@@ -173,9 +161,7 @@ def open_record(store: Store, base: str) -> list[Run]:
     for run in rounds:  # one server per record: another live server recording into it is refused
         check_not_in_progress(run.name, run.status, run.settings)
     for run in rounds:
-        with store.transaction() as conn:
-            claim_run(conn, run.id)
-        ensure_taxonomy(store, run.id)
+        reopen_run(store, run)
     return rounds
 
 

@@ -7,10 +7,11 @@ the JSON asked for is retried once more; when all that fails the caller falls ba
 and says why. Results are cached in the store by (model, prompt version, decision point, sha256 of the
 candidate), so the same question is never paid for twice.
 
-The key comes from the caller (the app passes its `openai_api_key` secret) or `OPENAI_API_KEY`. It lives
-only in `LLMConfig.api_key` (hidden from repr) and the client; it is never stored, logged or put into an
-exception message — `redact` (`keys.redact`) removes it, and `OPENAI_API_KEY`, from any text that might
-echo it back, the grader's stated reason included.
+The endpoint is an `endpoint.EndpointConfig` (the one configuration the model runner uses too; made with
+`EndpointConfig.for_grader`, which reads `OPENAI_API_KEY`, `NEMO_GRADER_MODEL` and `OPENAI_BASE_URL`). The key
+comes from the caller (the app passes its `openai_api_key` secret) or `OPENAI_API_KEY`; it is never stored,
+logged or put into an exception message: `redact` (`Endpoint.redact`) removes it, and `OPENAI_API_KEY`, from any
+text that might echo it back, the grader's stated reason included.
 """
 
 from __future__ import annotations
@@ -18,24 +19,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .retry import retry_delay
 from ..base.errors import NemoError
-from .keys import known_keys, redact
 from ..data.records import content_text
 from ..data.store import Store
+from .endpoint import Endpoint, EndpointConfig
 
 log = logging.getLogger(__name__)
 
 PROMPT_VERSION = "llm-grader-v1"
-DEFAULT_MODEL = "gpt-5-mini"
+INVALID_REPLY_ATTEMPTS = 2  # a reply that is not the JSON asked for is asked again once
 MAX_CONTEXT_CHARS = 12_000
 MAX_REPLY_CHARS = 8_000
 
@@ -81,36 +79,6 @@ class LLMNotConfigured(NemoError):
 
 class LLMGradeFailed(NemoError):
     """Every attempt failed (the caller falls back to the keyword grader)."""
-
-
-@dataclass
-class LLMConfig:
-    """Where and how to call the grader model. `api_key` never appears in repr or logs."""
-
-    api_key: str | None = field(default=None, repr=False)
-    model: str = DEFAULT_MODEL
-    base_url: str | None = None
-    timeout: float = 60.0
-    max_attempts: int = 4  # for 429 / 5xx / timeouts / connection errors
-    invalid_reply_attempts: int = 2  # a reply that is not the JSON asked for is asked again once
-    backoff_base: float = 0.5
-    backoff_max: float = 8.0
-    retry_after_max: float = 30.0
-
-    @classmethod
-    def from_env(cls, api_key: str | None = None, model: str | None = None, base_url: str | None = None,
-                 **kwargs: Any) -> "LLMConfig":
-        """Explicit values win, then `OPENAI_API_KEY`, `NEMO_GRADER_MODEL`, `OPENAI_BASE_URL`."""
-        return cls(
-            api_key=api_key or os.environ.get("OPENAI_API_KEY") or None,
-            model=model or os.environ.get("NEMO_GRADER_MODEL") or DEFAULT_MODEL,
-            base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
-            **kwargs,
-        )
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.api_key and self.api_key.strip())
 
 
 @dataclass
@@ -193,30 +161,25 @@ def parse_reply(content: str | None) -> tuple[int, str]:
 class LLMGrader:
     """One configured grader; thread-safe (the CLI grades with several threads)."""
 
-    def __init__(self, config: LLMConfig, store: Store | None = None):
+    def __init__(self, config: EndpointConfig, store: Store | None = None, *,
+                 invalid_reply_attempts: int = INVALID_REPLY_ATTEMPTS):
         if not config.configured:
             raise LLMNotConfigured("the LLM grader needs an OpenAI API key and none is configured")
         self.config = config
         self.store = store
-        self._client = None
-        self._client_lock = threading.Lock()
-        self.requests_sent = 0
+        self.endpoint = Endpoint(config)
+        self.invalid_reply_attempts = invalid_reply_attempts
 
     @property
     def model(self) -> str:
         return self.config.model
 
+    @property
+    def requests_sent(self) -> int:
+        return self.endpoint.requests_sent
+
     def redact(self, text: str) -> str:
-        return redact(text, known_keys(self.config.api_key))
-
-    def client(self):
-        with self._client_lock:
-            if self._client is None:
-                from openai import OpenAI
-
-                self._client = OpenAI(api_key=self.config.api_key, base_url=self.config.base_url,
-                                      timeout=self.config.timeout, max_retries=0)
-            return self._client
+        return self.endpoint.redact(text)
 
     # ---- cache ---------------------------------------------------------------------------------------
     def cached(self, dp_id: str, candidate: str) -> LLMResult | None:
@@ -264,17 +227,14 @@ class LLMGrader:
         while True:
             attempts += 1
             try:
-                self.requests_sent += 1
-                response = self.client().chat.completions.create(
-                    model=cfg.model, messages=messages, response_format=RESPONSE_FORMAT,
-                )
+                response = self.endpoint.create(model=cfg.model, messages=messages, response_format=RESPONSE_FORMAT)
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 last_problem = f"HTTP {status} from the grader API"
                 if status == 429 or status >= 500:
                     transient += 1
                     if transient < cfg.max_attempts:
-                        delay = self._delay(transient, exc.response.headers.get("retry-after"))
+                        delay = self.endpoint.delay(transient, exc.response.headers.get("retry-after"))
                         log.info("llm grader: %s, retrying in %.1f s", last_problem, delay)
                         time.sleep(delay)
                         continue
@@ -284,7 +244,7 @@ class LLMGrader:
                 transient += 1
                 last_problem = "the grader API timed out" if isinstance(exc, openai.APITimeoutError) else "cannot reach the grader API"
                 if transient < cfg.max_attempts:
-                    delay = self._delay(transient, None)
+                    delay = self.endpoint.delay(transient, None)
                     log.info("llm grader: %s, retrying in %.1f s", last_problem, delay)
                     time.sleep(delay)
                     continue
@@ -303,13 +263,8 @@ class LLMGrader:
             except (ValueError, IndexError, AttributeError, TypeError) as exc:
                 invalid += 1
                 last_problem = f"reply was not the JSON asked for ({self.redact(str(exc))[:120]})"
-                if invalid < cfg.invalid_reply_attempts:
+                if invalid < self.invalid_reply_attempts:
                     log.info("llm grader: %s, asking again", last_problem)
                     continue
                 raise LLMGradeFailed(f"{last_problem}, {invalid} times") from None
             return LLMResult(score, self.redact(reason)[:500], cfg.model, attempts=attempts)
-
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        cfg = self.config
-        return retry_delay(attempt, retry_after, backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max,
-                           retry_after_max=cfg.retry_after_max)

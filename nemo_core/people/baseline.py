@@ -34,9 +34,11 @@ import orjson
 
 from .campaigns import Campaign, answers, get_campaign
 from ..base.config import SUBMIT_MESSAGE
-from ..base.metrics import MeanCI, cohen_kappa, fleiss_kappa_labels, mean_ci
+from ..base.metrics import MeanCI, cohen_kappa, fleiss_kappa_labels, mean_ci, paired_difference_ci
 from ..grading.reward import values_equal
 from ..data.store import Store
+from ..runs.grade_file import grade_file
+from ..runs.run import get_run, unique_run_name
 
 
 @dataclass
@@ -287,9 +289,6 @@ class RunComparison:
 def compare_with_run(store: Store, campaign_id: int, run: int | str) -> RunComparison:
     """Model minus human reward on the same items (each item's human answers averaged first), with seeded
     bootstrap intervals; items the run did not grade (or graded None) are left out of every figure."""
-    from ..base.metrics import paired_difference_ci
-    from ..runs.run import get_run
-
     campaign = get_campaign(store, campaign_id)
     the_run = get_run(store, run)
     humans = {m["dp_id"]: m["reward"] for m in item_means(answers(store, campaign_id, statuses=("answered",)))
@@ -359,9 +358,6 @@ def to_jsonl(rows: list[dict[str, Any]]) -> str:
 def save_as_run(store: Store, campaign_id: int, annotator: str, folder: str | Path, *, llm: Any = None) -> Any:
     """Re-grade one annotator's answers as a `human` run (through the export, exactly as `grade` would):
     messages by the LLM grader when `llm` (an `LLMGrader`) is given, else by keyword overlap."""
-    from ..grading.grade import grade_file
-    from ..runs.run import unique_run_name
-
     campaign = get_campaign(store, campaign_id)
     path = Path(folder) / f"campaign-{campaign_id}-{annotator}.jsonl".replace("/", "_")
     path.write_text(to_jsonl(export_rows(store, campaign_id, annotator=annotator)), encoding="utf-8")

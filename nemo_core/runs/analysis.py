@@ -18,8 +18,9 @@ import orjson
 
 from ..base.metrics import MeanCI, mean_ci_counts
 from ..data.records import loads_json
-from .run import Run, delete_run, get_run, list_runs, mark_abandoned_runs, run_progress, summarise_run
+from .run import Run, count_predictions, delete_run, get_run, list_runs, mark_abandoned_runs, run_progress, summarise_run
 from ..data.store import Store
+from ..data.tuning import BULK_CACHE_KIB, tuned
 from .taxonomy import CATEGORIES, CORRECT, FAILURE_CATEGORIES, ensure_taxonomy, taxonomy_is_current, taxonomy_table
 
 
@@ -89,8 +90,7 @@ TOOLS_CACHED = 500
 def run_details(store: Store, run: Run | int | str, *, use_cache: bool = True) -> dict[str, Any]:
     """Everything the Runs page shows about one run, computed once and stored (`run_summary_cache`).
 
-    Keys: n, overall, by_split, by_action_type, by_split_and_action_type (split -> action type -> mean; means
-    with 95% bootstrap CIs), taxonomy (category -> count),
+    Keys: n, overall, by_split, by_action_type (means with 95% bootstrap CIs), taxonomy (category -> count),
     sub_kinds, argument_errors, confusion (top wrong / hallucinated tool pairs), histogram, tool_names.
     The cache is keyed by the run's taxonomy state, so recomputing the taxonomy refreshes it.
     """
@@ -101,17 +101,13 @@ def run_details(store: Store, run: Run | int | str, *, use_cache: bool = True) -
     if use_cache:
         cached = store.query("SELECT state, summary FROM run_summary_cache WHERE run_id = ?", (run.id,))
         if cached and cached[0]["state"] == state:
-            data = orjson.loads(cached[0]["summary"])
-            if "by_split_and_action_type" in data:  # else cached by a version without it: computed again
-                return data
+            return orjson.loads(cached[0]["summary"])
     means = summarise_run(store, run.id)  # from the taxonomy table's covering index
     data = {
         "n": means.overall.n + means.overall.n_ungraded,
         "overall": _ci_json(means.overall),
         "by_split": {k: _ci_json(v) for k, v in means.by_split.items()},
         "by_action_type": {k: _ci_json(v) for k, v in means.by_action_type.items()},
-        "by_split_and_action_type": {s: {t: _ci_json(v) for t, v in cells.items()}
-                                     for s, cells in means.by_split_and_action_type.items()},
         "taxonomy": taxonomy_counts(store, run.id),
         "sub_kinds": sub_kind_counts(store, run.id),
         "argument_errors": argument_error_totals(store, run.id),
@@ -133,10 +129,21 @@ def run_summary(store: Store, run: Run | int | str, *, use_cache: bool = True) -
     return RunOverview(run, d["n"], d["overall"], d["by_split"], d["by_action_type"], d["taxonomy"])
 
 
+def runs_signature(store: Store) -> tuple:
+    """Changes exactly when a run is added, grows, finishes, is reclassified or deleted: the key under which
+    a page may keep what it computed from the runs."""
+    runs = store.query("SELECT id, name, status, n_predictions, finished_at FROM runs ORDER BY id")
+    states = store.query("SELECT run_id, computed_at, n_predictions, indexed FROM taxonomy_state ORDER BY run_id")
+    growing = store.query("SELECT run_id, count(*) AS n FROM predictions WHERE run_id IN "
+                          "(SELECT id FROM runs WHERE status = 'running') GROUP BY run_id")
+    return (tuple(tuple(r.values()) for r in runs), tuple(tuple(s.values()) for s in states),
+            tuple(tuple(g.values()) for g in growing))
+
+
 def awaiting_taxonomy(store: Store, run: Run) -> bool:
     """A run still being written (status `running`) whose predictions are not all classified yet.
 
-    Its taxonomy is computed when it finishes (`runs.finish_run`); until then pages do not classify it on
+    Its taxonomy is computed when it finishes (`owner.finish_run`); until then pages do not classify it on
     every visit (a run growing by the second would be reclassified each time), they offer to."""
     return run.status == "running" and not taxonomy_is_current(store, run.id)
 
@@ -147,7 +154,7 @@ def runs_table(store: Store) -> list[dict[str, Any]]:
     out = []
     for run in list_runs(store):
         if awaiting_taxonomy(store, run):
-            n = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run.id,)) or 0
+            n = count_predictions(store, run.id)
             out.append({"run": run.name, "id": run.id, "kind": run.kind, "model": run.model, "grader": run.grader,
                         "source": run.source_file, "created_at": run.created_at, "status": run.status, "n": n,
                         "n_graded": None, "mean_reward": None, "ci_low": None, "ci_high": None})
@@ -407,25 +414,17 @@ def delete_run_with_analysis(store: Store, run_id: int) -> None:
     """`runs.delete_run` (its predictions, its taxonomy table and, by trigger, its stored aggregates) with a
     larger page cache: deleting 1.2 M predictions touches two indexes in random order, which SQLite's
     default 2 MB cache makes about twice as slow."""
-    old_cache = store.scalar("PRAGMA cache_size")
-    with store._lock:
-        store.conn.execute("PRAGMA cache_size = -262144")
-    try:
+    with tuned(store, cache_kib=BULK_CACHE_KIB):
         delete_run(store, run_id)
-    finally:
-        with store._lock:
-            store.conn.execute(f"PRAGMA cache_size = {int(old_cache)}")
 
 
 def report(store: Store, run: int | str) -> dict[str, Any]:
-    """What `report --json` prints: run, n, mean_reward, by_split, by_action_type, by_split_and_action_type
-    (split -> action type -> mean with CI), taxonomy (and details),
+    """What `report --json` prints: run, n, mean_reward, by_split, by_action_type, taxonomy (and details),
     and the run's `status` and `progress` (`runs.RunProgress`: a run that did not complete is partial)."""
     mark_abandoned_runs(store)  # a run whose process was killed is interrupted, not running
     run_obj = run if isinstance(run, Run) else get_run(store, run)
     d = run_details(store, run_obj)
     out = RunOverview(run_obj, d["n"], d["overall"], d["by_split"], d["by_action_type"], d["taxonomy"]).to_json()
-    out["by_split_and_action_type"] = d["by_split_and_action_type"]
     out["argument_errors"] = d["argument_errors"]
     out["sub_kinds"] = d["sub_kinds"]
     out["status"] = run_obj.status

@@ -23,10 +23,12 @@ Timeouts are not retried by default: a request that ran past the timeout has alr
 and a run records it and moves on (a resumed run asks again; see `commands/run_model.py`). 429 and 5xx are
 retried with exponential backoff (honouring `retry-after`).
 
-The API key lives only in `ModelConfig.api_key` (hidden from repr) and the client: it is never stored,
-logged or put into an error text. Whatever the endpoint returns may echo a key (it received one, or learnt
-one), so every answer leaves `answer` with every key this process knows taken out (`keys.redact_json`:
-this runner's key, `ModelConfig.redact_keys`, `OPENAI_API_KEY`): the action, the raw reply, the error
+The endpoint is an `endpoint.EndpointConfig` (the one configuration the LLM grader uses too; made with
+`EndpointConfig.for_model`, which reads `OPENAI_API_KEY` and `OPENAI_BASE_URL`); what is asked besides is a
+`ModelRequest`. The API key lives only in the configuration (hidden from repr) and the client: it is never
+stored, logged or put into an error text. Whatever the endpoint returns may echo a key (it received one, or
+learnt one), so every answer leaves `answer` with every key this process knows taken out (`keys.redact_json`:
+this runner's key, `EndpointConfig.redact_keys`, `OPENAI_API_KEY`): the action, the raw reply, the error
 and the notes, before anything shows or stores them.
 """
 
@@ -34,24 +36,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from ..grading.retry import retry_delay
-from ..grading.actions import Action, ActionError, parse_action
-from ..grading.keys import known_keys, redact, redact_json
 from ..base.config import SUBMIT_MESSAGE
 from ..base.errors import NemoError
+from ..data.store import Store
+from ..grading.actions import Action, ActionError, parse_action
+from ..grading.grade import RULE_VERSION, Breakdown, grade_action, resolve_grader
+from ..grading.endpoint import Endpoint, EndpointConfig
+from ..grading.keys import redact, redact_json
 from ..grading.request import build_request
+from .executor import Executor
+from .owner import RunOutcome, RunOwner
+from .run import RunError, prediction_row
 
 TOOL_CHOICE = "required"
 FALLBACK_TOOL_CHOICE = "auto"
-NO_KEY_PLACEHOLDER = "no-key"  # local OpenAI-compatible servers often need no key, but the client wants one
-
 # Failures after which asking again later may succeed (a resumed run retries these).
 TRANSIENT_ERRORS = ("timeout", "rate_limited", "server_error", "connection")
 # Model mistakes that are still graded (SPEC §4), recorded with their error text.
@@ -67,37 +72,23 @@ class ModelNotConfigured(NemoError):
     hint = "set OPENAI_API_KEY, or give --base-url of an OpenAI-compatible server (a local one may need no key)"
 
 
-@dataclass
-class ModelConfig:
-    """Which model, where, and how patiently. `api_key` never appears in repr, logs or results."""
+@dataclass(frozen=True)
+class ModelRequest:
+    """What the runner asks for besides the endpoint (`endpoint.EndpointConfig`): earlier reasoning left in the
+    context or not, the tool choice, and the sampling limits."""
 
-    model: str
-    base_url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    timeout: float = 60.0
-    max_attempts: int = 4  # for 429 / 5xx / connection errors
-    retry_timeouts: bool = False
-    backoff_base: float = 0.5
-    backoff_max: float = 8.0
-    retry_after_max: float = 30.0
     include_reasoning: bool = False
     tool_choice: str = TOOL_CHOICE
     temperature: float | None = None
     max_tokens: int | None = None
-    # other keys to take out of whatever the endpoint returns (the app's secret, a key typed in the page)
-    redact_keys: tuple[str, ...] = field(default=(), repr=False)
 
-    @classmethod
-    def from_env(cls, model: str, base_url: str | None = None, api_key: str | None = None, **kwargs: Any) -> "ModelConfig":
-        """Explicit values win, then `OPENAI_API_KEY` and `OPENAI_BASE_URL`."""
-        return cls(model=model, base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
-                   api_key=api_key or os.environ.get("OPENAI_API_KEY") or None, **kwargs)
 
-    def check(self) -> None:
-        if not self.model or not self.model.strip():
-            raise ModelNotConfigured("no model name", "give --model, e.g. --model gpt-5-mini")
-        if not (self.api_key and self.api_key.strip()) and not self.base_url:
-            raise ModelNotConfigured("no API key and no base URL: nothing to ask")
+def check_model_config(config: EndpointConfig) -> None:
+    """`ModelNotConfigured` when there is no model name, or neither a key nor a base URL to ask."""
+    if not config.model or not config.model.strip():
+        raise ModelNotConfigured("no model name", "give --model, e.g. --model gpt-5-mini")
+    if not config.configured and not config.base_url:
+        raise ModelNotConfigured("no API key and no base URL: nothing to ask")
 
 
 @dataclass
@@ -179,39 +170,24 @@ def is_tool_choice_refusal(status: int, message: str) -> bool:
     return status in (400, 422) and "tool_choice" in message.lower()
 
 
-def graded_mistake(action: Action, task_tools: Any) -> tuple[str | None, str | None]:
-    """(error_kind, error) of the two mistakes that are graded, not failed (see the module docstring): a call
-    whose arguments are not a JSON object, a call of a tool that is not offered; (None, None) otherwise.
-    Shared with the baseline policies' runner (`policy_runner.py`), so their answers are recorded alike."""
-    if action.type != "function_call":
-        return None, None
-    kind = error = None
-    if action.arguments_error is not None:
-        kind = "malformed_arguments"
-        error = f"the arguments of {action.name} are not a JSON object ({action.arguments_error}); " \
-                "graded as invalid_arguments"
-    if action.name not in set(task_tools) | {SUBMIT_MESSAGE}:
-        kind = kind or "unknown_tool"
-        text = f"called {action.name!r}, which is not one of the offered tools; graded as a wrong name"
-        error = f"{error}; {text}" if error else text
-    return kind, error
-
-
 class ModelRunner:
     """One configured model; thread-safe (`run-model` asks with several threads)."""
 
-    def __init__(self, config: ModelConfig, *, check: bool = True):
+    def __init__(self, config: EndpointConfig, request: ModelRequest | None = None, *, check: bool = True):
         if check:  # a dry run builds requests without anything to send them to
-            config.check()
+            check_model_config(config)
         self.config = config
-        self._client = None
-        self._lock = threading.Lock()
-        self.tool_choice = config.tool_choice
-        self.requests_sent = 0
-        self._keys = known_keys(config.api_key, *config.redact_keys)
+        self.request = request or ModelRequest()
+        self.endpoint = Endpoint(config)
+        self.tool_choice = self.request.tool_choice
+        self._keys = self.endpoint.keys
+
+    @property
+    def requests_sent(self) -> int:
+        return self.endpoint.requests_sent
 
     def redact(self, text: str) -> str:
-        return redact(text, self._keys)
+        return self.endpoint.redact(text)
 
     def redact_answer(self, out: "ModelAnswer") -> "ModelAnswer":
         """`out` with every known key taken out of what the endpoint returned (and of the texts built from it)."""
@@ -230,24 +206,15 @@ class ModelRunner:
         out.notes = [self.redact(n) for n in out.notes]
         return out
 
-    def client(self):
-        with self._lock:
-            if self._client is None:
-                from openai import OpenAI
-
-                self._client = OpenAI(api_key=self.config.api_key or NO_KEY_PLACEHOLDER, base_url=self.config.base_url,
-                                      timeout=self.config.timeout, max_retries=0)
-            return self._client
-
     def request_body(self, dp: Any, request: dict[str, Any] | None = None) -> dict[str, Any]:
         """The full body sent for `dp` (what `--dry-run` prints): model, messages, tools, tool_choice."""
-        req = request if request is not None else build_request(dp, include_reasoning=self.config.include_reasoning)
+        req = request if request is not None else build_request(dp, include_reasoning=self.request.include_reasoning)
         body: dict[str, Any] = {"model": self.config.model, "messages": req["messages"], "tools": req["tools"],
                                 "tool_choice": self.tool_choice}
-        if self.config.temperature is not None:
-            body["temperature"] = self.config.temperature
-        if self.config.max_tokens is not None:
-            body["max_completion_tokens"] = self.config.max_tokens
+        if self.request.temperature is not None:
+            body["temperature"] = self.request.temperature
+        if self.request.max_tokens is not None:
+            body["max_completion_tokens"] = self.request.max_tokens
         return body
 
     # ---- asking ------------------------------------------------------------------------------------
@@ -270,9 +237,7 @@ class ModelRunner:
             body["tool_choice"] = self.tool_choice
             out.tool_choice = self.tool_choice
             try:
-                with self._lock:
-                    self.requests_sent += 1
-                response = self.client().chat.completions.create(**body)
+                response = self.endpoint.create(**body)
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 message = self.redact(_status_message(exc))[:500]
@@ -285,7 +250,7 @@ class ModelRunner:
                     transient += 1
                     kind = "rate_limited" if status == 429 else "server_error"
                     if transient < cfg.max_attempts:
-                        time.sleep(self._delay(transient, exc.response.headers.get("retry-after")))
+                        time.sleep(self.endpoint.delay(transient, exc.response.headers.get("retry-after")))
                         continue
                     return self._fail(out, started, kind, f"HTTP {status} after {out.attempts} attempts: {message}")
                 if is_context_too_long(status, message):
@@ -303,7 +268,7 @@ class ModelRunner:
             except openai.APIConnectionError as exc:
                 transient += 1
                 if transient < cfg.max_attempts:
-                    time.sleep(self._delay(transient, None))
+                    time.sleep(self.endpoint.delay(transient, None))
                     continue
                 return self._fail(out, started, "connection", f"cannot reach {cfg.base_url or 'the API'} after "
                                   f"{out.attempts} attempts ({self.redact(str(exc))[:200]})")
@@ -362,7 +327,16 @@ class ModelRunner:
             out.notes.append(f"{len(calls)} tool calls: the first ({calls[0]['function']['name']}) is graded, "
                              f"{action.ignored_calls} ignored")
         out.action = action
-        out.error_kind, out.error = graded_mistake(action, dp.toolset.names)
+        if action.type == "function_call":
+            offered = set(dp.toolset.names) | {SUBMIT_MESSAGE}
+            if action.arguments_error is not None:
+                out.error_kind = "malformed_arguments"
+                out.error = f"the arguments of {action.name} are not a JSON object ({action.arguments_error}); " \
+                            "graded as invalid_arguments"
+            if action.name not in offered:
+                out.error_kind = out.error_kind or "unknown_tool"
+                text = f"called {action.name!r}, which is not one of the offered tools; graded as a wrong name"
+                out.error = f"{out.error}; {text}" if out.error else text
         return out
 
     @staticmethod
@@ -373,11 +347,6 @@ class ModelRunner:
         out.error = f"{kind.replace('_', ' ')}: {message}"
         out.action = None
         return out
-
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        cfg = self.config
-        return retry_delay(attempt, retry_after, backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max,
-                           retry_after_max=cfg.retry_after_max)
 
 
 def answer_json(answer: ModelAnswer) -> str:
@@ -391,8 +360,6 @@ def public_url(url: str | None) -> str | None:
     """A base URL as it may be stored: without user:password and query (where a key could hide)."""
     if not url:
         return url
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     host = parts.hostname or ""
     netloc = host + (f":{parts.port}" if parts.port else "")
@@ -435,89 +402,39 @@ class ModelRunResult:
     interrupted: bool = False
 
 
-def done_ids(store: Any, run_id: int) -> set[str]:
-    """Ids of a run that need no new answer: graded, or failed for a reason asking again would not fix."""
-    rows = store.query("SELECT dp_id, extra FROM predictions WHERE run_id = ?", (run_id,))
-    out = set()
-    for row in rows:
-        kind = None
-        if row["extra"]:
-            try:
-                kind = json.loads(row["extra"]).get("error_kind")
-            except (ValueError, AttributeError):
-                kind = None
-        if kind not in TRANSIENT_ERRORS:
-            out.add(row["dp_id"])
-    return out
+def asks_again(extra: str | None) -> bool:
+    """Whether a stored answer (its `extra` JSON) failed for a reason asking again may fix (`TRANSIENT_ERRORS`):
+    a resumed run asks those again; every other answer is done."""
+    kind = None
+    if extra:
+        try:
+            kind = json.loads(extra).get("error_kind")
+        except (ValueError, AttributeError):
+            kind = None
+    return kind in TRANSIENT_ERRORS
 
 
-def run_model(store: Any, runner: ModelRunner, ids: list[str], *, run_name: str, grader: str = "auto",
+def run_model(store: Store, runner: ModelRunner, ids: list[str], *, run_name: str, grader: str = "auto",
               llm: Any = None, concurrency: int = 4, progress: bool = False, settings: dict | None = None,
-              on_result: Any = None) -> ModelRunResult:
-    """Ask `runner`'s model at each id, grade each answer with `grading.grade_action`, store each as a
-    prediction of run `run_name` (kind `run-model`, the same tables `grade` writes) as soon as it is graded.
+              on_result: Callable[[ModelAnswer, Breakdown | None], None] | None = None) -> ModelRunResult:
+    """Ask `runner`'s model at each id, grade each answer with `grade.grade_action`, store each as a prediction
+    of run `run_name` (kind `run-model`, the same tables `grade` writes) as soon as it is graded: `concurrency`
+    requests at once on the one executor, the run owned by `owner.RunOwner`.
 
     Resumable: when the run exists (same name, kind `run-model`, same model), ids already done are skipped,
     and transient failures (timeouts, 429, 5xx, connection) are asked again and their old rows replaced.
     A failure is stored as a prediction with `reward` None and its error; nothing here raises for one.
     """
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    from ..grading.grade import RULE_VERSION, grade_action, resolve_grader
-    from .run import (RunError, check_not_in_progress, claim_run, create_run, finish_run, insert_predictions,
-                      prediction_row)
-
-    config = llm.config if llm is not None and hasattr(llm, "config") else llm
-    chosen = resolve_grader(grader, config)
-    grader_model = getattr(llm, "model", None) if chosen == "llm" else None
-    existing = store.query("SELECT id, kind, model FROM runs WHERE name = ?", (run_name,))
-    if not existing:
-        try:
-            run_id = create_run(store, run_name, kind="run-model", grader=chosen, grader_model=grader_model,
-                                rule_version=RULE_VERSION, model=runner.config.model, n_lines=len(ids),
-                                settings={**(settings or {}), "base_url": public_url(runner.config.base_url)})
-        except RunError:  # another process created it a moment ago: resume it (or hear who is running it)
-            existing = store.query("SELECT id, kind, model FROM runs WHERE name = ?", (run_name,))
-            if not existing:
-                raise
-        else:
-            result = ModelRunResult(run_id, run_name)
-            done = set()
-    if existing:
-        row = existing[0]
-        if row["kind"] != "run-model":
-            raise RunError(f"a run named {run_name!r} already exists and is a {row['kind']!r} run",
-                           "choose another --run name")
-        if row["model"] != runner.config.model:
-            raise RunError(f"run {run_name!r} was made with model {row['model']!r}, not {runner.config.model!r}",
-                           "resume it with the same --model, or choose another --run name")
-        run_id = row["id"]
-        result = ModelRunResult(run_id, run_name, resumed=True)
-        with store.transaction() as conn:
-            # two resumes at once would ask the same ids twice: the second stops here, naming the first
-            status, owner = conn.execute("SELECT status, settings FROM runs WHERE id = ?", (run_id,)).fetchone()
-            check_not_in_progress(run_name, status, owner)
-            claim_run(conn, run_id, n_lines=len(ids))
-        done = done_ids(store, run_id)
-        with store.transaction() as conn:
-            # transient failures are asked again: their old rows go (if this run stops early, the next
-            # resume still asks them, since they are not done)
-            stale = [r["dp_id"] for r in store.query("SELECT dp_id FROM predictions WHERE run_id = ?", (run_id,))
-                     if r["dp_id"] not in done]
-            conn.executemany("DELETE FROM predictions WHERE run_id = ? AND dp_id = ?", [(run_id, i) for i in stale])
+    chosen = resolve_grader(grader, llm.config if llm is not None and hasattr(llm, "config") else llm)
+    run, result, done = _open_run(store, runner, ids, run_name=run_name, grader=chosen,
+                                  grader_model=getattr(llm, "model", None) if chosen == "llm" else None,
+                                  settings=settings)
     line_of = {dp_id: n for n, dp_id in enumerate(ids, start=1)}
     todo = [i for i in ids if i not in done]
-    result.n_selected = len(ids)
-    result.n_skipped = len(ids) - len(todo)
-    started = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    result.n_selected, result.n_skipped = len(ids), len(ids) - len(todo)
+    tally = _Tally(result, on_result, _bar(progress, len(todo), runner.config.model))
 
-        bar = tqdm(total=len(todo), unit="dp", desc=f"run-model {runner.config.model}", dynamic_ncols=True)
-    rewards: list[float] = []
-
-    def one(dp_id: str) -> tuple[str, Any, ModelAnswer, Any]:
+    def one(dp_id: str) -> tuple[str, Any, ModelAnswer, Breakdown | None]:
         dp = store.get(dp_id)
         answer = runner.answer(dp)
         breakdown = None
@@ -528,44 +445,87 @@ def run_model(store: Any, runner: ModelRunner, ids: list[str], *, run_name: str,
                 answer.error_kind, answer.error = "invalid_action", exc.one_line()[:500]
         return dp_id, dp, answer, breakdown
 
-    status = "failed"
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    started = time.perf_counter()
     try:
-        futures = [pool.submit(one, dp_id) for dp_id in todo]
-        for future in as_completed(futures):
-            dp_id, dp, answer, breakdown = future.result()
-            extra = answer.extra()
-            action = answer.action_json()
-            insert_predictions(store, [prediction_row(
-                run_id, dp_id, breakdown, action=action, extra=extra, split=dp.split, action_type=dp.action_type,
-                error=answer.error, latency_ms=answer.latency_ms, line=line_of.get(dp_id))])
-            result.n_answered += 1
-            if answer.error_kind:
-                result.error_kinds[answer.error_kind] = result.error_kinds.get(answer.error_kind, 0) + 1
-            if breakdown is not None and breakdown.reward is not None:
-                result.n_graded += 1
-                rewards.append(breakdown.reward)
-            if answer.action is None:
-                result.n_failed += 1
-            result.prompt_tokens += answer.prompt_tokens or 0
-            result.completion_tokens += answer.completion_tokens or 0
-            if answer.latency_ms is not None:
-                result.latencies_ms.append(answer.latency_ms)
-            if on_result is not None:
-                on_result(answer, breakdown)
-            if bar is not None:
-                bar.update(1)
-                mean = sum(rewards) / len(rewards) if rewards else float("nan")
-                bar.set_postfix(mean_reward=f"{mean:.3f}", failed=result.n_failed, refresh=False)
-        status = "completed"
+        with run.lifetime(lambda: RunOutcome(n_lines=len(ids))), Executor(max(1, concurrency), name="run-model") as ex:
+            for dp_id, dp, answer, breakdown in ex.map(one, todo, ordered=False):
+                run.add(prediction_row(run.run_id, dp_id, breakdown, action=answer.action_json(), extra=answer.extra(),
+                                       split=dp.split, action_type=dp.action_type, error=answer.error,
+                                       latency_ms=answer.latency_ms, line=line_of.get(dp_id))[1:])
+                tally(answer, breakdown)
     except KeyboardInterrupt:
-        status = "interrupted"
         result.interrupted = True
         raise
     finally:
-        pool.shutdown(wait=status == "completed", cancel_futures=True)
-        if bar is not None:
-            bar.close()
+        tally.close()
         result.seconds = time.perf_counter() - started
-        finish_run(store, run_id, status=status, n_lines=len(ids))
     return result
+
+
+def _open_run(store: Store, runner: ModelRunner, ids: list[str], *, run_name: str, grader: str,
+              grader_model: str | None, settings: dict | None) -> tuple[RunOwner, ModelRunResult, set[str]]:
+    """The run to store into: a new one, or the one of that name resumed (same kind and model), with the ids it
+    already holds a final answer for."""
+    existing = store.query("SELECT id, kind, model FROM runs WHERE name = ?", (run_name,))
+    if not existing:
+        try:
+            run = RunOwner.create(store, run_name, kind="run-model", grader=grader, grader_model=grader_model,
+                                  rule_version=RULE_VERSION, model=runner.config.model, n_lines=len(ids),
+                                  settings={**(settings or {}), "base_url": public_url(runner.config.base_url)},
+                                  commit_rows=1)
+            return run, ModelRunResult(run.run_id, run_name), set()
+        except RunError:  # another process created it a moment ago: resume it (or hear who is running it)
+            existing = store.query("SELECT id, kind, model FROM runs WHERE name = ?", (run_name,))
+            if not existing:
+                raise
+    row = existing[0]
+    if row["kind"] != "run-model":
+        raise RunError(f"a run named {run_name!r} already exists and is a {row['kind']!r} run",
+                       "choose another --run name")
+    if row["model"] != runner.config.model:
+        raise RunError(f"run {run_name!r} was made with model {row['model']!r}, not {runner.config.model!r}",
+                       "resume it with the same --model, or choose another --run name")
+    run, done = RunOwner.resume(store, row["id"], run_name, n_lines=len(ids), redo=asks_again)
+    return run, ModelRunResult(row["id"], run_name, resumed=True), done
+
+
+def _bar(progress: bool, total: int, model: str) -> Any:
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="dp", desc=f"run-model {model}", dynamic_ncols=True)
+
+
+class _Tally:
+    """A model run's counts as answers come (tokens, latencies, failures by kind), and its progress bar."""
+
+    def __init__(self, result: ModelRunResult, on_result: Callable[[ModelAnswer, Breakdown | None], None] | None,
+                 bar: Any):
+        self.result, self.on_result, self.bar = result, on_result, bar
+        self.rewards: list[float] = []
+
+    def __call__(self, answer: ModelAnswer, breakdown: Breakdown | None) -> None:
+        result = self.result
+        result.n_answered += 1
+        if answer.error_kind:
+            result.error_kinds[answer.error_kind] = result.error_kinds.get(answer.error_kind, 0) + 1
+        if breakdown is not None and breakdown.reward is not None:
+            result.n_graded += 1
+            self.rewards.append(breakdown.reward)
+        if answer.action is None:
+            result.n_failed += 1
+        result.prompt_tokens += answer.prompt_tokens or 0
+        result.completion_tokens += answer.completion_tokens or 0
+        if answer.latency_ms is not None:
+            result.latencies_ms.append(answer.latency_ms)
+        if self.on_result is not None:
+            self.on_result(answer, breakdown)
+        if self.bar is not None:
+            self.bar.update(1)
+            mean = sum(self.rewards) / len(self.rewards) if self.rewards else float("nan")
+            self.bar.set_postfix(mean_reward=f"{mean:.3f}", failed=result.n_failed, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -7,6 +7,9 @@ score columns people filter on, and the whole breakdown as JSON.
 
 Summaries are computed in SQL as value counts, and the confidence intervals from those counts
 (`metrics.mean_ci_counts`), so summarising a million predictions never loads a million rows.
+
+This module keeps the rows (runs, predictions) and nothing more: making a run (create, store in batches,
+finish, classify, summarise) is its owner's, `owner.py`, above this module and `taxonomy.py` / `analysis.py`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..base.errors import NemoError
 from ..base.metrics import MeanCI, mean_ci_counts
 from ..data.schema import RUN_KINDS
 from ..data.store import Store, current_process, process_gone
+from .taxonomy import drop_taxonomy, taxonomy_is_current, taxonomy_table
 
 MAX_STORED_PROBLEMS = 1000
 
@@ -155,9 +159,9 @@ def replace_unfinished_run(store: Store, name: str, *, kind: str, source_file: s
     check_not_in_progress(name, row["status"], row["settings"])
     if row["kind"] != kind or row["status"] == "completed" or not _same_file(row["source_file"], source_file):
         return None
-    n = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (row["id"],)) or 0
+    n = count_predictions(store, row["id"])
     delete_run(store, row["id"])
-    return int(n)
+    return n
 
 
 def _same_file(a: str | None, b: str | None) -> bool:
@@ -198,7 +202,7 @@ def mark_abandoned_runs(store: Store) -> int:
     gone = [r["id"] for r in store.query("SELECT id, settings FROM runs WHERE status = 'running'")
             if process_gone((orjson.loads(r["settings"]) if r["settings"] else {}).get("process"))]
     for run_id in gone:
-        finish_run(store, run_id, status="interrupted", classify=False)
+        record_finish(store, run_id, status="interrupted")
     return len(gone)
 
 
@@ -255,11 +259,10 @@ def insert_predictions(store: Store, rows: Iterable[tuple]) -> int:
     return len(rows)
 
 
-def finish_run(store: Store, run_id: int, *, status: str = "completed", n_lines: int | None = None,
-               problems: list[dict[str, Any]] | None = None, n_problems: int | None = None,
-               classify: bool = True) -> None:
-    """Record the counts (computed from the stored predictions) and the problems met; then, with
-    `classify`, make the run's failure taxonomy current."""
+def record_finish(store: Store, run_id: int, *, status: str = "completed", n_lines: int | None = None,
+                  problems: list[dict[str, Any]] | None = None, n_problems: int | None = None) -> None:
+    """Record how a run ended: its status, the counts (computed from the stored predictions) and the problems
+    met. Only the row: classifying and summarising a finished run is its owner's (`runs.owner.finish_run`)."""
     counts = store.query(
         "SELECT count(*) AS n, count(reward) AS graded FROM predictions WHERE run_id = ?", (run_id,)
     )[0]
@@ -271,10 +274,6 @@ def finish_run(store: Store, run_id: int, *, status: str = "completed", n_lines:
              n_problems if n_problems is not None else (len(problems) if problems is not None else None),
              _dumps(problems[:MAX_STORED_PROBLEMS]) if problems is not None else None, run_id),
         )
-    if classify:
-        from .taxonomy import ensure_taxonomy  # issue 7: the failure taxonomy is stored when a run finishes
-
-        ensure_taxonomy(store, run_id)
 
 
 @dataclass
@@ -311,7 +310,7 @@ def run_progress(store: Store, run: Run) -> RunProgress:
     if run.kind == "run-model":
         done = run.n_predictions
         if run.status == "running":
-            done = store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run.id,)) or 0
+            done = count_predictions(store, run.id)
         return RunProgress(run.status, done, run.n_lines or None, "decision points")
     if run.status == "completed":
         return RunProgress(run.status, run.n_lines, run.n_lines, "lines")
@@ -334,6 +333,21 @@ def _count_lines(path: str | None) -> int | None:
     return n + (1 if last and not last.endswith(b"\n") else 0)
 
 
+def run_names(store: Store) -> list[str]:
+    """Every run's name, newest first (without marking abandoned runs: cheap, for a run picker)."""
+    return [r["name"] for r in store.query("SELECT name FROM runs ORDER BY id DESC")]
+
+
+def run_ids(store: Store) -> list[int]:
+    """Every run's id, newest first."""
+    return [r["id"] for r in store.query("SELECT id FROM runs ORDER BY id DESC")]
+
+
+def count_predictions(store: Store, run_id: int) -> int:
+    """How many predictions a run holds now (a running run's `n_predictions` is only set when it finishes)."""
+    return int(store.scalar("SELECT count(*) FROM predictions WHERE run_id = ?", (run_id,)) or 0)
+
+
 def get_run(store: Store, run: int | str) -> Run:
     column = "id" if isinstance(run, int) else "name"
     rows = store.query(f"SELECT * FROM runs WHERE {column} = ?", (run,))
@@ -354,8 +368,6 @@ def list_runs(store: Store, kind: str | None = None) -> list[Run]:
 
 def delete_run(store: Store, run_id: int) -> None:
     """The run, its predictions and its taxonomy (and, by triggers, what other modules stored about it)."""
-    from .taxonomy import drop_taxonomy
-
     with store.transaction() as conn:
         drop_taxonomy(conn, run_id)
         conn.execute("DELETE FROM predictions WHERE run_id = ?", (run_id,))
@@ -378,14 +390,12 @@ def predictions(store: Store, run_id: int, *, offset: int = 0, limit: int = 100,
 
 @dataclass
 class RunSummary:
-    """Mean reward overall, by split, by action type, and by split × action type (each with its CI and
-    ungraded count)."""
+    """Mean reward overall, by split and by action type (each with its CI and ungraded count)."""
 
     run_id: int
     overall: MeanCI
     by_split: dict[str, MeanCI]
     by_action_type: dict[str, MeanCI]
-    by_split_and_action_type: dict[str, dict[str, MeanCI]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -393,8 +403,6 @@ class RunSummary:
             "overall": self.overall.to_json(),
             "by_split": {k: v.to_json() for k, v in self.by_split.items()},
             "by_action_type": {k: v.to_json() for k, v in self.by_action_type.items()},
-            "by_split_and_action_type": {s: {t: v.to_json() for t, v in by_type.items()}
-                                         for s, by_type in self.by_split_and_action_type.items()},
         }
 
     def to_text(self) -> str:
@@ -407,8 +415,6 @@ class RunSummary:
 
 def summarise_run(store: Store, run_id: int, *, seed: int | None = None) -> RunSummary:
     """Means with 95% bootstrap CIs over graded predictions; ungraded ones are counted beside them."""
-    from .taxonomy import taxonomy_is_current, taxonomy_table
-
     kwargs = {"seed": seed} if seed is not None else {}
     if taxonomy_is_current(store, run_id):  # its index covers these columns: no table reads
         rows = store.query(f"SELECT split, action_type, reward, count(*) AS n FROM {taxonomy_table(run_id)} "
@@ -421,17 +427,14 @@ def summarise_run(store: Store, run_id: int, *, seed: int | None = None) -> RunS
     overall: dict[Any, int] = {}
     by_split: dict[str, dict[Any, int]] = {}
     by_type: dict[str, dict[Any, int]] = {}
-    by_cell: dict[str, dict[str, dict[Any, int]]] = {}
     for row in rows:
         value, n = row["reward"], row["n"]
-        split, action_type = row["split"] or "unknown", row["action_type"] or "unknown"
-        for bucket in (overall, by_split.setdefault(split, {}), by_type.setdefault(action_type, {}),
-                       by_cell.setdefault(split, {}).setdefault(action_type, {})):
+        for bucket in (overall, by_split.setdefault(row["split"] or "unknown", {}),
+                       by_type.setdefault(row["action_type"] or "unknown", {})):
             bucket[value] = bucket.get(value, 0) + n
     return RunSummary(
         run_id,
         mean_ci_counts(overall, **kwargs),
         {k: mean_ci_counts(v, **kwargs) for k, v in sorted(by_split.items())},
         {k: mean_ci_counts(v, **kwargs) for k, v in sorted(by_type.items())},
-        {s: {t: mean_ci_counts(v, **kwargs) for t, v in sorted(cells.items())} for s, cells in sorted(by_cell.items())},
     )

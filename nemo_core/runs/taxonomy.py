@@ -24,7 +24,8 @@ For wrong and hallucinated tools the argument error counts are stored too (again
 arguments), as a secondary detail; only the category counts in the tallies.
 
 `classify` is pure. `grade` classifies each prediction as it grades it (the breakdown and the task's tools
-are in memory then) and stores the row with the prediction (`start_taxonomy`, `add_classified`,
+are in memory then, `classify_graded`) and its run's owner (`owner.py`) stores the row with the prediction
+(`start_taxonomy`, `add_classified`) and indexes the table when the run finishes (`ensure_taxonomy` ->
 `index_taxonomy`). `compute_taxonomy(store, run_id)` (re)computes the categories of a whole run from the
 stored breakdowns, for the other runs; it reads each conversation's tool list only for calls whose name is
 not the expected one (the only case where "is it among the task's tools" matters), once per conversation.
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +45,7 @@ from ..data.grading_view import read_views
 from ..data.records import dumps_bytes, json_kind, normalise_tools
 from ..data.compression import decompress_json
 from ..data.store import Store
+from ..data.tuning import BULK_CACHE_KIB, tuned
 
 TAXONOMY_VERSION = "3"  # bump when a rule changes: stored taxonomies are then recomputed on use
 LOW_MESSAGE_SCORE = 0.5
@@ -247,6 +250,13 @@ def classify(breakdown: Any, task_tool_names: Collection[str] | None = None, *, 
     return Classification(ARGUMENT_ERRORS, None, expected_tool, predicted_tool, *counts)
 
 
+def classify_graded(line: dict[str, Any], toolset: Any, expected_tool: str | None) -> tuple:
+    """`classification_fields` of a graded prediction, from its result line (`Breakdown.to_json`) and the task's
+    tools (`toolset.names` is read only when it decides the category): what `grade` and `serve-env --record`
+    store beside each prediction as they grade it."""
+    return classification_fields(classify(line, toolset.names if needs_tool_names(line) else None), expected_tool)
+
+
 # ---- computing and storing a run's taxonomy ----------------------------------------------------------------
 BATCH = 20_000
 
@@ -321,8 +331,6 @@ class TaxonomyResult:
 
 
 def _now() -> str:
-    from datetime import datetime, timezone
-
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -363,28 +371,18 @@ def add_classified(conn: Any, run_id: int, rows: list[tuple], *, replace: bool =
 
 
 def index_taxonomy(store: Store, run_id: int, *, started: float | None = None) -> TaxonomyResult:
-    """Build the run's three indexes (by sorting: fast on a full table), refresh the planner's statistics,
-    mark the state indexed, and store the Runs page's aggregates so its first visit is fast."""
+    """Build the run's three indexes (by sorting: fast on a full table, in a large page cache), refresh the
+    planner's statistics and mark the state indexed. (The run's owner then stores the Runs page's aggregates:
+    `runs.owner.finish_run`.)"""
     started = time.perf_counter() if started is None else started
     t = taxonomy_table(run_id)
-    old_cache = store.scalar("PRAGMA cache_size")
-    store.conn.execute("PRAGMA cache_size = -262144")  # the sorts of CREATE INDEX use it
-    try:
-        with store.transaction() as conn:
-            for ddl in _INDEX_DDL:
-                conn.execute(ddl.format(t=t))
-            n = conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            conn.execute("UPDATE taxonomy_state SET n_predictions = ?, indexed = 1, computed_at = ?, seconds = ? "
-                         "WHERE run_id = ?", (n, _now(), time.perf_counter() - started, run_id))
-    finally:
-        store.conn.execute(f"PRAGMA cache_size = {int(old_cache)}")
-    with store._lock:  # sampled statistics (quick), so the planner picks the covering index per query
-        store.conn.execute("PRAGMA analysis_limit = 1000")
-        store.conn.execute(f"ANALYZE {t}")
-        store.conn.execute("PRAGMA analysis_limit = 0")
-    from .analysis import run_details  # the Runs page's aggregates, stored now so its first visit is fast
-
-    run_details(store, run_id, use_cache=False)
+    with tuned(store, cache_kib=BULK_CACHE_KIB), store.transaction() as conn:  # the sorts of CREATE INDEX use it
+        for ddl in _INDEX_DDL:
+            conn.execute(ddl.format(t=t))
+        n = conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        conn.execute("UPDATE taxonomy_state SET n_predictions = ?, indexed = 1, computed_at = ?, seconds = ? "
+                     "WHERE run_id = ?", (n, _now(), time.perf_counter() - started, run_id))
+    store.analyze(t)  # sampled statistics (quick), so the planner picks the covering index per query
     return TaxonomyResult(run_id, n, time.perf_counter() - started)
 
 
@@ -397,7 +395,7 @@ def drop_taxonomy(conn: Any, run_id: int) -> None:
 def compute_taxonomy(store: Store, run_id: int, *, low_message_score: float = LOW_MESSAGE_SCORE) -> TaxonomyResult:
     """(Re)compute and store the category of every prediction of a run (replacing what was stored), from
     the stored breakdowns: for runs written without classifying as they went (model runs) and after a
-    taxonomy version change. `grading.grade_file` (grade, uploads, human answers saved as a run) classifies
+    taxonomy version change. `grade_file.grade_file` (grade, uploads, human answers saved as a run) classifies
     as it grades instead."""
     started = time.perf_counter()
     names = _ToolNames(store)

@@ -4,7 +4,7 @@ The file is in the `grade` format (one `{"id", "action", ...extra}` object a lin
 reads it without grading and says, with line numbers, which lines cannot be used (not JSON, no id or
 action, an action in none of the accepted forms, an id not in this database, an id already seen), so
 the person sees the problems before anything is stored. `grade_upload` then grades the file with
-`grading.grade_file` (the one grading loop, and the one line reader, `read_prediction_line`), as a run of
+`grade_file.grade_file` (the one grading loop, and the one line reader, `read_prediction_line`), as a run of
 kind `upload`: every stored prediction keeps its line number in the uploaded file, and the lines that cannot
 be graded are the run's problems, exactly as `grade` would record them for the same file.
 
@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 from ..grading.actions import ActionError
 from ..grading.answer_formats import parse_answer, problem_text
-from ..grading.grade import UTF8_BOM, FileGradeResult, grade_file, read_prediction_line, unexpected_problem
+from .grade_file import UTF8_BOM, FileGradeResult, grade_file, read_prediction_line, unexpected_problem
 from ..data.store import Store
 
 MAX_REPORTED = 1000

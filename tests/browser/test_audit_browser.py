@@ -19,7 +19,8 @@ from playwright.sync_api import expect
 
 from browser_helpers import screenshot, serve_app, wait_idle
 from fake_openai import FakeOpenAI
-from nemo_core.people.audit import build_audit_set, estimate
+from nemo_core.people.audit.build import build_audit_set
+from nemo_core.people.audit.grading import estimate
 from nemo_core.data.store import Store
 
 pytestmark = pytest.mark.browser

@@ -39,14 +39,18 @@ from fake_openai import FakeOpenAI, Reply  # noqa: E402
 
 from nemo_core.grading.actions import parse_action  # noqa: E402
 from nemo_core.people.attempts import save_attempt  # noqa: E402
-from nemo_core.people.audit import build_audit_set, grade_audit_set, record_human  # noqa: E402
+from nemo_core.people.audit.build import build_audit_set
+from nemo_core.people.audit.grading import grade_audit_set
+from nemo_core.people.audit.scores import record_human  # noqa: E402
 from nemo_core.people.baseline import save_as_run  # noqa: E402
 from nemo_core.people.campaigns import create_campaign, next_item, skip_item, submit_answer  # noqa: E402
 from nemo_core.data.demo import ensure_demo_db  # noqa: E402
 from nemo_core.environment import recorder as rec  # noqa: E402
-from nemo_core.grading.grade import grade_action, grade_file  # noqa: E402
-from nemo_core.grading.llm_grader import LLMConfig, LLMGrader  # noqa: E402
-from nemo_core.runs.model_runner import ModelConfig, ModelRunner, run_model  # noqa: E402
+from nemo_core.grading.grade import grade_action
+from nemo_core.runs.grade_file import grade_file  # noqa: E402
+from nemo_core.grading.endpoint import EndpointConfig  # noqa: E402
+from nemo_core.grading.llm_grader import LLMGrader  # noqa: E402
+from nemo_core.runs.model_runner import ModelRunner, run_model  # noqa: E402
 from nemo_core.data.overview import overview  # noqa: E402
 from nemo_core.runs.analysis import report  # noqa: E402
 from nemo_core.data.store import Store  # noqa: E402
@@ -97,7 +101,7 @@ def build(out_dir: Path) -> None:
         "SELECT id FROM decision_points WHERE action_type = 'message' AND flag_empty_expected = 0 ORDER BY rowid")]
     with FakeOpenAI() as server:
         server.responder = model_responder
-        llm = LLMGrader(LLMConfig(api_key=KEY, base_url=server.base_url, backoff_base=0.01), store)
+        llm = LLMGrader(EndpointConfig(api_key=KEY, base_url=server.base_url, backoff_base=0.01), store)
 
         # grade: keyword, LLM, and one interrupted (a run that did not complete)
         (work / "keyword.jsonl").write_bytes(predictions(store, ids[:60]))
@@ -110,7 +114,7 @@ def build(out_dir: Path) -> None:
             conn.execute("UPDATE runs SET status = 'interrupted' WHERE name = 'grade-partial'")
 
         # run-model against the fake endpoint, graded by keyword
-        runner = ModelRunner(ModelConfig(model="fake-model", base_url=server.base_url, api_key=KEY))
+        runner = ModelRunner(EndpointConfig(model="fake-model", base_url=server.base_url, api_key=KEY))
         run_model(store, runner, ids[100:130], run_name="model-run", grader="keyword", concurrency=2)
 
         # an upload

@@ -62,17 +62,22 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def run(args) -> int:
-    from ...people.audit import DEFAULT_SEED, agreement, audit_rows, build_audit_set, estimate, grade_audit_set
+    from ...people.audit.sets import DEFAULT_SEED
+    from ...people.audit.agreement import agreement
+    from ...people.audit.scores import audit_rows
+    from ...people.audit.build import build_audit_set
+    from ...people.audit.grading import estimate
     from ..options import resolve_db
     from ...base.errors import InputFileError
-    from ...grading.llm_grader import LLMConfig, LLMGrader, LLMNotConfigured
+    from ...grading.endpoint import EndpointConfig
+    from ...grading.llm_grader import LLMGrader, LLMNotConfigured
     from ...data.store import Store
 
     if args.limit is not None and args.limit < 1:
         raise InputFileError("--limit must be at least 1", "for example --limit 50")
     if args.concurrency < 1:
         raise InputFileError("--concurrency must be at least 1", "for example --concurrency 8")
-    config = LLMConfig.from_env(model=args.model, base_url=args.base_url, timeout=args.timeout)
+    config = EndpointConfig.for_grader(model=args.model, base_url=args.base_url, timeout=args.timeout)
     if not config.configured and not args.dry_run:
         raise LLMNotConfigured("the audit compares the keyword grader with the LLM grader, and no OpenAI key is "
                                "configured", "set OPENAI_API_KEY (and OPENAI_BASE_URL for another endpoint), "
@@ -94,27 +99,9 @@ def run(args) -> int:
             if args.json:
                 print(json.dumps({"set": audit_set.name, "estimate": plan.to_json()}, indent=2))
             return 0
-        grader = LLMGrader(config, store)
-        bar = None
-        if not args.quiet and plan.n_to_grade:
-            from tqdm import tqdm
-
-            bar = tqdm(total=plan.n_to_grade, unit="item", desc="audit", dynamic_ncols=True, file=err)
-
-        def progress(done: int, total: int) -> None:
-            if bar is not None:
-                bar.update(done - bar.n)
-
-        try:
-            result = grade_audit_set(store, audit_set.id, grader, concurrency=args.concurrency, on_progress=progress)
-        except KeyboardInterrupt:
-            if bar is not None:
-                bar.close()
-            print("stopped: the items scored so far are kept; run the same command again to resume", file=err)
+        result = _grade(store, audit_set.id, LLMGrader(config, store), args, plan.n_to_grade)
+        if result is None:
             return 130
-        finally:
-            if bar is not None:
-                bar.close()
         print(f"graded {result.n_graded:,} items ({result.n_cached:,} from the cache, {result.n_requests:,} API "
               f"requests) in {result.seconds:.1f} s; {result.n_failed:,} failed", file=err)
         for problem in result.errors[:5]:
@@ -123,15 +110,50 @@ def run(args) -> int:
     finally:
         store.close()
     if args.json:
-        data = figures.to_json()
-        out = {"n": figures.n, "pearson": figures.pearson, "spearman": figures.spearman, "mae": figures.mae,
-               "kappa_at_0_5": figures.kappa,
-               "best_threshold": None if figures.best is None else figures.best.threshold,
-               "set": audit_set.name, "llm_model": config.model, **{k: v for k, v in data.items() if k not in (
-                   "n", "pearson", "spearman", "mae", "kappa", "best_threshold", "threshold")}}
-        print(json.dumps(out, indent=2))
+        print(json.dumps(_json(figures, audit_set.name, config.model), indent=2))
         return 0 if figures.n else 1
-    print(f"keyword vs LLM ({config.model}) on {figures.n:,} items scored by both"
+    _print_figures(figures, config.model)
+    return 0 if figures.n else 1
+
+
+def _grade(store, set_id: int, grader, args, n_to_grade: int):
+    """The LLM grading with a progress bar; None when stopped with Ctrl-C (what was scored is kept)."""
+    from ...people.audit.grading import grade_audit_set
+
+    err = sys.stderr
+    bar = None
+    if not args.quiet and n_to_grade:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_to_grade, unit="item", desc="audit", dynamic_ncols=True, file=err)
+
+    def progress(done: int, total: int | None) -> None:
+        if bar is not None:
+            bar.update(done - bar.n)
+
+    try:
+        return grade_audit_set(store, set_id, grader, concurrency=args.concurrency, on_progress=progress)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print("stopped: the items scored so far are kept; run the same command again to resume", file=err)
+        return None
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _json(figures, set_name: str, model: str) -> dict:
+    data = figures.to_json()
+    return {"n": figures.n, "pearson": figures.pearson, "spearman": figures.spearman, "mae": figures.mae,
+            "kappa_at_0_5": figures.kappa,
+            "best_threshold": None if figures.best is None else figures.best.threshold,
+            "set": set_name, "llm_model": model, **{k: v for k, v in data.items() if k not in (
+                "n", "pearson", "spearman", "mae", "kappa", "best_threshold", "threshold")}}
+
+
+def _print_figures(figures, model: str) -> None:
+    print(f"keyword vs LLM ({model}) on {figures.n:,} items scored by both"
           + (f" ({figures.n_llm_failed:,} LLM failures not counted)" if figures.n_llm_failed else ""))
     print(f"  pearson {_fmt(figures.pearson)}  spearman {_fmt(figures.spearman)}  mean |difference| {_fmt(figures.mae)}"
           f"  mean keyword {_fmt(figures.mean_keyword)}  mean LLM {_fmt(figures.mean_llm)}")
@@ -152,4 +174,3 @@ def run(args) -> int:
         print(f"humans ({figures.n_human:,} items judged):")
         for h in figures.human:
             print(f"  human vs {h.b}: n {h.n:,}  pearson {_fmt(h.pearson)}  mae {_fmt(h.mae)}  kappa {_fmt(h.kappa)}")
-    return 0 if figures.n else 1

@@ -56,8 +56,10 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..options import check_output_path, check_workers, resolve_db
     from ...base.errors import InputFileError
-    from ...grading.grade import grade_file, resolve_grader
-    from ...grading.llm_grader import LLMConfig, LLMGrader
+    from ...runs.grade_file import grade_file
+    from ...grading.grade import resolve_grader
+    from ...grading.endpoint import EndpointConfig
+    from ...grading.llm_grader import LLMGrader
     from ...runs.run import replace_unfinished_run, summarise_run, unique_run_name
     from ...data.store import Store
 
@@ -68,7 +70,7 @@ def run(args) -> int:
         raise InputFileError("--concurrency must be at least 1", "for example --concurrency 8")
     check_workers(args.workers, zero="grade in this process")
     check_output_path(args.out, "--out")
-    config = LLMConfig.from_env(model=args.model, base_url=args.base_url, timeout=args.timeout)
+    config = EndpointConfig.for_grader(model=args.model, base_url=args.base_url, timeout=args.timeout)
     chosen = resolve_grader(args.grader, config)  # a clear error before anything is read or written
     store = Store.open(resolve_db(args.db))
     out = None
