@@ -200,3 +200,34 @@ def test_a_tool_without_parameters_is_called_with_empty_arguments(open_dp, demo_
         (attempt,) = list_attempts(store, dp_id)
     assert attempt.action == {"type": "function_call", "name": "ping", "arguments": {}}
     assert attempt.breakdown["submitted_name"] == "ping"
+
+
+def test_a_baseline_answers_offline_is_graded_saved_and_the_same_for_a_seed(open_dp, demo_db):
+    at = open_dp(CALL_DP)
+    at.radio(key="try::source").set_value("An offline baseline policy").run()
+    at.selectbox(key="try::policy").set_value("keyword-router").run()
+    at.number_input(key="try::policy_seed").set_value(4).run()
+    assert any("keyword-router: calls the tool whose name" in c.value for c in at.caption)
+    click(at, "Ask the baseline")
+    click(at, "Ask the baseline")
+    with Store.open(demo_db) as store:
+        first, second = list_attempts(store, CALL_DP)
+        from nemo_core.runs.policy_runner import PolicyRunner
+
+        expected = PolicyRunner("keyword-router", seed=4).answer(store.get(CALL_DP)).action_json()
+    assert first.kind == second.kind == "model" and first.who == "baseline:keyword-router"
+    assert first.action == second.action == expected and first.reward == second.reward is not None
+    assert "Reward" in metrics(at) and "Latency" not in metrics(at)  # no request, so no latency or tokens
+    notes = [c.value.replace("\\", "").replace("\u2060", "") for c in at.caption]  # as a person reads them
+    assert any(n.startswith("ℹ️ keyword-router: ") for n in notes), notes  # the policy's note: why this action  # the policy's note: why this action
+
+
+def test_baseline_typed_as_the_model_name_runs_the_policy_not_a_request(open_dp, demo_db):
+    at = open_dp(MESSAGE_DP)
+    at.text_input(key="try::base_url").input("http://127.0.0.1:9/v1")
+    at.text_input(key="try::model").input("baseline:always-message")
+    click(at, "Ask the model")
+    with Store.open(demo_db) as store:
+        (attempt,) = list_attempts(store, MESSAGE_DP)
+    assert attempt.who == "baseline:always-message" and attempt.action["type"] == "message"
+    assert attempt.extra.get("error") is None

@@ -73,10 +73,24 @@ def test_a_database_made_by_main_opens_with_every_row_kept(old_db):
     assert set(after) >= set(before)
 
 
+def as_main_reported(got: dict) -> dict:
+    """The report without the key added after the fixture was made (`by_split_and_action_type`, issue 18),
+    whose cells are checked against the margins main did report: every graded and ungraded prediction of a
+    split (an action type) is in exactly one of its cells."""
+    got = dict(got)
+    cells = got.pop("by_split_and_action_type")
+    for split, margin in got["by_split"].items():
+        assert sum(c["n"] for c in cells[split].values()) == margin["n"], split
+        assert sum(c["n_ungraded"] for c in cells[split].values()) == margin["n_ungraded"], split
+    for action_type, margin in got["by_action_type"].items():
+        assert sum(cells[s].get(action_type, {"n": 0})["n"] for s in cells) == margin["n"], action_type
+    return got
+
+
 def test_every_run_reports_what_main_reported(old_db):
     with Store.open(old_db) as store:
         for name, expected in EXPECTED["reports"].items():
-            assert report(store, name) == expected, name
+            assert as_main_reported(report(store, name)) == expected, name
 
 
 def test_every_run_reports_the_same_when_recomputed_from_its_predictions(old_db):
@@ -90,7 +104,7 @@ def test_every_run_reports_the_same_when_recomputed_from_its_predictions(old_db)
                 conn.execute(f"DROP TABLE taxonomy_run_{int(run_id)}")
             conn.execute("DELETE FROM taxonomy_state")
         for name, expected in EXPECTED["reports"].items():
-            assert report(store, name) == expected, name
+            assert as_main_reported(report(store, name)) == expected, name
 
 
 # ---- the migrations themselves ------------------------------------------------------------------------------

@@ -8,6 +8,9 @@
   any other URL gets a key typed here, or none. A typed key lives only in this browser session's
   `st.session_state`, and is never written to the database, a log or the URL. Every key (the server's and
   the typed one) is taken out of the answer before it is shown or saved (`ModelRunner.redact_answer`).
+- A baseline's answer: one of the offline baseline policies (`nemo_core/runs/policies.py`), through the same
+  runner interface (`policy_runner.PolicyRunner`): nothing is sent anywhere, the same seed gives the same
+  answer. Typing `baseline:NAME` as the model name does the same.
 - Each answer is saved as an attempt (who, the action, the breakdown, the time) and listed below.
 
 Messages are graded by the LLM grader when a key is configured (env or secret), else by keyword overlap.
@@ -29,7 +32,8 @@ from nemo_core.grading.grade import Breakdown, grade_action
 from nemo_core.grading.keys import OPENAI_DEFAULT_URL, KeyChoice, choose_key
 from nemo_core.grading.llm_grader import LLMGrader
 from nemo_core.grading.endpoint import EndpointConfig
-from nemo_core.runs.model_runner import ModelRunner
+from nemo_core.runs.policies import POLICIES, PREFIX
+from nemo_core.runs.policy_runner import PolicyRunner, runner_for
 
 from .breakdown import render_breakdown
 from .safe import escape_markdown, show_text
@@ -40,6 +44,7 @@ WHO_KEY = "try::who"
 MODEL_KEY_FIELD = "try::api_key"  # the typed key: session state only
 DEFAULT_MODEL = "gpt-5-mini"
 CALL, MESSAGE = "Call a tool", "Send a message"
+ENDPOINT, BASELINE = "A model at an endpoint", "An offline baseline policy"
 
 
 def grade(store: Any, dp: Any, action: dict[str, Any]) -> Breakdown:
@@ -109,7 +114,45 @@ def _key_choice(base_url: str, typed: str) -> KeyChoice:
     return choose_key(base_url, typed_key=typed, server_key=server_key(), server_url=server_base_url())
 
 
+def _ask(store: Any, dp: Any, runner: Any, request: dict[str, Any], slot: str) -> None:
+    """Ask `runner` (a model's or a baseline's), grade the answer, save it as an attempt, keep it to show."""
+    with st.spinner(f"Asking {escape_markdown(runner.config.model)}…"):  # a spinner's text is Markdown
+        answer = runner.answer(dp, request=request)
+    breakdown = None
+    if answer.action is not None:
+        try:
+            breakdown = grade(store, dp, answer.action)
+        except NemoError as exc:
+            st.error(escape_markdown(exc.one_line()))
+    extra = answer.extra()
+    attempt_id = save_attempt(store, dp.id, who=answer.model, kind="model", action=answer.action_json(),
+                              breakdown=breakdown, extra=extra)
+    st.session_state[_result_key(dp.id, slot)] = {
+        "attempt_id": attempt_id, "action": answer.action_json(), "extra": extra,
+        "raw_response": answer.raw_response, "breakdown": breakdown.to_json() if breakdown else None,
+    }
+
+
+def _baseline(store: Any, dp: Any, request: dict[str, Any]) -> None:
+    c1, c2 = st.columns([3, 1])
+    name = c1.selectbox("Baseline policy", list(POLICIES), key="try::policy")
+    seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="try::policy_seed",
+                           help="Breaks the keyword-router's ties; the same seed gives the same answer.")
+    st.caption(f"{PREFIX}{name}: {POLICIES[name].description}. Offline: nothing is sent anywhere "
+               "(`run-model --model baseline:NAME` runs it over many decision points).")
+    if st.button("Ask the baseline", type="primary", key="try::ask_baseline"):
+        _ask(store, dp, PolicyRunner(name, seed=int(seed)), request, "baseline")
+    last = st.session_state.get(_result_key(dp.id, "baseline"))
+    if last:
+        _show_model_answer(last)
+
+
 def _model(store: Any, dp: Any, request: dict[str, Any]) -> None:
+    source = st.radio("Ask", [ENDPOINT, BASELINE], horizontal=True, key="try::source",
+                      help="A baseline policy answers without a model: the floor a model should clear.")
+    if source == BASELINE:
+        _baseline(store, dp, request)
+        return
     configured_url = server_base_url()
     default_model = os.environ.get("NEMO_MODEL") or DEFAULT_MODEL
     with st.form("try::model_form"):
@@ -138,26 +181,13 @@ def _model(store: Any, dp: Any, request: dict[str, Any]) -> None:
         try:
             # every key this session knows (and OPENAI_API_KEY) is taken out of the answer before it is shown or saved
             others = tuple(k for k in (server_key(), (typed or "").strip()) if k)
-            runner = ModelRunner(EndpointConfig(model=model.strip(), base_url=url, api_key=choice.key,
-                                                timeout=float(timeout), redact_keys=others))
+            # `baseline:NAME` typed as the model gets the offline policy (seed 0), like `run-model --model`
+            runner = runner_for(EndpointConfig(model=model.strip(), base_url=url, api_key=choice.key,
+                                               timeout=float(timeout), redact_keys=others))
         except NemoError as exc:
             st.error(escape_markdown(exc.one_line()))
             return
-        with st.spinner(f"Asking {escape_markdown(model.strip())}…"):  # a spinner's text is Markdown
-            answer = runner.answer(dp, request=request)
-        breakdown = None
-        if answer.action is not None:
-            try:
-                breakdown = grade(store, dp, answer.action)
-            except NemoError as exc:
-                st.error(escape_markdown(exc.one_line()))
-        extra = answer.extra()
-        attempt_id = save_attempt(store, dp.id, who=answer.model, kind="model", action=answer.action_json(),
-                                  breakdown=breakdown, extra=extra)
-        st.session_state[_result_key(dp.id, "model")] = {
-            "attempt_id": attempt_id, "action": answer.action_json(), "extra": extra,
-            "raw_response": answer.raw_response, "breakdown": breakdown.to_json() if breakdown else None,
-        }
+        _ask(store, dp, runner, request, "model")
     last = st.session_state.get(_result_key(dp.id, "model"))
     if last:
         _show_model_answer(last)
@@ -167,6 +197,9 @@ def _show_model_answer(last: dict[str, Any]) -> None:
     extra = last["extra"]
     st.markdown(f"**{escape_markdown(extra.get('model') or 'model')}'s answer** (saved as attempt "
                 f"#{last['attempt_id']})")
+    if str(extra.get("model") or "").startswith(PREFIX):  # a baseline: no request, so no latency or tokens
+        _show_answer_body(last)
+        return
     c1, c2, c3, c4 = st.columns(4)
     latency = extra.get("latency_ms")
     c1.metric("Latency", f"{latency / 1000:.2f} s" if latency is not None else "—")
@@ -174,6 +207,11 @@ def _show_model_answer(last: dict[str, Any]) -> None:
     c3.metric("Completion tokens",
               f"{extra['completion_tokens']:,}" if extra.get("completion_tokens") is not None else "—")
     c4.metric("tool_choice", extra.get("tool_choice") or "—", help=f"{extra.get('attempts', 0)} request(s)")
+    _show_answer_body(last)
+
+
+def _show_answer_body(last: dict[str, Any]) -> None:
+    extra = last["extra"]
     if extra.get("error"):
         failed = last["action"] is None
         (st.error if failed else st.warning)(

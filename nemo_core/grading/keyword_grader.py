@@ -32,6 +32,13 @@ def keywords(text: str) -> set[str]:
     return {t for t in _WORD.findall(text.lower()) if len(t) > 1 and t not in stop}
 
 
+def keywords_in_order(text: str) -> list[str]:
+    """The same keywords as `keywords`, each once, in the order they first appear (for a reply built from
+    them: the baseline policies reuse a user's keywords)."""
+    stop = stopwords()
+    return list(dict.fromkeys(t for t in _WORD.findall(text.lower()) if len(t) > 1 and t not in stop))
+
+
 def f1(expected: set[str], candidate: set[str]) -> float:
     if not expected and not candidate:
         return 1.0

@@ -90,7 +90,8 @@ TOOLS_CACHED = 500
 def run_details(store: Store, run: Run | int | str, *, use_cache: bool = True) -> dict[str, Any]:
     """Everything the Runs page shows about one run, computed once and stored (`run_summary_cache`).
 
-    Keys: n, overall, by_split, by_action_type (means with 95% bootstrap CIs), taxonomy (category -> count),
+    Keys: n, overall, by_split, by_action_type, by_split_and_action_type (split -> action type -> mean; means
+    with 95% bootstrap CIs), taxonomy (category -> count),
     sub_kinds, argument_errors, confusion (top wrong / hallucinated tool pairs), histogram, tool_names.
     The cache is keyed by the run's taxonomy state, so recomputing the taxonomy refreshes it.
     """
@@ -101,13 +102,17 @@ def run_details(store: Store, run: Run | int | str, *, use_cache: bool = True) -
     if use_cache:
         cached = store.query("SELECT state, summary FROM run_summary_cache WHERE run_id = ?", (run.id,))
         if cached and cached[0]["state"] == state:
-            return orjson.loads(cached[0]["summary"])
+            data = orjson.loads(cached[0]["summary"])
+            if "by_split_and_action_type" in data:  # else cached by a version without it: computed again
+                return data
     means = summarise_run(store, run.id)  # from the taxonomy table's covering index
     data = {
         "n": means.overall.n + means.overall.n_ungraded,
         "overall": _ci_json(means.overall),
         "by_split": {k: _ci_json(v) for k, v in means.by_split.items()},
         "by_action_type": {k: _ci_json(v) for k, v in means.by_action_type.items()},
+        "by_split_and_action_type": {s: {t: _ci_json(v) for t, v in cells.items()}
+                                     for s, cells in means.by_split_and_action_type.items()},
         "taxonomy": taxonomy_counts(store, run.id),
         "sub_kinds": sub_kind_counts(store, run.id),
         "argument_errors": argument_error_totals(store, run.id),
@@ -419,12 +424,14 @@ def delete_run_with_analysis(store: Store, run_id: int) -> None:
 
 
 def report(store: Store, run: int | str) -> dict[str, Any]:
-    """What `report --json` prints: run, n, mean_reward, by_split, by_action_type, taxonomy (and details),
+    """What `report --json` prints: run, n, mean_reward, by_split, by_action_type, by_split_and_action_type
+    (split -> action type -> mean with CI), taxonomy (and details),
     and the run's `status` and `progress` (`runs.RunProgress`: a run that did not complete is partial)."""
     mark_abandoned_runs(store)  # a run whose process was killed is interrupted, not running
     run_obj = run if isinstance(run, Run) else get_run(store, run)
     d = run_details(store, run_obj)
     out = RunOverview(run_obj, d["n"], d["overall"], d["by_split"], d["by_action_type"], d["taxonomy"]).to_json()
+    out["by_split_and_action_type"] = d["by_split_and_action_type"]
     out["argument_errors"] = d["argument_errors"]
     out["sub_kinds"] = d["sub_kinds"]
     out["status"] = run_obj.status

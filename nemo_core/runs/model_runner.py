@@ -170,6 +170,24 @@ def is_tool_choice_refusal(status: int, message: str) -> bool:
     return status in (400, 422) and "tool_choice" in message.lower()
 
 
+def graded_mistake(action: Action, task_tools: Any) -> tuple[str | None, str | None]:
+    """(error_kind, error) of the two mistakes that are graded, not failed (see the module docstring): a call
+    whose arguments are not a JSON object, a call of a tool that is not offered; (None, None) otherwise.
+    Shared with the baseline policies' runner (`policy_runner.py`), so their answers are recorded alike."""
+    if action.type != "function_call":
+        return None, None
+    kind = error = None
+    if action.arguments_error is not None:
+        kind = "malformed_arguments"
+        error = f"the arguments of {action.name} are not a JSON object ({action.arguments_error}); " \
+                "graded as invalid_arguments"
+    if action.name not in set(task_tools) | {SUBMIT_MESSAGE}:
+        kind = kind or "unknown_tool"
+        text = f"called {action.name!r}, which is not one of the offered tools; graded as a wrong name"
+        error = f"{error}; {text}" if error else text
+    return kind, error
+
+
 class ModelRunner:
     """One configured model; thread-safe (`run-model` asks with several threads)."""
 
@@ -327,16 +345,7 @@ class ModelRunner:
             out.notes.append(f"{len(calls)} tool calls: the first ({calls[0]['function']['name']}) is graded, "
                              f"{action.ignored_calls} ignored")
         out.action = action
-        if action.type == "function_call":
-            offered = set(dp.toolset.names) | {SUBMIT_MESSAGE}
-            if action.arguments_error is not None:
-                out.error_kind = "malformed_arguments"
-                out.error = f"the arguments of {action.name} are not a JSON object ({action.arguments_error}); " \
-                            "graded as invalid_arguments"
-            if action.name not in offered:
-                out.error_kind = out.error_kind or "unknown_tool"
-                text = f"called {action.name!r}, which is not one of the offered tools; graded as a wrong name"
-                out.error = f"{out.error}; {text}" if out.error else text
+        out.error_kind, out.error = graded_mistake(action, dp.toolset.names)
         return out
 
     @staticmethod

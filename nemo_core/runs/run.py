@@ -390,12 +390,14 @@ def predictions(store: Store, run_id: int, *, offset: int = 0, limit: int = 100,
 
 @dataclass
 class RunSummary:
-    """Mean reward overall, by split and by action type (each with its CI and ungraded count)."""
+    """Mean reward overall, by split, by action type, and by split × action type (each with its CI and
+    ungraded count)."""
 
     run_id: int
     overall: MeanCI
     by_split: dict[str, MeanCI]
     by_action_type: dict[str, MeanCI]
+    by_split_and_action_type: dict[str, dict[str, MeanCI]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -403,6 +405,8 @@ class RunSummary:
             "overall": self.overall.to_json(),
             "by_split": {k: v.to_json() for k, v in self.by_split.items()},
             "by_action_type": {k: v.to_json() for k, v in self.by_action_type.items()},
+            "by_split_and_action_type": {s: {t: v.to_json() for t, v in by_type.items()}
+                                         for s, by_type in self.by_split_and_action_type.items()},
         }
 
     def to_text(self) -> str:
@@ -427,14 +431,17 @@ def summarise_run(store: Store, run_id: int, *, seed: int | None = None) -> RunS
     overall: dict[Any, int] = {}
     by_split: dict[str, dict[Any, int]] = {}
     by_type: dict[str, dict[Any, int]] = {}
+    by_cell: dict[str, dict[str, dict[Any, int]]] = {}
     for row in rows:
         value, n = row["reward"], row["n"]
-        for bucket in (overall, by_split.setdefault(row["split"] or "unknown", {}),
-                       by_type.setdefault(row["action_type"] or "unknown", {})):
+        split, action_type = row["split"] or "unknown", row["action_type"] or "unknown"
+        for bucket in (overall, by_split.setdefault(split, {}), by_type.setdefault(action_type, {}),
+                       by_cell.setdefault(split, {}).setdefault(action_type, {})):
             bucket[value] = bucket.get(value, 0) + n
     return RunSummary(
         run_id,
         mean_ci_counts(overall, **kwargs),
         {k: mean_ci_counts(v, **kwargs) for k, v in sorted(by_split.items())},
         {k: mean_ci_counts(v, **kwargs) for k, v in sorted(by_type.items())},
+        {s: {t: mean_ci_counts(v, **kwargs) for t, v in sorted(cells.items())} for s, cells in sorted(by_cell.items())},
     )

@@ -13,9 +13,10 @@ first use.
 A run that did not complete (interrupted, failed, killed, or still running) covers only part of its
 input: the report says so first ("partial: N of M lines"), and its figures are those of that part.
 
---json prints one object with the keys run, n, mean_reward, by_split, by_action_type, taxonomy
-(category -> count), plus argument_errors (key counts), sub_kinds, status (completed, interrupted,
-failed, running) and progress ({status, complete, done, total, unit, partial}).
+--json prints one object with the keys run, n, mean_reward, by_split, by_action_type,
+by_split_and_action_type (split -> action type -> mean), taxonomy (category -> count), plus
+argument_errors (key counts), sub_kinds, status (completed, interrupted, failed, running) and progress
+({status, complete, done, total, unit, partial}).
 
 example:
   python -m nemo_core report --run my-model-v1 --json
@@ -67,6 +68,10 @@ def run(args) -> int:
         print(f"{title}:")
         for name, ci in groups.items():
             print(f"  {name}: {_fmt(ci)}")
+    print("by split × action type:")
+    for split, cells in data["by_split_and_action_type"].items():
+        for action_type, ci in cells.items():
+            print(f"  {split} / {action_type}: {_fmt(ci)}")
     total = data["n"] or 1
     print("failure taxonomy:")
     width = max(len(c) for c in CATEGORIES)

@@ -22,7 +22,12 @@ With --write-batch FILE nothing is sent: the same requests are written as OpenAI
 (custom_id = decision point id), split into files of at most 50,000 requests and 200 MB. Upload them to the
 Batch API yourself; grade its output file with `python -m nemo_core grade OUTPUT.jsonl`.
 
+Baselines: --model baseline:NAME runs an offline policy instead of a model (always-message, first-tool,
+keyword-router, copy-last-call; see nemo_core/runs/policies.py): nothing is sent anywhere, and the same
+--seed gives the same answers. Its messages are graded by keywords unless --grader llm is given.
+
 examples:
+  python -m nemo_core run-model --model baseline:keyword-router --run baseline-keyword-router
   python -m nemo_core run-model --model gpt-5-mini --split tool_calling --limit 200 --sample-seed 1 --run mini-200
   python -m nemo_core run-model --model gpt-5-mini --write-batch batch.jsonl
   python -m nemo_core run-model --model my-model --base-url http://127.0.0.1:8000/v1 --limit 50 --dry-run
@@ -35,7 +40,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("run-model", help="ask a model at many decision points, grade and store the run",
                        description=HELP, formatter_class=HelpFormatter)
-    p.add_argument("--model", required=True, metavar="M", help="model name sent to the endpoint")
+    p.add_argument("--model", required=True, metavar="M",
+                   help="model name sent to the endpoint, or baseline:NAME for an offline baseline policy")
     p.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL, else OpenAI)")
     add_db_option(p)
     p.add_argument("--split", choices=SPLITS, help="only this split")
@@ -57,29 +63,49 @@ def register(sub) -> None:
     p.add_argument("--grader", choices=("auto", "keyword", "llm"), default="auto",
                    help="grader for message tasks (default auto: llm when OPENAI_API_KEY is set, else keyword)")
     p.add_argument("--grader-model", metavar="M", help="LLM grader model (default $NEMO_GRADER_MODEL or gpt-5-mini)")
+    p.add_argument("--seed", type=int, metavar="S",
+                   help="seed of a baseline policy's random choices (default 0); only with --model baseline:NAME")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
-    from ..options import resolve_db
+def _check_options(args, baseline: bool) -> None:
+    """The options' one-line errors, before anything is opened or sent."""
     from ...base.errors import InputFileError
-    from ...data.filters import DecisionPointFilter
-    from ...grading.grade import resolve_grader
-    from ...grading.endpoint import EndpointConfig
-    from ...grading.llm_grader import LLMGrader
-    from ...runs.model_runner import ModelRequest, ModelRunner, run_model, select_ids
-    from ...runs.run import summarise_run
-    from ...data.store import Store
 
     if args.concurrency < 1:
         raise InputFileError("--concurrency must be at least 1", "for example --concurrency 4")
     if args.limit is not None and args.limit < 1:
         raise InputFileError("--limit must be at least 1", "for example --limit 100")
+    if baseline and args.base_url:
+        raise InputFileError(f"--base-url is for a model at an endpoint; {args.model} runs here, offline",
+                             "leave out --base-url")
+    if baseline and args.write_batch is not None:
+        raise InputFileError(f"--write-batch writes requests for a model at an endpoint; {args.model} runs here, "
+                             "offline", "leave out --write-batch")
+    if args.seed is not None and not baseline:
+        raise InputFileError("--seed is for a baseline policy (--model baseline:NAME)", "leave out --seed")
+
+
+def run(args) -> int:
+    from ..options import resolve_db
+    from ...data.filters import DecisionPointFilter
+    from ...grading.grade import resolve_grader
+    from ...grading.endpoint import EndpointConfig
+    from ...grading.llm_grader import LLMGrader
+    from ...runs.model_runner import ModelRequest, run_model, select_ids
+    from ...runs.policies import is_baseline
+    from ...runs.policy_runner import describe, runner_for
+    from ...runs.run import summarise_run
+    from ...data.store import Store
+
+    baseline = is_baseline(args.model)
+    _check_options(args, baseline)
     config = EndpointConfig.for_model(args.model, base_url=args.base_url, timeout=args.timeout)
     request = ModelRequest(include_reasoning=args.include_reasoning)
     if args.write_batch is not None:
-        return _write_batch(args, ModelRunner(config, request, check=False))
+        return _write_batch(args, runner_for(config, request, check=False))
+    seed = args.seed if args.seed is not None else 0
     store = Store.open(resolve_db(args.db))
     try:
         flt = DecisionPointFilter(split=args.split, action_type=args.action_type)
@@ -89,21 +115,24 @@ def run(args) -> int:
                   "`python -m nemo_core stats`)", file=sys.stderr)
             return 1
         if args.dry_run:
-            runner = ModelRunner(config, request, check=False)
+            runner = runner_for(config, request, seed=seed, check=False)
             body = runner.request_body(store.get(ids[0]))
             print(f"dry run: {len(ids):,} decision points selected; the request for the first, {ids[0]}, "
                   f"is below; nothing was sent", file=sys.stderr)
             print(json.dumps(body, indent=2, ensure_ascii=False))
             return 0
-        runner = ModelRunner(config, request)
+        runner = runner_for(config, request, seed=seed)
         grader_config = EndpointConfig.for_grader(model=args.grader_model, timeout=args.timeout)
-        chosen = resolve_grader(args.grader, grader_config)
+        # a baseline stays offline unless --grader llm is asked for: auto means keyword for it
+        chosen = "keyword" if baseline and args.grader == "auto" else resolve_grader(args.grader, grader_config)
         llm = LLMGrader(grader_config, store) if chosen == "llm" else None
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         name = args.run_name or f"run-model-{args.model}-{stamp}"
         settings = {"split": args.split, "action_type": args.action_type, "limit": args.limit,
                     "sample_seed": args.sample_seed, "concurrency": args.concurrency,
-                    "include_reasoning": args.include_reasoning, "timeout": args.timeout}
+                    "include_reasoning": args.include_reasoning, "timeout": args.timeout, **describe(runner)}
+        if baseline:
+            check_same_seed(store, name, seed)
         try:
             result = run_model(store, runner, ids, run_name=name, grader=chosen, llm=llm,
                                concurrency=args.concurrency, progress=not args.quiet, settings=settings)
@@ -169,3 +198,14 @@ def _write_batch(args, runner) -> int:
     print("next: upload each file to the OpenAI Batch API (purpose \"batch\", endpoint /v1/chat/completions), "
           "then grade the output file: python -m nemo_core grade OUTPUT.jsonl --run NAME")
     return 0
+def check_same_seed(store, name: str, seed: int) -> None:
+    """A baseline run is resumed only with the seed it was started with (else its answers would mix two)."""
+    from ...runs.run import RunError
+
+    rows = store.query("SELECT settings FROM runs WHERE name = ?", (name,))
+    if not rows or not rows[0]["settings"]:
+        return
+    stored = json.loads(rows[0]["settings"]).get("seed")
+    if stored is not None and stored != seed:
+        raise RunError(f"run {name!r} was made with --seed {stored}, not {seed}",
+                       f"resume it with --seed {stored}, or choose another --run name")
