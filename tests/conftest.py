@@ -23,6 +23,25 @@ def demo_db_master(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def shipped_demo_db_master(tmp_path_factory) -> Path:
+    """The demo database as the app and the CLI ship it (`people/demo_content.py`): the demo data plus a run of
+    each baseline policy, the synthetic campaign and the calibration audit set. Built once per session; the
+    other tests keep `demo_db` (the data alone), since they count what they add and look at empty states."""
+    from nemo_core.people.demo_content import ensure_full_demo_db
+
+    path = tmp_path_factory.mktemp("shipped-demo") / "demo.db"
+    return ensure_full_demo_db(path)
+
+
+@pytest.fixture
+def shipped_demo_db(shipped_demo_db_master, tmp_path) -> Path:
+    """A private copy of the shipped demo database that a test may write to."""
+    path = tmp_path / "shipped-demo.db"
+    shutil.copy(shipped_demo_db_master, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def hostile_db_master(demo_db_master, tmp_path_factory):
     """The demo database plus hostile names and data everywhere (see hostile_data.py), built once."""
     import hostile_data

@@ -40,9 +40,9 @@ def default_db_path() -> Path:
         return Path(env)
     if DEFAULT_DB.exists():
         return DEFAULT_DB
-    from nemo_core.data.demo import ensure_demo_db
+    from nemo_core.people.demo_content import ensure_full_demo_db
 
-    return ensure_demo_db()
+    return ensure_full_demo_db()
 
 
 def current_db_path() -> Path:

@@ -70,7 +70,7 @@ def resolve_db(path: Path | None, *, write: bool = False) -> Path:
     # read when called, not bound at import: the demo module (and ingest under it) only loads when needed,
     # and tests point DEFAULT_DB / ensure_demo_db elsewhere
     from ..base.config import DEFAULT_DB
-    from ..data.demo import ensure_demo_db
+    from ..people.demo_content import ensure_full_demo_db
 
     env = os.environ.get("NEMO_DB")
     if path is None and env:  # like --db: a typo in NEMO_DB must not silently create an empty database
@@ -82,4 +82,4 @@ def resolve_db(path: Path | None, *, write: bool = False) -> Path:
     if write or DEFAULT_DB.exists():
         return DEFAULT_DB
     print("note: no data/nemo.db yet, using the bundled demo database (data/demo.db)", file=sys.stderr)
-    return ensure_demo_db()
+    return ensure_full_demo_db()

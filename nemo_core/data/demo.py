@@ -5,6 +5,11 @@
 report has something to show), and real rows from `shared/fixtures` (CC-BY-4.0, see data/demo/README.md).
 The files are committed; `python -m nemo_core demo --write` regenerates the synthetic ones, and a test
 checks that doing so changes nothing.
+
+What the demo database holds besides the data (runs, a campaign, an audit set) is made by layers above this
+one, so it comes in as `DemoContent`: `ensure_demo_db(content=...)` adds it to the new database before the
+database is moved into place, and records its version in `meta`, so a database made without it (or with an
+older version of it) is built again. `people/demo_content.py` is the content the app and the CLI ship.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import json
 import os
 import random
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +30,15 @@ from .ingest import ingest
 from .store import Store
 
 SEED = 20251126
+CONTENT_META_KEY = "demo_content"
+
+
+@dataclass(frozen=True)
+class DemoContent:
+    """What to add to a freshly ingested demo database (`add`), and the version recorded with it."""
+
+    version: str
+    add: Callable[[Any], None]  # called with the open `Store` of the new database
 
 
 def _tc(uuid: str, messages: list[dict], tools: list[Any]) -> dict:
@@ -225,22 +241,31 @@ def demo_files(src: Path = DEMO_DIR) -> list[Path]:
     return sorted(p for p in src.glob("*.jsonl"))
 
 
-def _schema_version(path: Path) -> int | None:
+def _meta(path: Path, key: str) -> str | None:
     import sqlite3
 
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         finally:
             conn.close()
-        return int(row[0]) if row else None
-    except (sqlite3.Error, ValueError):
+        return row[0] if row else None
+    except sqlite3.Error:
         return None
 
 
-def ensure_demo_db(path: Path = DEMO_DB, src: Path = DEMO_DIR, *, rebuild: bool = False) -> Path:
-    """Build the demo database from `data/demo/` unless it is already there (and newer than the files).
+def _schema_version(path: Path) -> int | None:
+    try:
+        return int(_meta(path, "schema_version"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def ensure_demo_db(path: Path = DEMO_DB, src: Path = DEMO_DIR, *, rebuild: bool = False,
+                   content: DemoContent | None = None) -> Path:
+    """Build the demo database from `data/demo/` unless it is already there (and newer than the files, and
+    holding `content` at its version when `content` is given; without it, any demo database will do).
 
     Built in a temporary file and moved into place, so two processes starting at once never see half
     a database.
@@ -249,7 +274,8 @@ def ensure_demo_db(path: Path = DEMO_DB, src: Path = DEMO_DIR, *, rebuild: bool 
     files = demo_files(src)
     if path.exists() and not rebuild:
         newest = max((f.stat().st_mtime for f in files), default=0)
-        if path.stat().st_mtime >= newest and _schema_version(path) == SCHEMA_VERSION:
+        if (path.stat().st_mtime >= newest and _schema_version(path) == SCHEMA_VERSION
+                and (content is None or _meta(path, CONTENT_META_KEY) == content.version)):
             return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".demo-", suffix=".db", dir=path.parent)
@@ -257,10 +283,18 @@ def ensure_demo_db(path: Path = DEMO_DB, src: Path = DEMO_DIR, *, rebuild: bool 
     os.unlink(tmp)
     store = Store.open(tmp)
     try:
-        ingest(store, files, workers=1)
-        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        store.conn.execute("PRAGMA journal_mode = DELETE")
-    finally:
-        store.close()
+        try:
+            ingest(store, files, workers=1)
+            if content is not None:
+                content.add(store)
+                store.set_meta(CONTENT_META_KEY, content.version)
+            store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            store.conn.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            store.close()
+    except BaseException:  # nothing half-built is left beside the database (the old one, if any, stays)
+        for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
+            Path(leftover).unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return path

@@ -61,6 +61,17 @@ def app_url(demo_db_master, tmp_path_factory):
         yield url
 
 
+@pytest.fixture(scope="session")
+def shipped_app_url(shipped_demo_db_master, tmp_path_factory):
+    """Another app, on the demo database as shipped (baseline runs, demo campaign, calibration set); started
+    only when a test asks for it."""
+    work = tmp_path_factory.mktemp("shipped-app")
+    db = work / "demo.db"
+    shutil.copy(shipped_demo_db_master, db)
+    with serve_app(db, work) as url:
+        yield url
+
+
 @pytest.fixture
 def outside_requests(page) -> list[str]:
     """Abort every request not addressed to 127.0.0.1, and remember it."""
