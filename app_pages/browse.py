@@ -16,9 +16,9 @@ from nemo_core.data.filters import SORTS, BadFilter, DecisionPointFilter
 from nemo_core.runs.export import FORMATS
 from ui.db import require_store, signature
 from ui.downloads import download_section
-from ui.listing import PAGE_SIZE, ListState, expected_label, n_pages
+from ui.listing import PAGE_SIZE, ListState, expected_label, loosened, n_pages, similar_tools
 from ui.overview_data import filtered_count, tool_options
-from ui.safe import escape_markdown
+from ui.safe import escape_markdown, inert_label
 
 ANY = "(any)"
 DECISION_PAGE = "app_pages/decision_point.py"
@@ -38,9 +38,14 @@ except BadFilter as exc:
     st.stop()
 
 # The widgets mirror the URL: whenever the URL's filter differs from what the widgets last showed
-# (first visit, a shared link, Clear), copy it into the widgets' state before drawing them.
+# (first visit, a shared link, Clear), copy it into the widgets' state before drawing them. Also when
+# the widgets' state is gone: Streamlit drops a widget's state once a run does not draw it, so after a
+# visit to another page ("Back to the filtered list", the browser's Back) the URL is unchanged but the
+# widgets would show their defaults, and Apply would then drop the filter.
+WIDGET_KEYS = ("f_split", "f_action_type", "f_tool", "f_text", "f_flags", "f_exclude_flags", "f_min_tools",
+               "f_max_tools", "f_min_turn", "f_max_turn", "f_sort", "f_desc")
 url_key = tuple(sorted(state.to_query(with_page=False).items()))
-if st.session_state.get("_browse_url") != url_key:
+if st.session_state.get("_browse_url") != url_key or any(k not in st.session_state for k in WIDGET_KEYS):
     f = state.filter
     st.session_state.update({
         "f_split": f.split or ANY,
@@ -58,16 +63,19 @@ if st.session_state.get("_browse_url") != url_key:
     })
     st.session_state["_browse_url"] = url_key
 
-tools = tool_options(path, sig)
+tools, all_tools_listed = tool_options(path, sig)
 tool_choices = [ANY, *tools]
 if state.filter.tool and state.filter.tool not in tools:
     tool_choices.append(state.filter.tool)
 
 with st.form("browse_filters"):
-    c1, c2, c3, c4 = st.columns([1, 1, 2, 2])
+    c1, c2, c3, c4 = st.columns([1.2, 1.2, 2, 2])
     c1.selectbox("Split", [ANY, *SPLITS], key="f_split")
     c2.selectbox("Action type", [ANY, *ACTION_TYPES], key="f_action_type")
-    c3.selectbox("Expected tool (type to search)", tool_choices, key="f_tool", accept_new_options=True,
+    c3.selectbox("Expected tool (type to search)", tool_choices, key="f_tool",
+                 accept_new_options=not all_tools_listed,
+                 help=None if all_tools_listed else f"The {len(tools):,} most expected tools are listed; type "
+                 "any other name exactly.",
                  format_func=lambda t: t if t == ANY or t not in tools else f"{t}  ·  {tools[t]:,}")
     c4.text_input("Full-text search (all words must occur in the conversation)", key="f_text")
     c1, c2 = st.columns(2)
@@ -126,11 +134,23 @@ st.caption(f"{total:,} decision points match · showing {first:,}–{state.offse
 
 if not rows:
     st.info("No decision point matches this filter.")
+    if state.filter.tool and state.filter.tool not in tools:
+        close = similar_tools(state.filter.tool, tools)
+        st.caption(f"No decision point expects a tool named “{escape_markdown(state.filter.tool)}”"
+                   + ("; tools whose names contain it:" if close else "."))
+        for i, name in enumerate(close):
+            if st.button(f"Use {inert_label(name)} ({tools[name]:,})", key=f"use_tool_{i}"):
+                st.query_params.from_dict({**state.to_query(with_page=False), "tool": name})
+                st.rerun()
+    parts = loosened(state.filter)
+    if parts:
+        st.caption("Loosen one part of the filter (matches without it): " + " · ".join(
+            f"{escape_markdown(label)}: {filtered_count(path, sig, tuple(sorted(f.to_query().items()))):,}"
+            for label, f in parts))
 else:
     table = pd.DataFrame([
         {
             "id": r["id"],
-            "split": r["split"],
             "action type": r["action_type"],
             "expected": expected_label(r),
             "context chars": r["context_chars"],
@@ -144,23 +164,40 @@ else:
     event = st.dataframe(
         table, key=f"browse_table_{nonce}", on_select="rerun", selection_mode="single-row", hide_index=True,
         width="stretch", height=min(35 * (len(rows) + 1) + 3, 700),
-        column_config={"expected": st.column_config.TextColumn("expected (tool, or the message's first words)",
-                                                               width="large")},
+        # widths that keep every column inside the 820 px a 1280-px window leaves (the id and the expected
+        # action cut short, in full on hover and on the decision point's page); the split is the id's first part
+        column_config={
+            "id": st.column_config.TextColumn("id", width=225),
+            "action type": st.column_config.TextColumn("action type", width=100),
+            "expected": st.column_config.TextColumn("expected", width=180,
+                                                    help="The expected tool, or the message's first words"),
+            "context chars": st.column_config.NumberColumn("context chars", width=90, format="localized"),
+            "tools": st.column_config.NumberColumn("tools", width=50),
+            "turn": st.column_config.NumberColumn("turn", width=45),
+            "flags": st.column_config.TextColumn("flags", width=85),
+        },
     )
     selected = event.selection.rows if event is not None else []
-
-    def open_decision_point(dp_id: str) -> None:
-        st.session_state["_browse_table_nonce"] = nonce + 1  # a fresh table (no selection) on return
-        st.switch_page(DECISION_PAGE, query_params={"id": dp_id, **state.to_query()})
-
+    ids = [r["id"] for r in rows]
     if selected:
-        open_decision_point(rows[selected[0]]["id"])
+        st.session_state["browse_open_choice"] = ids[selected[0]]
+        st.session_state["_browse_table_nonce"] = nonce + 1  # a fresh table (no selection) on return
+    elif st.session_state.get("browse_open_choice") not in ids:
+        st.session_state.pop("browse_open_choice", None)
 
+    # Opening is a link, not st.switch_page: switch_page first writes the new query string onto this page's
+    # URL (a history entry `browse?id=...`) and then changes page (a second one), so the browser's Back
+    # landed on a Browse page that was not the one left. A link makes one entry.
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
-    chosen = c1.selectbox("Open a decision point from this page (or tick a row above)",
-                          [r["id"] for r in rows])
-    if c2.button("Open decision point", key="open_button", type="primary", width="stretch"):
-        open_decision_point(chosen)
+    chosen = c1.selectbox("Open a decision point from this page (or tick a row above)", ids,
+                          key="browse_open_choice")
+    with c2.container(key="browse_open_link"):
+        st.page_link(DECISION_PAGE, label="Open decision point", icon="🧩", width="stretch",
+                     query_params={"id": chosen, **state.to_query()})
+    if selected:
+        # A ticked row opens at once: follow the link above (a constant script, no dataset text in it).
+        st.html("<script>document.querySelector('.st-key-browse_open_link a').click();</script>",
+                unsafe_allow_javascript=True)
 
 c1, c2, c3, c4 = st.columns(4)
 

@@ -9,6 +9,7 @@ import plotly.express as px
 import streamlit as st
 
 from nemo_core.data.extract import FLAGS
+from ui.charts import SPLIT_COLOURS, categorical_x, show
 from ui.db import require_store, signature
 from ui.overview_data import overview
 
@@ -46,8 +47,9 @@ with left:
         # tool names are dataset text: escape them, since plotly reads <a>/<b> tags in labels
         df = pd.DataFrame([{"tool": html.escape(r["tool"]), "decision points": r["n"]} for r in top])
         fig = px.bar(df, x="decision points", y="tool", orientation="h", height=max(300, 22 * len(df)))
-        fig.update_layout(yaxis={"categoryorder": "total ascending", "title": None}, margin=dict(l=0, r=0, t=10, b=0))
-        st.plotly_chart(fig, width="stretch", config={"displaylogo": False})
+        fig.update_layout(yaxis={"type": "category", "categoryorder": "total ascending", "title": None},
+                          margin=dict(l=0, r=0, t=10, b=0))
+        show(fig, key="overview_top_tools")
         st.caption(f"{data['n_distinct_tools']:,} distinct expected tools in all.")
     else:
         st.caption("No function-call decision points.")
@@ -68,10 +70,15 @@ for col, (column, hist) in zip(hist_cols, data["histograms"].items()):
             st.caption(f"{hist['title']}: no data.")
             continue
         df = pd.DataFrame(hist["rows"])
-        fig = px.bar(df, x="bin", y="n", color="split", barmode="group", title=hist["title"],
-                     category_orders={"bin": hist["labels"]}, labels={"bin": "", "n": "decision points"})
-        fig.update_layout(margin=dict(l=0, r=0, t=40, b=0), legend=dict(orientation="h", y=-0.25), height=340)
-        st.plotly_chart(fig, width="stretch", config={"displaylogo": False})
+        # "Name (detail)" on two lines: a third of a 1280-px window cuts a long one-line title
+        name, _, detail = hist["title"].partition(" (")
+        title = f"{name}<br><sup>({detail}</sup>" if detail else name
+        fig = px.bar(df, x="bin", y="n", color="split", barmode="group", title=title,
+                     category_orders={"bin": hist["labels"], "split": [s for s in SPLIT_COLOURS if s in counts]},
+                     color_discrete_map=SPLIT_COLOURS, labels={"bin": "", "n": "decision points"})
+        categorical_x(fig, hist["labels"])
+        fig.update_layout(margin=dict(l=0, r=0, t=60, b=0), legend=dict(orientation="h", y=-0.25), height=360)
+        show(fig, key=f"overview_hist_{column}")
 
 st.subheader("Ingest report")
 ingests = data["ingests"]

@@ -49,6 +49,17 @@ def captions(at: AppTest) -> str:
     return "\n".join(c.value for c in at.caption)
 
 
+def plotly_values(values) -> list:
+    """A figure's array as a list: Plotly writes numeric arrays as base64 typed arrays (`dtype`, `bdata`)."""
+    if isinstance(values, dict) and "bdata" in values:
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"])).tolist()
+    return list(values)
+
+
 def query(at: AppTest) -> dict[str, str]:
     return {k: at.query_params[k] for k in at.query_params}
 
@@ -88,6 +99,24 @@ def test_overview_counts_and_charts(open_page, store):
     titles = " ".join(json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in charts)
     assert "Context length" in titles and "Turn index" in titles
     assert any(h.value == "Rejected rows (4)" for h in at.subheader)
+
+
+def test_overview_histograms_draw_every_bin_in_one_colour_per_split(open_page, store):
+    """Issue 19: range labels ("6–7", "≥15") next to "0".."5" made Plotly pick a numeric axis and drop them
+    (84 of the demo's 180 decision points were not drawn), and a split's colour changed between charts."""
+    at = open_page("app_pages/overview.py")
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")][1:]
+    assert len(specs) == 3
+    colours: dict[str, set[str]] = {}
+    for spec in specs:
+        assert spec["layout"]["xaxis"]["type"] == "category"
+        for trace in spec["data"]:
+            colours.setdefault(trace["name"], set()).add(trace["marker"]["color"])
+    assert colours == {"tool_calling": {"#1f77b4"}, "interactive_agent": {"#ff7f0e"}}
+    tools_offered = next(s for s in specs if "task tools offered" in s["layout"]["title"]["text"])
+    assert sum(sum(plotly_values(t["y"])) for t in tools_offered["data"]) == store.n_decision_points() == 180
+    drawn = {x for t in tools_offered["data"] for x in t["x"]}
+    assert {"6–7", "8–9", "10–14"} <= drawn
 
 
 def test_sidebar_opens_another_database_and_rejects_bad_paths(open_page, demo_db, tmp_path):
@@ -202,23 +231,38 @@ def test_browse_page_past_the_end_shows_the_last_page(open_page):
     assert "page 4 of 4" in captions(at)
 
 
-def test_browse_open_button_keeps_the_filter_in_the_url(open_page, store):
+def open_link_query(at: AppTest) -> dict[str, str]:
+    """The query of Browse's "Open decision point" link (a link, so opening makes one history entry)."""
+    from urllib.parse import parse_qsl
+
+    links = [pl.proto for pl in at.get("page_link") if pl.proto.label == "Open decision point"]
+    assert len(links) == 1
+    assert links[0].page == "decision_point"
+    return dict(parse_qsl(links[0].query_string))
+
+
+def test_browse_open_link_keeps_the_filter_in_the_url(open_page, store):
     at = open_page(BROWSE, split="interactive_agent")
     target = store.ids(DecisionPointFilter(split="interactive_agent"), limit=3)[2]
-    by_label(at.selectbox, "Open a decision point from this page (or tick a row above)").set_value(target)
-    by_label(at.button, "Open decision point").click().run()
-    assert query(at) == {"id": target, "split": "interactive_agent"}
+    by_label(at.selectbox, "Open a decision point from this page (or tick a row above)").set_value(target).run()
+    assert open_link_query(at) == {"id": target, "split": "interactive_agent"}
+    assert not any(b.label == "Open decision point" for b in at.button)  # no switch_page button any more
+    at.query_params["id"] = target
+    at.switch_page(DECISION).run()
     assert at.title[0].value == "Decision point"
     assert at.code[0].value == target
 
 
 def test_browse_row_selection_opens_the_row(open_page, store):
+    """A ticked row points the link at it, and a constant script follows the link (checked in Chromium:
+    tests/browser/test_browse_state_browser.py)."""
     at = open_page(BROWSE, action_type="message")
     target = store.ids(DecisionPointFilter(action_type="message"), limit=5)[4]
     at.session_state["browse_table_0"] = {"selection": {"rows": [4], "columns": [], "cells": []}}
     at.run()
-    assert query(at) == {"id": target, "action_type": "message"}
-    assert at.code[0].value == target
+    assert open_link_query(at) == {"id": target, "action_type": "message"}
+    scripts = [h.proto.body for h in at.get("html")]
+    assert scripts == ["<script>document.querySelector('.st-key-browse_open_link a').click();</script>"]
 
 
 # ---- decision point ------------------------------------------------------------------------------
@@ -407,3 +451,23 @@ def test_a_missing_database_is_explained_not_a_crash(monkeypatch, tmp_path, page
     assert any("no database at" in plain(e.value) for e in at.sidebar.error)
     assert any("Open a workbench database from the sidebar" in i.value for i in at.info)
     assert not (tmp_path / "nowhere.db").exists(), "opening must not create the file"
+
+
+def test_browse_widgets_show_the_url_filter_after_a_visit_to_another_page(open_page, store):
+    """Issue 19: back from a decision point (link or browser Back), the widgets showed "(any)" although the
+    list was filtered, and Apply then dropped the filter."""
+    at = open_page(BROWSE, split="tool_calling", action_type="message", min_tools="2")
+    target = browse_ids(at)[0]
+    at.query_params["id"] = target
+    at.switch_page(DECISION).run()
+    assert at.code[0].value == target
+    at.query_params.pop("id")
+    at.switch_page(BROWSE).run()
+    assert not at.exception
+    assert at.selectbox(key="f_split").value == "tool_calling"
+    assert at.selectbox(key="f_action_type").value == "message"
+    assert at.number_input(key="f_min_tools").value == 2
+    apply_filters(at)
+    assert query(at) == {"split": "tool_calling", "action_type": "message", "min_tools": "2"}
+    flt = DecisionPointFilter(split="tool_calling", action_type="message", min_tools=2)
+    assert f"{store.count(flt):,} decision points match" in captions(at)

@@ -167,3 +167,27 @@ def test_show_text_cuts_long_text_and_keeps_the_rest_in_an_expander():
     assert short == "short"
     _, expected_rest = cut("word " * 1000, 2000)
     assert [e.label for e in at.expander] == [f"Show the remaining {len(expected_rest):,} characters"]
+
+
+def test_loosened_drops_one_part_of_the_filter_at_a_time():
+    from nemo_core.data.filters import DecisionPointFilter
+    from ui.listing import loosened
+
+    flt = DecisionPointFilter(split="tool_calling", tool="forecast", flags=("parallel",), min_tools=3)
+    parts = dict(loosened(flt))
+    assert parts == {
+        "split = tool_calling": DecisionPointFilter(tool="forecast", flags=("parallel",), min_tools=3),
+        "expected tool = forecast": DecisionPointFilter(split="tool_calling", flags=("parallel",), min_tools=3),
+        "has all of these flags = parallel": DecisionPointFilter(split="tool_calling", tool="forecast", min_tools=3),
+        "tools offered ≥ = 3": DecisionPointFilter(split="tool_calling", tool="forecast", flags=("parallel",)),
+    }
+    assert loosened(DecisionPointFilter()) == []
+
+
+def test_similar_tools_most_expected_first():
+    from ui.listing import similar_tools
+
+    tools = {"get_forecast": 3, "forecast_rain": 9, "weather": 5, "Forecast_X": 1}
+    assert similar_tools("forecast", tools) == ["forecast_rain", "get_forecast", "Forecast_X"]
+    assert similar_tools("  ", tools) == []
+    assert similar_tools("get_forecast", tools) == []  # the name itself is no suggestion

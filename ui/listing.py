@@ -8,7 +8,7 @@ view can be shared, reloaded, and walked through one decision point at a time. T
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nemo_core.data.filters import SORTS, BadFilter, DecisionPointFilter
@@ -76,3 +76,32 @@ def expected_label(row: Mapping[str, Any]) -> str:
         return f"{tool} (+{extra} more)" if extra > 0 else tool
     preview = row.get("preview") or ""
     return preview if preview.strip() else "(empty message)"
+
+
+# What each filter field is called when the empty state says which one to loosen.
+_FILTER_LABELS = {
+    "split": "split", "action_type": "action type", "tool": "expected tool", "text": "full-text search",
+    "flags": "has all of these flags", "exclude_flags": "has none of these flags",
+    "min_tools": "tools offered ≥", "max_tools": "tools offered ≤", "min_turn": "turn index ≥",
+    "max_turn": "turn index ≤", "conversation_uuid": "conversation",
+}
+
+
+def loosened(flt: DecisionPointFilter) -> list[tuple[str, DecisionPointFilter]]:
+    """For an empty result: each active part of the filter with the filter that drops just that part, so the
+    page can say how many match without it (which part to loosen)."""
+    out = []
+    for name, value in flt.to_query().items():
+        default = () if name in ("flags", "exclude_flags") else None
+        out.append((f"{_FILTER_LABELS.get(name, name)} = {value}", replace(flt, **{name: default})))
+    return out
+
+
+def similar_tools(typed: str, tools: Mapping[str, int], limit: int = 5) -> list[str]:
+    """Listed tools whose name contains what was typed (case-insensitive), most expected first: the hint
+    when a typed tool name matches nothing."""
+    needle = typed.strip().lower()
+    if not needle:
+        return []
+    found = [t for t in tools if needle in t.lower() and t != typed]
+    return sorted(found, key=lambda t: (-tools[t], t))[:limit]

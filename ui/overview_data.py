@@ -19,9 +19,12 @@ def overview(path: str, sig: str) -> dict[str, Any]:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def tool_options(path: str, sig: str, limit: int = 2_000) -> dict[str, int]:
-    """The most expected tools with their counts, for Browse's searchable tool picker."""
-    return {r["tool"]: r["n"] for r in get_store(path).expected_tool_counts(limit=limit)}
+def tool_options(path: str, sig: str, limit: int = 2_000) -> tuple[dict[str, int], bool]:
+    """The most expected tools with their counts, for Browse's searchable tool picker, and whether that is
+    every expected tool: when it is, the picker accepts only listed names, so typing part of a name and
+    pressing Enter picks the matching tool (a picker that also accepts free text puts "Add: <typed>" first)."""
+    rows = get_store(path).expected_tool_counts(limit=limit + 1)
+    return {r["tool"]: r["n"] for r in rows[:limit]}, len(rows) <= limit
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

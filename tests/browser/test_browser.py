@@ -51,7 +51,7 @@ def test_browse_filter_then_open_a_decision_point(page, app_url, outside_request
     wait_idle(page)
     assert page.get_by_text("68 decision points match").is_visible()
 
-    page.get_by_role("button", name="Open decision point").click()
+    page.get_by_role("link", name="Open decision point").click()
     wait_idle(page)
     page.wait_for_selector('[data-testid="stChatMessage"]', timeout=20_000)
     assert "/decision_point?" in page.url and "id=interactive_agent" in page.url
