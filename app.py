@@ -10,7 +10,7 @@ from ui.mode import annotate_mode
 st.set_page_config(page_title="Nemotron-Agentic Workbench", page_icon="🧭", layout="wide")
 
 pages = [
-    st.Page("app_pages/overview.py", title="Overview", icon="📊", url_path="overview", default=True),
+    st.Page("app_pages/overview.py", title="Overview", icon="📊", url_path="home", default=True),
     st.Page("app_pages/browse.py", title="Browse", icon="🔎", url_path="browse"),
     st.Page("app_pages/decision_point.py", title="Decision point", icon="🧩", url_path="decision_point"),
     st.Page("app_pages/runs.py", title="Runs", icon="🏁", url_path="runs"),
@@ -19,6 +19,9 @@ pages = [
     st.Page("app_pages/annotate.py", title="Annotate", icon="✍️", url_path="annotate"),
     st.Page("app_pages/campaigns.py", title="Campaigns", icon="🗂️", url_path="campaigns"),
     st.Page("app_pages/audit.py", title="Grader audit", icon="🔬", url_path="audit"),
+    # The default page lives at "/" whatever its url_path says, so "/overview" (what the page is called) was
+    # "Page not found": this hidden entry serves the same page there.
+    st.Page("app_pages/overview.py", title="Overview", icon="📊", url_path="overview", visibility="hidden"),
 ]
 if annotate_mode():
     # A server for annotators: only their queue, so no page can reveal an expected action; and an unexpected

@@ -16,6 +16,7 @@ from nemo_core.data.filters import SORTS, BadFilter, DecisionPointFilter
 from nemo_core.runs.export import FORMATS
 from ui.db import require_store, signature
 from ui.downloads import download_section
+from ui.formats import plural
 from ui.listing import PAGE_SIZE, ListState, expected_label, loosened, n_pages, similar_tools
 from ui.overview_data import filtered_count, tool_options
 from ui.safe import escape_markdown, inert_label
@@ -129,8 +130,8 @@ if state.page > last_page:
 
 rows = store.page(state.filter, sort=state.sort, descending=state.descending, offset=state.offset, limit=PAGE_SIZE)
 first = state.offset + 1 if rows else 0
-st.caption(f"{total:,} decision points match · showing {first:,}–{state.offset + len(rows):,} · "
-           f"page {state.page:,} of {last_page:,}")
+st.caption(f"{plural(total, 'decision point')} match"
+           + (f" · showing {first:,}–{state.offset + len(rows):,} · page {state.page:,} of {last_page:,}" if rows else ""))
 
 if not rows:
     st.info("No decision point matches this filter.")

@@ -14,6 +14,9 @@ from nemo_core.runs.run import get_run, run_names
 from ui.admin import held_back, visible_run_names
 from ui.db import require_store
 from ui.runs_data import classified_or_offer, comparison, ensure_current, runs_signature
+from ui.url_state import pick_from_url
+from ui import formats as fmt
+from ui.charts import difference_plot, show
 
 DECISION_PAGE = "app_pages/decision_point.py"
 
@@ -30,9 +33,7 @@ if len(names) < 2:
     st.stop()
 
 for key, param, default in (("compare_a", "a", names[0]), ("compare_b", "b", names[1])):
-    if st.session_state.get(key) not in names:
-        wanted = st.query_params.get(param)
-        st.session_state[key] = wanted if wanted in names else default
+    pick_from_url(key, param, names, default)
 c1, c2 = st.columns(2)
 name_a = c1.selectbox("Run A", names, key="compare_a")
 name_b = c2.selectbox("Run B", names, key="compare_b")
@@ -60,13 +61,14 @@ m[1].metric("A wins", f"{c['wins']:,}")
 m[2].metric("B wins", f"{c['losses']:,}")
 m[3].metric("Ties", f"{c['ties']:,}")
 diff = c["mean_difference"]
-m[4].metric("Mean A − B", "–" if diff["mean"] is None else f"{diff['mean']:+.3f}")
+m[4].metric("Mean A − B", fmt.reward(diff["mean"], signed=True))
 if diff["mean"] is not None:
     verdict = ("A is better" if diff["ci_low"] > 0 else "B is better" if diff["ci_high"] < 0
                else "no clear difference")
-    st.caption(f"95% paired bootstrap CI of the mean difference: [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}] "
-               f"over {diff['n']:,} pairs graded in both ({verdict}). Mean reward on these pairs: "
-               f"A {c['mean_a']:.3f}, B {c['mean_b']:.3f}.")
+    st.caption(f"95% paired bootstrap CI of the mean difference: {fmt.ci(diff['ci_low'], diff['ci_high'], signed=True)} "
+               f"over {fmt.plural(diff['n'], 'pair')} graded in both ({verdict}). Mean reward on these pairs: "
+               f"A {fmt.reward(c['mean_a'])}, B {fmt.reward(c['mean_b'])}.")
+    show(difference_plot(c), key="compare_plot")
 st.caption(f"Only in A: {c['n_only_a']:,} · only in B: {c['n_only_b']:,} · shared but not graded in both: "
            f"{c['n_ungraded']:,}.")
 
@@ -81,14 +83,17 @@ def link(dp_id: str) -> str:
     return "decision_point?" + urlencode({"id": dp_id, "run": name_a, "vs": name_b})
 
 
-df = pd.DataFrame([{"open": link(r["dp_id"]), "decision point": r["dp_id"], "split": r["split"],
-                    "action type": r["action_type"], "reward A": r["reward_a"], "reward B": r["reward_b"],
-                    "A − B": r["difference"], "reason A": r["reason_a"], "reason B": r["reason_b"]} for r in rows])
+# A − B and both rewards first: they are what the table is for and must fit a 1280-px window
+df = pd.DataFrame([{"open": link(r["dp_id"]), "A − B": r["difference"], "reward A": r["reward_a"],
+                    "reward B": r["reward_b"], "decision point": r["dp_id"], "action type": r["action_type"],
+                    "reason A": r["reason_a"], "reason B": r["reason_b"]} for r in rows])
 st.dataframe(df, hide_index=True, width="stretch", key="compare_table",
-             column_config={"open": st.column_config.LinkColumn("open", display_text="both ↗"),
-                            "reward A": st.column_config.NumberColumn(format="%.3f"),
-                            "reward B": st.column_config.NumberColumn(format="%.3f"),
-                            "A − B": st.column_config.NumberColumn(format="%+.3f")})
+             column_config={"open": st.column_config.LinkColumn("open", display_text="both ↗", width=70),
+                            "A − B": st.column_config.NumberColumn(format="%+.3f", width=70),
+                            "reward A": st.column_config.NumberColumn(format=fmt.REWARD_FORMAT, width=80),
+                            "reward B": st.column_config.NumberColumn(format=fmt.REWARD_FORMAT, width=80),
+                            "decision point": st.column_config.TextColumn(width=230),
+                            "action type": st.column_config.TextColumn(width=100)})
 choice = st.selectbox("Open a decision point with both predictions", [r["dp_id"] for r in rows], key="compare_open")
 st.page_link(DECISION_PAGE, label="Open both predictions beside the expected action", icon="🧩",
              query_params={"id": choice, "run": name_a, "vs": name_b})

@@ -11,6 +11,7 @@ import streamlit as st
 from nemo_core.data.extract import FLAGS
 from ui.charts import SPLIT_COLOURS, categorical_x, show
 from ui.db import require_store, signature
+from ui.formats import NONE, when
 from ui.overview_data import overview
 
 store = require_store()
@@ -36,7 +37,7 @@ table = []
 for split, by_type in counts.items():
     n = sum(by_type.values())
     table.append({"split": split, **by_type, "total": n,
-                  "function_call share": f"{by_type.get('function_call', 0) / n:.1%}" if n else "–"})
+                  "function_call share": f"{by_type.get('function_call', 0) / n:.1%}" if n else NONE})
 st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
 
 left, right = st.columns(2)
@@ -88,7 +89,7 @@ for ingest in ingests:
     report = ingest.get("report") or {}
     stored = report.get("decision_points_stored") or {}
     n_stored = sum(sum(v.values()) for v in stored.values()) if stored else 0
-    label = (f"Ingest {ingest['id']}: {ingest['status']}, started {ingest['started_at']}, "
+    label = (f"Ingest {ingest['id']}: {ingest['status']}, started {when(ingest['started_at'])}, "
              f"{report.get('rows_read', 0):,} rows read, {report.get('conversations_stored', 0):,} conversations and "
              f"{n_stored:,} decision points stored, {report.get('rows_rejected', 0):,} rows rejected")
     with st.expander(label, expanded=len(ingests) == 1):

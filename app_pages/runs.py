@@ -21,10 +21,13 @@ from nemo_core.runs.run import Run, count_predictions, get_run, run_ids, unique_
 from nemo_core.runs.taxonomy import CATEGORIES, LOW_MESSAGE_SCORE
 from nemo_core.runs.uploads import grade_upload, validate_predictions
 from ui.admin import held_back, visible_run_names
+from ui.charts import categorical_x, show
 from ui.db import require_store
 from ui.downloads import download_section
 from ui.runs_data import classified_or_offer, ensure_current, run_details, runs_signature, runs_table
 from ui.safe import code_span, escape_markdown, inert_label
+from ui.url_state import pick_from_url
+from ui import formats as fmt
 
 FAILURES_PAGE = "app_pages/failures.py"
 COMPARE_PAGE = "app_pages/compare.py"
@@ -105,25 +108,32 @@ if not table:
     st.stop()
 
 # ---- the runs table -------------------------------------------------------------------------------------
-st.subheader(f"{len(table)} run{'s' if len(table) != 1 else ''}")
+st.subheader(fmt.plural(len(table), "run"))
 df = pd.DataFrame(table)
-shown = ["run", "kind", "model", "grader", "source", "created_at", "status", "n", "n_graded", "mean_reward", "ci_low",
-         "ci_high", *sorted(c for c in df.columns if c.count(":") == 1)]
+# what people come for first (the mean with its CI), so it stays inside a 1280-px window; the run's
+# particulars after the per-group means
+if "created_at" in df.columns:
+    df["created_at"] = [fmt.when(v) for v in df["created_at"]]
+shown = ["run", "mean_reward", "ci_low", "ci_high", "n", "n_graded", *sorted(c for c in df.columns if c.count(":") == 1),
+         "kind", "model", "grader", "status", "created_at", "source"]
 st.dataframe(df[[c for c in shown if c in df.columns]], hide_index=True, width="stretch",
-             column_config={"mean_reward": st.column_config.NumberColumn("mean reward", format="%.3f"),
-                            "ci_low": st.column_config.NumberColumn("95% CI low", format="%.3f"),
-                            "ci_high": st.column_config.NumberColumn("95% CI high", format="%.3f"),
-                            **{c: st.column_config.NumberColumn(c, format="%.3f")
+             column_config={"run": st.column_config.TextColumn("run", width=150),
+                            "mean_reward": st.column_config.NumberColumn("mean reward", format=fmt.REWARD_FORMAT,
+                                                                         width=95),
+                            "ci_low": st.column_config.NumberColumn("95% CI low", format=fmt.REWARD_FORMAT, width=85),
+                            "ci_high": st.column_config.NumberColumn("95% CI high", format=fmt.REWARD_FORMAT, width=85),
+                            "n": st.column_config.NumberColumn("n", format="localized", width=60),
+                            "n_graded": st.column_config.NumberColumn("graded", format="localized", width=65),
+                            "created_at": st.column_config.TextColumn("created"),
+                            **{c: st.column_config.NumberColumn(c, format=fmt.REWARD_FORMAT)
                                for c in df.columns if c.count(":") == 1}})
 
 # ---- one run --------------------------------------------------------------------------------------------
 just_made = st.session_state.pop("runs_selected", None)
 if just_made in names:
     st.session_state["runs_run"] = just_made
-elif st.session_state.get("runs_run") not in names:  # a deleted run, or the first visit: follow the URL
-    st.session_state.pop("runs_run", None)
-    wanted = st.query_params.get("run")
-    st.session_state["runs_run"] = wanted if wanted in names else names[0]
+else:  # a deleted run, or the first visit: follow the URL
+    pick_from_url("runs_run", "run", names, names[0])
 selected = st.selectbox("Run", names, key="runs_run")
 if st.query_params.get("run") != selected:
     st.query_params["run"] = selected
@@ -135,22 +145,23 @@ def show_details(run: Run) -> int:
     summary = details = run_details(path, sig, run.id)
     overall = summary["overall"]
 
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = st.columns([1, 1, 1.8, 1])  # the CI needs room: "[0.357, 0.479]"
     c1.metric("Predictions", f"{summary['n']:,}")
-    c2.metric("Mean reward", "–" if overall["mean"] is None else f"{overall['mean']:.3f}")
-    c3.metric("95% CI", "–" if overall["ci_low"] is None else f"{overall['ci_low']:.2f}–{overall['ci_high']:.2f}",
-              help="95% bootstrap interval of the mean reward" + (
-                  "" if overall["ci_low"] is None else f": [{overall['ci_low']:.4f}, {overall['ci_high']:.4f}]"))
+    c2.metric("Mean reward", fmt.reward(overall["mean"]))
+    c3.metric("95% CI", fmt.ci(overall["ci_low"], overall["ci_high"]),
+              help="95% bootstrap interval of the mean reward")
     c4.metric("Not graded", f"{overall['n_ungraded']:,}")
-    st.caption(f"Kind {code_span(run.kind)} · model {code_span(run.model or '–')} · grader {code_span(run.grader)}"
-               f" · source {code_span(run.source_file or '–')} · created {run.created_at} · status {run.status}"
+    st.caption(f"Kind {code_span(run.kind)} · model {code_span(run.model or fmt.NONE)} · grader {code_span(run.grader)}"
+               f" · source {code_span(run.source_file or fmt.NONE)} · created {fmt.when(run.created_at)} · status {run.status}"
                + (f" · {run.n_problems:,} input lines could not be graded" if run.n_problems else ""))
     groups = []
     for title, by in (("split", summary["by_split"]), ("action type", summary["by_action_type"])):
         for name, ci in by.items():
             groups.append({"by": title, "group": name, "n": ci["n"], "mean reward": ci["mean"], "95% CI low": ci["ci_low"],
                            "95% CI high": ci["ci_high"], "not graded": ci["n_ungraded"]})
-    st.dataframe(pd.DataFrame(groups), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(groups), hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(c, format=fmt.REWARD_FORMAT)
+                                for c in ("mean reward", "95% CI low", "95% CI high")})
     l1, l2 = st.columns(2)
     l1.page_link(FAILURES_PAGE, label="Open this run's failures", icon="🩺", query_params={"run": run.name})
     l2.page_link(COMPARE_PAGE, label="Compare with another run", icon="⚖️", query_params={"a": run.name})
@@ -168,7 +179,8 @@ def show_details(run: Run) -> int:
         fig = go.Figure(go.Bar(x=[int(tax[c]) for c in order], y=order, orientation="h", text=[f"{tax[c]:,}" for c in order],
                                marker_color=[colours.get(c, "#d62728") for c in order]))
         fig.update_layout(height=360, margin=dict(l=0, r=0, t=10, b=0), xaxis_title="predictions")
-        st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key="taxonomy_chart")
+        fig.update_traces(textposition="auto", cliponaxis=False)
+        show(fig, key="taxonomy_chart")
     with right:
         st.dataframe(tax_df, hide_index=True, width="stretch",
                      column_config={"share": st.column_config.NumberColumn("share", format="percent")})
@@ -197,7 +209,8 @@ def show_details(run: Run) -> int:
         fig = go.Figure(go.Bar(x=list(hist["bin"]), y=[int(n) for n in hist["n"]]))
         fig.update_layout(height=320, xaxis_title="reward", yaxis_title="predictions")
         fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
-        st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key="reward_histogram")
+        categorical_x(fig, list(hist["bin"]))
+        show(fig, key="reward_histogram")
     return summary["n"]
 
 

@@ -183,7 +183,7 @@ def test_browse_each_filter(open_page, store, kind, key, value, flt):
     assert query(at) == flt.to_query()
     expected = store.count(flt)
     assert expected > 0
-    assert f"{expected:,} decision points match" in captions(at)
+    assert f"{expected:,} decision point{'s' if expected != 1 else ''} match" in captions(at)
     assert browse_ids(at) == store.ids(flt, limit=50)
 
 

@@ -153,7 +153,7 @@ def test_decision_point_shows_the_prediction_beside_the_expected_action(open_pag
     assert by_label(at.toggle, "Reveal the expected action").value is True
     m = metrics(at)
     assert categories(at) == ["hallucinated_tool"]
-    assert m["Reward"] == "0.0"  # from the breakdown component (a wrong name, and no expected key given)
+    assert m["Reward"] == "0.000"  # from the breakdown component (a wrong name, and no expected key given)
     assert any("imaginary_tool" in md.value for md in at.markdown)
     assert any("Expected tool" in md.value for md in at.markdown)  # the breakdown, beside the expected action
     # in that narrow column the other three numbers are a line of text, not metrics cut to a few letters
@@ -216,3 +216,57 @@ def test_a_running_run_is_classified_on_request(open_page, running_run):
 def test_failures_of_a_running_run_wait_for_a_request(open_page, running_run):
     at = open_page(FAILURES, run="live")
     assert "still running" in at.info[0].value and not at.dataframe
+
+
+def test_failures_filters_live_in_the_url(open_page, two_runs):
+    """Issue 19: a reload lost the Failures filters. They go into the URL, and the URL restores them."""
+    at = open_page(FAILURES, run="alpha")
+    assert {k: at.query_params[k] for k in at.query_params} in ({"run": "alpha"}, {"run": ["alpha"]})
+    by_label(at.multiselect, "Categories").set_value(["correct", "wrong_action_type"]).run()
+    at.radio(key="failures_sort").set_value("-reward").run()
+    q = {k: at.query_params[k] for k in at.query_params}
+    flat = {k: (v[0] if isinstance(v, list) else v) for k, v in q.items()}
+    assert flat == {"run": "alpha", "category": "correct,wrong_action_type", "sort": "-reward"}
+    # the same link in a fresh session (a reload) shows the same filters
+    again = open_page(FAILURES, **flat)
+    assert by_label(again.multiselect, "Categories").value == ["correct", "wrong_action_type"]
+    assert again.radio(key="failures_sort").value == "-reward"
+    assert set(again.dataframe[0].value["category"]) == {"correct", "wrong_action_type"}
+    assert list(again.dataframe[0].value["reward"]) == sorted(again.dataframe[0].value["reward"], reverse=True)
+
+
+def test_failures_bad_filter_in_the_link_is_named(open_page, two_runs):
+    at = open_page(FAILURES, run="alpha", category="nope")
+    assert any("category: unknown nope" in w.value.replace("\\", "").replace("\u2060", "") for w in at.warning), [w.value for w in at.warning]
+    assert len(at.dataframe[0].value) == 2  # the default filter instead
+
+
+@pytest.mark.parametrize("page, query, shown", [
+    (RUNS, {"run": "nope"}, "beta"), (FAILURES, {"run": "nope"}, "beta"), (COMPARE, {"a": "nope", "b": "alpha"}, "beta"),
+])
+def test_an_unknown_run_in_the_link_is_said(open_page, two_runs, page, query, shown):
+    """Issue 19: /runs?run=nope silently showed another run."""
+    at = open_page(page, **query)
+    warnings = [w.value.replace("\\", "").replace("\u2060", "") for w in at.warning]
+    assert any("No run named “nope” here" in w and f"showing “{shown}”" in w for w in warnings), warnings
+
+
+def test_compare_plots_the_paired_differences_with_the_ci(open_page, two_runs):
+    """Issue 19: Compare had no plot. One bar per difference (steps of 0.1), the mean and its CI over them."""
+    import base64
+
+    import numpy as np
+
+    at = open_page(COMPARE, a="alpha", b="beta")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    bars = spec["data"][0]
+    ys = bars["y"]
+    if isinstance(ys, dict):
+        ys = np.frombuffer(base64.b64decode(ys["bdata"]), dtype=np.dtype(ys["dtype"])).tolist()
+    xs = bars["x"] if isinstance(bars["x"], list) else np.frombuffer(
+        base64.b64decode(bars["x"]["bdata"]), dtype=np.dtype(bars["x"]["dtype"])).tolist()
+    assert dict(zip(xs, ys)) == {0.0: 2, 1.0: 2}  # 2 ties, 2 wins by a whole point
+    shapes = spec["layout"]["shapes"]
+    band = next(s for s in shapes if s["type"] == "rect")
+    assert band["x0"] <= 0.5 <= band["x1"]  # the CI around the mean difference 0.5
+    assert any("mean +0.500" in a["text"] for a in spec["layout"]["annotations"])

@@ -62,7 +62,7 @@ def test_human_call_is_graded_shown_and_saved(open_dp, demo_db):
     at.selectbox(key=form + "currency").set_value("USD")
     click(at, "Grade this call")
     shown = metrics(at)
-    assert shown["Reward"] == "0.8" and shown["Name match"] == "✅ 1" and shown["Argument match"] == "0.6"
+    assert shown["Reward"] == "0.800" and shown["Name match"] == "✅ 1" and shown["Argument match"] == "0.600"
     table = keys_table(at)
     rows = {r["key"]: r for r in table.to_dict("records")}
     assert rows["amount"]["status"] == "✅ match" and rows["amount"]["expected"] == "250"
@@ -74,6 +74,9 @@ def test_human_call_is_graded_shown_and_saved(open_dp, demo_db):
     assert attempt.who == "ada" and attempt.kind == "human" and attempt.reward == 0.8
     assert attempt.action["arguments"]["amount"] == 250
     assert any("Attempts at this decision point (1)" in m.value for m in at.markdown)
+    # issue 19: the breakdown is drawn once (it was drawn again under the attempts, as 1.0 and 1.000)
+    assert [m.label for m in at.metric].count("Reward") == 1
+    assert any("shown above" in c.value for c in at.caption)
 
 
 def test_human_message_where_a_call_is_expected_is_wrong_action_type(open_dp):
@@ -82,8 +85,10 @@ def test_human_message_where_a_call_is_expected_is_wrong_action_type(open_dp):
     at.text_area(key=f"try::message::{CALL_DP}").input("Sure, moving 250 EUR now.")
     click(at, "Grade this message")
     shown = metrics(at)
-    assert shown["Reward"] == "0.0" and shown["Action type"] == "❌ mismatch"
+    assert shown["Reward"] == "0.000" and shown["Action type"] == "❌ mismatch"
     assert any("wrong_action_type" in m.value for m in at.markdown)  # inside a code span: not escaped
+    # issue 19: the expected call has keys; "no argument keys on either side" was false here
+    assert not any("No argument keys" in c.value for c in at.caption)
 
 
 def test_human_message_shows_the_keyword_overlap(open_dp, demo_store):
@@ -93,7 +98,7 @@ def test_human_message_shows_the_keyword_overlap(open_dp, demo_store):
     at.radio(key=f"try::mode::{MESSAGE_DP}").set_value("Send a message").run()
     at.text_area(key=f"try::message::{MESSAGE_DP}").input(dp.expected_content)
     click(at, "Grade this message")
-    assert metrics(at)["Reward"] == "1.0" and metrics(at)["Grader"] == "keyword"
+    assert metrics(at)["Reward"] == "1.000" and metrics(at)["Grader"] == "keyword"
     overlap = [d.value for d in at.dataframe if "keywords" in getattr(d.value, "columns", [])][0]
     assert overlap.iloc[0, 0] == "✅ shared" and overlap.iloc[1, 1] == "—"  # nothing only in the reference
     assert any("Keyword overlap" in m.value for m in at.markdown)
@@ -111,7 +116,7 @@ def test_model_answer_is_asked_shown_graded_saved_and_the_key_is_not_stored(open
     assert sent.body["model"] == "fake-model" and sent.body["tool_choice"] == "required"
     assert {k.lower(): v for k, v in sent.headers.items()}["authorization"] == f"Bearer {TYPED_KEY}"
     shown = metrics(at)
-    assert shown["Reward"] == "1.0" and shown["Prompt tokens"] == "100" and shown["Latency"].endswith(" s")
+    assert shown["Reward"] == "1.000" and shown["Prompt tokens"] == "100" and shown["Latency"].endswith(" s")
     assert any(j.value and '"transfer_funds"' in str(j.value) for j in at.json)
     assert any(e.label == "Raw response" for e in at.expander)
     with Store.open(demo_db) as store:
@@ -123,16 +128,17 @@ def test_model_answer_is_asked_shown_graded_saved_and_the_key_is_not_stored(open
         assert TYPED_KEY.encode() not in path.read_bytes(), f"the typed key reached {path.name}"
 
 
-def test_model_failure_is_shown_and_saved_as_a_failed_attempt(open_dp, demo_db, fake_openai):
+def test_model_failure_is_shown_but_not_saved_as_an_attempt(open_dp, demo_db, fake_openai):
+    """Issue 19: a call that brought back no answer was saved as an attempt (listed beside real answers)."""
     fake_openai.script(Reply.error(400, "This model's maximum context length is 10 tokens",
                                    code="context_length_exceeded"))
     at = open_dp(CALL_DP)
     at.text_input(key="try::base_url").input(fake_openai.base_url)
     click(at, "Ask the model")
     assert any("context_too_long" in e.value.replace("\\", "") for e in at.error)
+    assert any("nothing was saved" in m.value for m in at.markdown)
     with Store.open(demo_db) as store:
-        (attempt,) = list_attempts(store, CALL_DP)
-    assert attempt.action is None and attempt.reward is None and attempt.extra["error_kind"] == "context_too_long"
+        assert list_attempts(store, CALL_DP) == []
 
 
 # ---- the breakdown component on its own ---------------------------------------------------------------------

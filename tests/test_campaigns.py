@@ -213,6 +213,9 @@ def test_export_and_regrade_as_a_run(demo_store, tmp_path):
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert len(parsed) == 12 and parsed[0]["campaign"] == "ex"
     assert {"id", "annotator", "action", "breakdown", "seconds", "note", "confidence"} <= set(parsed[0])
+    # issue 19: seconds in tenths (a raw timer difference printed 17.412691354751587)
+    assert all(r["seconds"] is None or r["seconds"] == round(r["seconds"], 1) for r in rows)
+    assert all(len(p["seconds"].partition(".")[2]) <= 1 for p in parsed)
     lines = [json.loads(x) for x in to_jsonl(rows).splitlines()]
     assert len(lines) == 10 and all({"id", "action", "annotator"} <= set(x) for x in lines)
     ann = [x for x in lines if x["annotator"] == "ann"]

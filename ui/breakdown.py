@@ -17,6 +17,7 @@ import streamlit as st
 
 from nemo_core.grading.grade import Breakdown
 
+from .formats import reward as reward_text
 from .safe import code_span, escape_markdown
 
 STATUS_MARK = {"match": "✅ match", "mismatch": "❌ mismatch", "missing": "➖ missing", "extra": "➕ extra"}
@@ -72,11 +73,8 @@ def _styled(frame: pd.DataFrame, statuses: list[str]) -> Any:
 
 
 def _fmt(value: float | None) -> str:
-    """0.5 -> "0.5", 1 -> "1.0", 2/3 -> "0.667"; None -> "not graded"."""
-    if value is None:
-        return "not graded"
-    text = f"{value:.3f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
+    """3 decimals, as everywhere else (ui.formats): 0.5 -> "0.500"; None -> "not graded"."""
+    return "not graded" if value is None else reward_text(value)
 
 
 def render_breakdown(breakdown: Breakdown | dict[str, Any], *, key: str = "breakdown", title: str | None = None,
@@ -126,7 +124,9 @@ def render_breakdown(breakdown: Breakdown | dict[str, Any], *, key: str = "break
             counts = {s: sum(1 for k in b.keys if k.status == s) for s in STATUS_MARK}
             st.caption(" · ".join(f"{STATUS_MARK[s]}: {n}" for s, n in counts.items() if n)
                        + "  (values compared as JSON: numbers by value, strings trimmed, arrays in order)")
-        elif is_call and b.arg_match is not None and b.reward is not None:
+        elif is_call and type_ok and b.arg_match is not None and b.reward is not None:
+            # only when a call was compared with a call: after a message where a call was expected there is
+            # nothing to compare, and "no keys on either side" would be false
             st.caption("No argument keys on either side.")
         if b.schema_valid is True:
             st.caption("✅ The submitted arguments are valid under the tool's JSON schema (a hint; it does not score).")

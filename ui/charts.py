@@ -34,3 +34,28 @@ def categorical_x(fig: go.Figure, order: list[str] | None = None) -> go.Figure:
 def show(fig: go.Figure, *, key: str | None = None) -> None:
     """Draw `fig` full width with the shared configuration."""
     st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key=key)
+
+
+def difference_plot(comparison: dict[str, Any]) -> go.Figure:
+    """The paired differences A − B (one per decision point graded in both) as a histogram in steps of 0.1,
+    with the mean and its 95% CI drawn over it: how often and by how much A beats B, not only the mean."""
+    counts: dict[float, int] = {}
+    for value, n in comparison.get("difference_counts") or []:
+        step = round(round(float(value) * 10) / 10, 1) + 0.0  # + 0.0 turns -0.0 into 0.0
+        counts[step] = counts.get(step, 0) + int(n)
+    xs = sorted(counts)
+    fig = go.Figure(go.Bar(x=xs, y=[counts[x] for x in xs], width=0.09, name="pairs",
+                           marker_color=["#2ca02c" if x > 0 else "#d62728" if x < 0 else "#999999" for x in xs],
+                           hovertemplate="A − B ≈ %{x:+.1f}: %{y:,} pairs<extra></extra>"))
+    diff = comparison["mean_difference"]
+    if diff.get("mean") is not None:
+        fig.add_vrect(x0=diff["ci_low"], x1=diff["ci_high"], fillcolor="#1f77b4", opacity=0.15, line_width=0)
+        fig.add_vline(x=diff["mean"], line_color="#1f77b4",
+                      annotation_text=f"mean {diff['mean']:+.3f}, 95% CI [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]",
+                      annotation_position="top")
+    fig.add_vline(x=0, line_dash="dot", line_color="grey")
+    fig.update_layout(height=300, margin=dict(l=0, r=0, t=40, b=0), showlegend=False, bargap=0.05,
+                      xaxis=dict(title="reward A − reward B (A wins right of 0, B wins left)", range=[-1.05, 1.05],
+                                 dtick=0.25),
+                      yaxis=dict(title="decision points"))
+    return fig

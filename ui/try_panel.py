@@ -35,6 +35,7 @@ from nemo_core.grading.endpoint import EndpointConfig
 from nemo_core.runs.policies import POLICIES, PREFIX
 from nemo_core.runs.policy_runner import PolicyRunner, runner_for
 
+from . import formats as fmt
 from .breakdown import render_breakdown
 from .safe import escape_markdown, show_text
 from .schema_form import render_schema_form
@@ -125,8 +126,10 @@ def _ask(store: Any, dp: Any, runner: Any, request: dict[str, Any], slot: str) -
         except NemoError as exc:
             st.error(escape_markdown(exc.one_line()))
     extra = answer.extra()
-    attempt_id = save_attempt(store, dp.id, who=answer.model, kind="model", action=answer.action_json(),
-                              breakdown=breakdown, extra=extra)
+    # a call that brought back no action (a refused request, a timeout, no server) is shown, not saved:
+    # an attempt is an answer to the decision point, and a failed call is not one
+    attempt_id = None if answer.action is None else save_attempt(
+        store, dp.id, who=answer.model, kind="model", action=answer.action_json(), breakdown=breakdown, extra=extra)
     st.session_state[_result_key(dp.id, slot)] = {
         "attempt_id": attempt_id, "action": answer.action_json(), "extra": extra,
         "raw_response": answer.raw_response, "breakdown": breakdown.to_json() if breakdown else None,
@@ -195,8 +198,9 @@ def _model(store: Any, dp: Any, request: dict[str, Any]) -> None:
 
 def _show_model_answer(last: dict[str, Any]) -> None:
     extra = last["extra"]
-    st.markdown(f"**{escape_markdown(extra.get('model') or 'model')}'s answer** (saved as attempt "
-                f"#{last['attempt_id']})")
+    saved = (f"saved as attempt #{last['attempt_id']}" if last["attempt_id"] is not None
+             else "no answer came back, so nothing was saved")
+    st.markdown(f"**{escape_markdown(extra.get('model') or 'model')}'s answer** ({saved})")
     if str(extra.get("model") or "").startswith(PREFIX):  # a baseline: no request, so no latency or tokens
         _show_answer_body(last)
         return
@@ -237,21 +241,27 @@ def _attempts(store: Any, dp: Any) -> None:
         st.caption("None yet: answers graded here are saved and listed.")
         return
     frame = pd.DataFrame([{
-        "#": a.id, "time (UTC)": a.created_at.replace("T", " ").split("+")[0], "who": a.who, "kind": a.kind,
+        "#": a.id, "time": fmt.when(a.created_at), "who": a.who, "kind": a.kind,
         "answer": a.summary(), "reward": a.reward, "reason": a.reason or (a.extra.get("error") or ""),
     } for a in attempts])
     st.dataframe(frame, hide_index=True, width="stretch", key=f"try::attempts_table::{dp.id}",
-                 column_config={"reward": st.column_config.NumberColumn(format="%.3f")})
+                 column_config={"reward": st.column_config.NumberColumn(format=fmt.REWARD_FORMAT)})
     by_id = {a.id: a for a in attempts}
 
     def label(attempt_id: int) -> str:
         a = by_id[attempt_id]
-        return f"#{a.id} · {a.who} · " + ("not graded" if a.reward is None else f"{a.reward:.3f}")
+        return f"#{a.id} · {a.who} · " + ("not graded" if a.reward is None else fmt.reward(a.reward))
 
     # the key changes with the count, so a new attempt is the one shown
     chosen = st.selectbox("Show an attempt's breakdown", list(by_id), format_func=label,
                           key=f"try::attempt_pick::{dp.id}::{len(attempts)}")
     picked = by_id[chosen]
+    shown_above = {(st.session_state.get(_result_key(dp.id, kind)) or {}).get("attempt_id")
+                   for kind in ("human", "model", "baseline")}
+    if chosen in shown_above:
+        # the answer just given is drawn above already: the same breakdown twice made a long page
+        st.caption("This attempt's breakdown is shown above.")
+        return
     if picked.action is not None:
         with st.expander("The action", expanded=False):
             st.json(picked.action, expanded=True)

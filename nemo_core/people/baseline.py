@@ -322,7 +322,9 @@ def export_rows(store: Store, campaign_id: int, *, annotator: str | None = None)
             "split": r["split"], "expected_action_type": r["action_type"], "shared": bool(r["shared"]),
             "submitted_type": r["submitted_type"], "tool": tool_label(r), "action": r["action"],
             "reward": r["reward"], "action_type_match": r["action_type_match"], "name_match": r["name_match"],
-            "arg_match": r["arg_match"], "grader": r["grader"], "reason": r["reason"], "seconds": r["seconds"],
+            "arg_match": r["arg_match"], "grader": r["grader"], "reason": r["reason"],
+            # tenths of a second: a timer's 17.412691354751587 claims a precision nobody measured
+            "seconds": None if r["seconds"] is None else round(r["seconds"], 1),
             "note": r["note"], "confidence": r["confidence"], "skip_reason": r["skip_reason"],
             "shown_at": r["shown_at"], "submitted_at": r["submitted_at"], "breakdown": r["breakdown"],
         })

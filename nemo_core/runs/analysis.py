@@ -343,6 +343,8 @@ class Comparison:
     mean_a: float | None
     mean_b: float | None
     biggest: list[dict[str, Any]]
+    # [difference A - B, number of pairs] for every distinct difference, ascending (what the Compare plot draws)
+    difference_counts: list[tuple[float, int]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -412,6 +414,7 @@ def compare_runs(store: Store, run_a: int | str, run_b: int | str, *, top: int =
         a.name, b.name, n_shared, n_a - n_shared, n_b - n_shared, n_ungraded, wins, losses, ties,
         {**ci.to_json(), "n_ungraded": n_ungraded},
         sum_a / n_graded if n_graded else None, sum_b / n_graded if n_graded else None, biggest,
+        sorted(diffs.items()),
     )
 
 

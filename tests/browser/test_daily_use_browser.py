@@ -132,5 +132,6 @@ def test_overview_histograms_draw_every_decision_point(page, app_url, outside_re
         assert chart["colours"] == {"tool_calling": "#1f77b4", "interactive_agent": "#ff7f0e"}
     assert any("task tools offered" in c["title"] for c in charts)
     assert page.locator(".modebar").count() == 0  # no Plotly toolbar over titles and labels
+    assert page.get_by_text("Page not found").count() == 0  # /overview is the Overview, not an error
     screenshot(page, "overview_histograms")
     assert outside_requests == []
