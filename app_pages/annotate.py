@@ -22,7 +22,8 @@ from ui.db import require_store
 from ui.safe import escape_markdown, show_text
 from ui.tools_panel import render_tools
 from ui.secrets import grader_config
-from ui.try_panel import answer_form
+from ui import keyboard
+from ui.try_panel import CALL, answer_form
 
 NAME_KEY = "annotate::name"
 CAMPAIGN_KEY = "annotate::campaign"
@@ -32,13 +33,20 @@ store = require_store()
 st.title("Annotate")
 
 # ---- who is annotating (once per browser session) -----------------------------------------------------
+# The name also lives in the URL (`annotator=`), so a reload does not ask for it again.
+if not st.session_state.get(NAME_KEY) and st.query_params.get("annotator"):
+    try:
+        st.session_state[NAME_KEY] = C.clean_annotator(st.query_params["annotator"])
+    except NemoError:
+        del st.query_params["annotator"]
 name = st.session_state.get(NAME_KEY)
 if not name:
     st.write("Answer decision points yourself, blind: your answers become the human baseline.")
-    with st.form("annotate::who"):
+    with st.form("annotate::who"), st.container(key="annotate_who"):
         typed = st.text_input("Your name", key="annotate::name_input", max_chars=C.MAX_NAME,
                               help="Your answers are stored under this name; use the same one each time.")
         started = st.form_submit_button("Start annotating", type="primary")
+    keyboard.focus_in("annotate_who")
     if started:
         try:
             st.session_state[NAME_KEY] = C.clean_annotator(typed)
@@ -48,10 +56,14 @@ if not name:
             st.rerun()
     st.stop()
 
+if st.query_params.get("annotator") != name:
+    st.query_params["annotator"] = name
+keyboard.install_shortcuts()
 top_left, top_right = st.columns([4, 1])
 top_left.markdown(f"Annotating as **{escape_markdown(name)}**")
 if top_right.button("Not you? Change name", key="annotate::change_name"):
     del st.session_state[NAME_KEY]
+    del st.query_params["annotator"]
     st.rerun()
 
 # ---- which campaign --------------------------------------------------------------------------------------
@@ -66,12 +78,12 @@ chosen_id = st.selectbox("Campaign", list(by_id), index=list(by_id).index(defaul
                          format_func=lambda i: by_id[i].name)
 campaign = by_id[chosen_id]
 st.query_params["campaign"] = str(campaign.id)
-if campaign.instructions.strip():
-    with st.expander("Instructions", expanded=True):
+last_key = f"annotate::last::{campaign.id}::{name}"
+if campaign.instructions.strip():  # open until the first answer of this session, then out of the way
+    with st.expander("Instructions", expanded=not st.session_state.get(last_key)):
         show_text(campaign.instructions, limit=6_000)
 
 # ---- the previous answer, revealed or not ------------------------------------------------------------------
-last_key = f"annotate::last::{campaign.id}::{name}"
 last = st.session_state.get(last_key)
 if last:
     if last["status"] == "skipped":
@@ -115,29 +127,36 @@ try:
 except NemoError:  # the database was rebuilt without this decision point: move on rather than get stuck
     C.skip_item(store, assignment.id, name, "the decision point is no longer in the database")
     st.rerun()
-st.subheader(f"Item {mine.done + 1} of {max(mine.total, mine.done + 1)}")
+with st.container(key="annotate_item_top"):
+    st.subheader(f"Item {mine.done + 1} of {max(mine.total, mine.done + 1)}")
 if assignment.status == "released":
     st.warning("This item was handed out a long time ago and released for others. Your answer is still "
                "stored if nobody else has taken it meanwhile.")
-st.caption("What would the assistant do next? Call one of the tools, or answer the user with a message.")
+st.caption("What would the assistant do next? Call one of the tools, or answer the user with a message. "
+           "Keyboard: Ctrl+Enter submits, Alt+K skips, 1-5 set the confidence (see Keyboard shortcuts).")
 left, right = st.columns([3, 2], gap="large")
 with left:
     st.markdown("**Conversation so far**")
-    render_conversation(dp.context)
-    st.caption("The next assistant message is yours to write.")
+    # a box of its own height, scrolled to the latest turn: the turn to answer stays beside the form
+    with st.container(height=560, key="annotate_conversation"):
+        render_conversation(dp.context)
+        st.caption("The next assistant message is yours to write.")
 
-with right:
+with right, st.container(key="annotate_answer"):
     st.markdown("**Your answer**")
-    confidence = st.radio("Confidence", list(CONFIDENCE), horizontal=True, format_func=CONFIDENCE.get,
-                          key=f"annotate::confidence::{assignment.id}")
-    note = st.text_area("Note (optional)", key=f"annotate::note::{assignment.id}", height=70,
-                        placeholder="anything odd about this item, or why you chose this answer")
     # The form keys its widgets by `dp.id`, and Streamlit writes widget keys into the page (CSS classes):
     # hand it the item's tools under a token, so the decision point id (a way to look the item up on the
     # Decision point page, which shows the expected action) never reaches the browser.
     blind_item = SimpleNamespace(id=f"item-{assignment.id}", toolset=dp.toolset)
-    action = answer_form(blind_item, key=f"annotate::{assignment.id}", call_label="Submit this call",
-                         message_label="Submit this message")
+    form_key = f"annotate::{assignment.id}"
+    with st.container(key="annotate_form"):
+        action = answer_form(blind_item, key=form_key, call_label="Submit this call",
+                             message_label="Submit this message", shortcut=keyboard.SUBMIT)
+    with st.container(key="annotate_confidence"):
+        confidence = st.radio("Confidence", list(CONFIDENCE), horizontal=True, format_func=CONFIDENCE.get,
+                              key=f"annotate::confidence::{assignment.id}")
+    note = st.text_area("Note (optional)", key=f"annotate::note::{assignment.id}", height=70,
+                        placeholder="anything odd about this item, or why you chose this answer")
     if action is not None:
         config = grader_config()
         try:
@@ -153,20 +172,24 @@ with right:
         else:
             st.session_state[last_key] = {"status": done.status, "breakdown": done.breakdown}
             st.rerun()
-    with st.expander("Skip this item"):
-        with st.form(f"annotate::skip::{assignment.id}"):
-            reason = st.text_input("Why can't you answer it?", key=f"annotate::skip_reason::{assignment.id}")
-            skipped = st.form_submit_button("Skip")
-        if skipped:
-            try:
-                done = C.skip_item(store, assignment.id, name, reason)
-            except (C.AlreadySubmitted, C.AssignmentTaken) as exc:
-                st.session_state[current_key] = None
-                st.info(escape_markdown(exc.one_line()))
-            except NemoError as exc:
-                st.error(escape_markdown(exc.one_line()))
-            else:
-                st.session_state[last_key] = {"status": done.status, "breakdown": None}
-                st.rerun()
+    with st.form(f"annotate::skip::{assignment.id}"):
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        reason = c1.text_input("Skip: why can't you answer it?", key=f"annotate::skip_reason::{assignment.id}")
+        skipped = c2.form_submit_button("Skip", shortcut=keyboard.SKIP, width="stretch")
+    if skipped:
+        try:
+            done = C.skip_item(store, assignment.id, name, reason)
+        except (C.AlreadySubmitted, C.AssignmentTaken) as exc:
+            st.session_state[current_key] = None
+            st.info(escape_markdown(exc.one_line()))
+        except NemoError as exc:
+            st.error(escape_markdown(exc.one_line()))
+        else:
+            st.session_state[last_key] = {"status": done.status, "breakdown": None}
+            st.rerun()
+    with st.expander("Keyboard shortcuts"):
+        st.table([{"keys": k, "does": d} for k, d in keyboard.SHORTCUTS])
     st.markdown("**Tools offered**")
     render_tools(dp)
+    mode = st.session_state.get(f"{form_key}::mode::{blind_item.id}", "call")
+    keyboard.on_new_item(f"{assignment.id}-{'m' if mode != CALL else 'c'}")

@@ -283,3 +283,26 @@ def test_deleting_a_campaign_needs_a_confirmation_and_keeps_the_others(app, stor
     assert store.scalar("SELECT count(*) FROM campaign_items WHERE campaign_id = ?", (gone,)) == 0
     assert store.scalar("SELECT count(*) FROM campaign_items WHERE campaign_id = ?", (keep,)) == 3
     assert admin.selectbox(key="campaigns::pick").value == keep  # the page moved on to a campaign that exists
+
+
+def test_the_annotator_name_survives_a_reload_and_the_answer_has_shortcuts(app, store, monkeypatch):
+    """Issue 19: the name was asked again after every reload; submit and skip had no shortcut."""
+    camp = C.create_campaign(store, "keys", selection={"action_type": "message"}, sample_size=3, seed=1)
+    at = sign_in(app(ANNOTATE), "ann")
+    assert at.query_params["annotator"] in ("ann", ["ann"])
+    # a reload: a new session with the same URL
+    again = AppTest.from_file(APP, default_timeout=30)
+    again.query_params["annotator"] = "ann"
+    again.query_params["campaign"] = str(camp.id)
+    again.switch_page(ANNOTATE).run()
+    ok(again)
+    assert not [t for t in again.text_input if t.key == "annotate::name_input"]
+    assert "Annotating as **ann**" in all_text(again)
+    shortcuts = {b.label: b.proto.shortcut for b in again.get("button")}
+    assert shortcuts.get("Submit this call") == "ctrl+enter" or shortcuts.get("Submit this message") == "ctrl+enter"
+    assert shortcuts.get("Skip") == "alt+k"
+    # a bad name in the URL is dropped, and the form asks for one
+    bad = AppTest.from_file(APP, default_timeout=30)
+    bad.query_params["annotator"] = "x" * 500
+    bad.switch_page(ANNOTATE).run()
+    assert [t for t in bad.text_input if t.key == "annotate::name_input"]

@@ -189,6 +189,9 @@ def test_breakdown_key_table_marks_extra_and_schema_problems():
 
 def test_a_task_without_tools_offers_only_a_message(open_dp):
     at = open_dp("tool_calling/demo-no-tools/2")
+    mode = at.radio(key="try::mode::tool_calling/demo-no-tools/2")
+    assert mode.value == "Send a message"  # the only possible answer is the one shown first (issue 19)
+    mode.set_value("Call a tool").run()
     assert any("offers no tools of its own" in i.value for i in at.info)
     at.radio(key="try::mode::tool_calling/demo-no-tools/2").set_value("Send a message").run()
     at.text_area(key="try::message::tool_calling/demo-no-tools/2").input("hello")

@@ -199,7 +199,8 @@ def _widget(f: Field, key: str) -> Any:
     return st.text_area(label, key=wkey, help=help_text, placeholder=placeholder, height=90)
 
 
-def render_schema_form(schema: Any, key: str, *, submit_label: str = "Submit") -> FormResult | None:
+def render_schema_form(schema: Any, key: str, *, submit_label: str = "Submit",
+                       shortcut: str | None = None) -> FormResult | None:
     """Draw the form for `schema` (a tool's `parameters`); a `FormResult` on the run it is submitted (its
     errors already shown), else None. `key` must be unique on the page (say, decision point + tool)."""
     fields, notes = fields_of(schema)
@@ -218,7 +219,7 @@ def render_schema_form(schema: Any, key: str, *, submit_label: str = "Submit") -
             if any(f.required for f in fields):
                 st.caption("\\* required. An empty field is left out of the arguments.")
             values = {f.name: _widget(f, key) for f in fields}
-        submitted = st.form_submit_button(submit_label, type="primary")
+        submitted = st.form_submit_button(submit_label, type="primary", shortcut=shortcut)
     if not submitted:
         return None
     if raw_mode:

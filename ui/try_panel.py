@@ -60,14 +60,17 @@ def _result_key(dp_id: str, who: str) -> str:
 
 # ---- a person's answer ---------------------------------------------------------------------------------
 def answer_form(dp: Any, *, key: str = "try", call_label: str = "Grade this call",
-                message_label: str = "Grade this message") -> dict[str, Any] | None:
+                message_label: str = "Grade this message", shortcut: str | None = None) -> dict[str, Any] | None:
     """The answer form: call one of the task's tools (a form generated from its schema) or write a message.
     Returns the action on the run it is submitted, else None; grading is left to the caller, so the
     annotation page (issue 6) embeds the same form and stores the answer its own way. `key` keeps the
-    widgets of different callers apart (the Try panel's keys are `try::...`)."""
-    mode = st.radio("Answer with", [CALL, MESSAGE], horizontal=True, key=f"{key}::mode::{dp.id}")
+    widgets of different callers apart (the Try panel's keys are `try::...`). `shortcut` (say "Ctrl+Enter")
+    submits whichever form is shown."""
+    tools = [t for t in dp.toolset.task_tools if t["function"]["name"] != SUBMIT_MESSAGE]
+    # with no task tool the only answer is a message: start there (the keyboard lands in its text box)
+    mode = st.radio("Answer with", [CALL, MESSAGE], index=0 if tools else 1, horizontal=True,
+                    key=f"{key}::mode::{dp.id}")
     if mode == CALL:
-        tools = [t for t in dp.toolset.task_tools if t["function"]["name"] != SUBMIT_MESSAGE]
         if not tools:
             st.info("This task offers no tools of its own: the only possible answer is a message.")
             return None
@@ -78,13 +81,13 @@ def answer_form(dp: Any, *, key: str = "try", call_label: str = "Grade this call
             with st.expander("What this tool does", expanded=False):
                 show_text(fn["description"], limit=1_500)
         result = render_schema_form(fn.get("parameters"), key=f"{key}::form::{dp.id}::{name}",
-                                    submit_label=call_label)
+                                    submit_label=call_label, shortcut=shortcut)
         if result is not None and result.ok:
             return {"type": "function_call", "name": name, "arguments": result.arguments}
         return None
     with st.form(f"{key}::message_form::{dp.id}"):
         text = st.text_area("Your message to the user", key=f"{key}::message::{dp.id}", height=140)
-        sent = st.form_submit_button(message_label, type="primary")
+        sent = st.form_submit_button(message_label, type="primary", shortcut=shortcut)
     return {"type": "message", "content": text} if sent else None
 
 
