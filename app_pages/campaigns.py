@@ -60,7 +60,9 @@ def ci_text(ci) -> str:
 # ---- create ----------------------------------------------------------------------------------------------
 def create_form() -> None:
     with st.form("campaigns::create"):
-        name = st.text_input("Name", key="campaigns::new_name", placeholder="baseline-2025-11")
+        # the example goes in the help, not as a placeholder: a grey example read as a filled-in name
+        name = st.text_input("Name", key="campaigns::new_name",
+                             help="A short name for the campaign, for example baseline-2025-11.")
         st.markdown("**Selection** (the Browse filters)")
         c1, c2, c3 = st.columns(3)
         split = c1.selectbox("Split", [ANY, *SPLITS], key="campaigns::split")
@@ -153,8 +155,12 @@ with progress_tab:
     st.progress(prog.fraction, text=f"Campaign: {prog.done:,} of {prog.target_answers:,} answers "
                                     f"({prog.items_answered:,} of {prog.n_items:,} items answered at least once, "
                                     f"{prog.skips:,} skips)")
-    st.caption(f"Target: {prog.n_items - prog.n_shared:,} items × overlap {prog.overlap} + {prog.n_shared:,} shared "
-               f"items × every annotator ({max(1, len(prog.annotators))} so far).")
+    # "0 of 19 answers ... (1 so far)" read as a contradiction: say that the target grows with the annotators
+    n_annotators = len(prog.annotators)
+    st.caption(f"Target: {prog.n_items - prog.n_shared:,} items × overlap {prog.overlap}"
+               + (f" + {prog.n_shared:,} shared items × each annotator" if prog.n_shared else "")
+               + (f", counted for the {n_annotators:,} annotator{'s' if n_annotators != 1 else ''} who have "
+                  "started (it grows as more start)." if prog.n_shared else "."))
     if prog.annotators:
         frame = pd.DataFrame([{
             "annotator": p.annotator, "progress": p.fraction, "done": p.done, "of": p.total, "answered": p.answered,

@@ -33,7 +33,7 @@ if len(names) < 2:
     st.stop()
 
 for key, param, default in (("compare_a", "a", names[0]), ("compare_b", "b", names[1])):
-    pick_from_url(key, param, names, default)
+    pick_from_url(key, param, names, default, n_hidden=n_hidden)
 c1, c2 = st.columns(2)
 name_a = c1.selectbox("Run A", names, key="compare_a")
 name_b = c2.selectbox("Run B", names, key="compare_b")

@@ -36,7 +36,7 @@ if not names:
     st.page_link("app_pages/runs.py", label="Runs", icon="🏁")
     st.stop()
 
-pick_from_url("failures_run", "run", names, names[0])
+pick_from_url("failures_run", "run", names, names[0], n_hidden=n_hidden)
 run_name = st.selectbox("Run", names, key="failures_run")
 run = get_run(store, run_name)
 if not classified_or_offer(store, run, key="failures_classify"):

@@ -133,7 +133,7 @@ just_made = st.session_state.pop("runs_selected", None)
 if just_made in names:
     st.session_state["runs_run"] = just_made
 else:  # a deleted run, or the first visit: follow the URL
-    pick_from_url("runs_run", "run", names, names[0])
+    pick_from_url("runs_run", "run", names, names[0], n_hidden=n_hidden)
 selected = st.selectbox("Run", names, key="runs_run")
 if st.query_params.get("run") != selected:
     st.query_params["run"] = selected

@@ -10,15 +10,18 @@ import streamlit as st
 from ui.safe import escape_markdown
 
 
-def pick_from_url(key: str, param: str, choices: Sequence[str], default: str, what: str = "run") -> None:
+def pick_from_url(key: str, param: str, choices: Sequence[str], default: str, what: str = "run",
+                  n_hidden: int = 0) -> None:
     """Before drawing the selectbox `key`: when its state is missing or stale, take `param` from the URL if
-    it is one of `choices`, else `default`; a URL value that is not a choice gets a warning naming it and
-    what is shown instead (`/runs?run=nope` showed another run without a word)."""
+    it is one of `choices`, else `default`; a URL value that is not a choice gets a warning saying so and
+    what is shown instead (`/runs?run=nope` showed another run without a word). The value asked for is not
+    repeated: it may be the name of a run the admin passphrase hides (people's names are in them)."""
     if st.session_state.get(key) in choices:
         return
     wanted = st.query_params.get(param)
     if wanted and wanted not in choices:
-        st.warning(f"No {what} named “{escape_markdown(wanted)}” here (link parameter `{param}`); "
+        hidden = " or hidden until the admin passphrase is given" if n_hidden else ""
+        st.warning(f"The {what} this link names (parameter `{param}`) is not here{hidden}; "
                    f"showing “{escape_markdown(default)}” instead.")
     st.session_state[key] = wanted if wanted in choices else default
 

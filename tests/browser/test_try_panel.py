@@ -46,7 +46,7 @@ def test_fill_the_form_submit_and_see_the_breakdown(page, app_url, outside_reque
     wait_idle(page, timeout=SLOW)
     page.wait_for_selector('[data-testid="stDataFrame"] canvas', timeout=SLOW)
     values = page.get_by_test_id("stMetricValue").all_inner_texts()
-    assert "0.8" in values and "0.6" in values and "✅ 1" in values, values
+    assert "0.800" in values and "0.600" in values and "✅ 1" in values, values
     assert page.get_by_text("Your last answer (saved as attempt #1)").is_visible()
     assert page.get_by_text("Attempts at this decision point (1)").count() == 1
     page.get_by_text("Your last answer").scroll_into_view_if_needed()
@@ -73,7 +73,7 @@ def test_ask_a_model_on_a_local_server(page, app_url, outside_requests):
         assert server.completion_requests[0].body["tool_choice"] == "required"
     values = page.get_by_test_id("stMetricValue").all_inner_texts()
     assert "100" in values and "required" in values, values  # prompt tokens, tool_choice
-    assert "0.8" in values, values  # 3 of 5 keys match (currency differs, memo missing): 0.5 + 0.5 * 0.6
+    assert "0.800" in values, values  # 3 of 5 keys match (currency differs, memo missing): 0.5 + 0.5 * 0.6
     assert page.get_by_text("fake-model's answer").is_visible()
     page.get_by_text("fake-model's answer").scroll_into_view_if_needed()
     screenshot(page, "try_panel_model_answer")
