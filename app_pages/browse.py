@@ -218,6 +218,6 @@ if c4.button("Last page ⏭", disabled=state.page >= last_page, key="page_last",
     go_to(last_page)
 
 if total:
-    with st.expander("Download this view"):
+    with st.expander("Download this view", key="browse_download_open"):
         download_section(path, Selection(state.filter), total, formats=FORMATS, stem="decision-points",
                          key="browse_download")

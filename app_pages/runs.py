@@ -219,7 +219,7 @@ if classified_or_offer(store, run, key="runs_classify"):
 else:
     n_predictions = count_predictions(store, run.id)
 
-with st.expander("Download this run's predictions"):
+with st.expander("Download this run's predictions", key="runs_download_open"):
     st.caption("Each prediction beside its decision point: the action, reward, name and argument match, grader, "
                "reason, error, failure category and the whole breakdown.")
     download_section(path, Selection(run_id=run.id), n_predictions, formats=TABLE_FORMATS,
