@@ -206,6 +206,71 @@ def check_gym_row(row: dict) -> None:
             assert item["call_id"] in open_calls and isinstance(item["output"], str)
 
 
+def validate_gym_row(row: dict) -> None:
+    """The row through pydantic models of what the server validates: `TaskData` of its `task_data.py` (restated
+    here: an `expected_action` discriminated on `type`, a batch holding at least one call, extra keys allowed)
+    and, for `responses_create_params`, the OpenAI SDK's own models that NeMo Gym's
+    `NeMoGymResponseCreateParamsNonStreaming` builds on (input items: `EasyInputMessage`,
+    `ResponseFunctionToolCall`, `FunctionCallOutput`; tools: `FunctionToolParam`; no other top-level key)."""
+    from typing import Annotated, Literal, Union
+
+    from openai.types.responses import EasyInputMessage, FunctionToolParam, ResponseFunctionToolCall
+    from openai.types.responses.response_input_item import FunctionCallOutput
+    from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+    class Loose(BaseModel):
+        model_config = ConfigDict(extra="allow")
+
+    class Message(Loose):
+        type: Literal["message"]
+        content: str
+
+    class Call(Loose):
+        type: Literal["function_call"]
+        name: str
+        arguments: str
+
+    class Batch(Loose):
+        type: Literal["function_call_batch"]
+        calls: list[Call] = Field(min_length=1)
+
+    class TaskData(Loose):
+        expected_action: Annotated[Union[Message, Call, Batch], Field(discriminator="type")]
+
+    class CreateParams(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        input: list[Union[EasyInputMessage, ResponseFunctionToolCall, FunctionCallOutput]]
+        tools: list[FunctionToolParam]
+        parallel_tool_calls: bool = True
+
+    TaskData.model_validate(row)
+    params = TypeAdapter(CreateParams).validate_python(row["responses_create_params"])
+    by_type = {"message": EasyInputMessage, "function_call": ResponseFunctionToolCall,
+               "function_call_output": FunctionCallOutput}
+    for item, parsed in zip(row["responses_create_params"]["input"], params.input):
+        assert isinstance(parsed, by_type[item["type"]])  # each item read as the model of its own type
+
+
+def test_the_schema_validation_refuses_what_the_server_refuses():
+    good = {"id": "x", "responses_create_params": {"input": [{"type": "message", "role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "name": "f", "description": "", "parameters": {"type": "object"},
+                       "strict": False}], "parallel_tool_calls": True},
+            "expected_action": {"type": "function_call", "name": "f", "arguments": "{}"}}
+    validate_gym_row(good)
+    for bad in (
+        {**good, "expected_action": {"type": "function_call_batch", "calls": []}},
+        {**good, "expected_action": {"type": "function_call", "name": "f", "arguments": {}}},
+        {**good, "expected_action": {"type": "tool", "name": "f"}},
+        {**good, "responses_create_params": {**good["responses_create_params"], "messages": []}},
+        {**good, "responses_create_params": {**good["responses_create_params"],
+                                             "input": [{"type": "message", "role": "tool", "content": "x"}]}},
+        {**good, "responses_create_params": {**good["responses_create_params"],
+                                             "tools": [{"type": "function", "function": {"name": "f"}}]}},
+    ):
+        with pytest.raises(Exception):
+            validate_gym_row(bad)
+
+
 def test_every_nemo_gym_row_has_the_servers_shape(store, tmp_path):
     out = tmp_path / "gym.jsonl"
     result = export(store, Selection(), "nemo-gym", out, workers=0)
@@ -213,6 +278,7 @@ def test_every_nemo_gym_row_has_the_servers_shape(store, tmp_path):
     assert len(rows) == result.n_written == 174
     for row in rows:
         check_gym_row(row)
+        validate_gym_row(row)
         dp = store.get(row["id"])
         if dp.action_type == "message":
             assert row["expected_action"] == {"type": "message", "content": dp.expected_content}
