@@ -169,3 +169,32 @@ def test_failed_batch_requests_are_reported_per_line_as_not_graded(demo_db, tmp_
         kinds = store.query(f"SELECT sub_kind, count(*) AS n FROM {taxonomy_table(run_id)} "
                             "WHERE category = 'runner_error' GROUP BY sub_kind")
         assert {r["sub_kind"]: r["n"] for r in kinds} == {"api_error": 5}
+
+
+def test_the_runs_page_upload_reads_a_batch_output_file(demo_store):
+    """The upload checks and grades a Batch output file as `grade` does: failed requests are bad lines, each
+    with its line number and reason, before anything is stored; the good ones are graded into the run."""
+    from nemo_core.runs.run import predictions
+    from nemo_core.runs.uploads import grade_upload, validate_predictions
+
+    ids = demo_store.ids(DecisionPointFilter(action_type="message", exclude_flags=("empty_expected",)))[:3]
+    dps = [demo_store.get(i) for i in ids]
+    lines = [
+        chat_completion(ids[0], expected_message(dps[0]), 0),
+        {"id": "batch_req_1", "custom_id": ids[1], "response": None,
+         "error": {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}},
+        chat_completion(ids[2], expected_message(dps[2]), 2),
+    ]
+    data = "".join(json.dumps(x) + "\n" for x in lines).encode()
+    check = validate_predictions(demo_store, data)
+    assert (check.n_lines, check.n_good) == (3, 2)
+    assert check.bad == [{"line": 2, "id": ids[1], "problem": check.bad[0]["problem"]}]
+    assert check.bad[0]["problem"].startswith("server error: the batch request failed (batch_expired")
+    assert demo_store.scalar("SELECT count(*) FROM runs") == 0
+
+    result, graded = grade_upload(demo_store, data, run_name="up-batch", filename="batch_output.jsonl", grader="keyword")
+    run = get_run(demo_store, "up-batch")
+    assert run.model == "gpt-5-mini-2025-08-07" and [p["line"] for p in run.problems] == [2]
+    assert [b["problem"] for b in graded.bad] == [check.bad[0]["problem"]]
+    stored = {p["dp_id"]: p for p in predictions(demo_store, run.id)}
+    assert stored[ids[0]]["reward"] == stored[ids[2]]["reward"] == 1.0
