@@ -6,7 +6,8 @@ never modified. In the same run, a parse-only pass (read + `orjson.loads` every 
 floor `bench_ingest.py` measures ingest against) gives the yardstick: each export's wall time is printed as
 a multiple of it, which says more than seconds on a machine other jobs are loading (the load average is
 printed before and after each step). The README's target is each export ≤ 1.5× the ingest time (ingest
-measured 4.9× parse-only, so ≤ 7.4× parse-only), peak RSS ≤ 500 MB.
+measured 4.9× parse-only, so ≤ 7.4× parse-only), peak RSS ≤ 500 MB. The main process's RSS is also printed
+after each tenth of the export: flat from the first tenth to the last is what "constant memory" means.
 
     python bench/bench_export.py --db /work/bench-data/full.db --raw /work/bench-data/*.jsonl [--formats parquet jsonl]
         [--workers N] [--out-dir DIR] [--keep]
@@ -53,16 +54,28 @@ def run_export(db: Path, fmt: str, out: Path, workers: int | None) -> dict:
     code = (
         "import json, resource, time\n"
         "from nemo_core.data.store import Store\n"
-        "from nemo_core.data.dp_stream import Selection\n"
+        "from nemo_core.data.dp_stream import Selection, count\n"
+        "def rss_mb():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmRSS:'):\n"
+        "            return int(line.split()[1]) / 1024\n"
+        "    return 0.0\n"
         "from nemo_core.runs.export import export\n"
         f"store = Store.open({str(db)!r}, readonly=True)\n"
+        "total = count(store, Selection())\n"
+        "seen, marks = 0, []\n"
+        "def progress(n):\n"
+        "    global seen\n"
+        "    seen += n\n"
+        "    while len(marks) < 10 and seen >= total * (len(marks) + 1) / 10:\n"
+        "        marks.append(rss_mb())\n"
         "t = time.perf_counter()\n"
-        f"r = export(store, Selection(), {fmt!r}, {str(out)!r}, workers={workers!r})\n"
+        f"r = export(store, Selection(), {fmt!r}, {str(out)!r}, workers={workers!r}, on_progress=progress)\n"
         "secs = time.perf_counter() - t\n"
         "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
         "print(json.dumps({'seconds': secs, 'written': r.n_written, 'skipped': dict(r.skipped), 'bytes': r.bytes,"
         " 'selected': r.n_selected, 'cpu_main': me.ru_utime + me.ru_stime, 'cpu_workers': kids.ru_utime + kids.ru_stime,"
-        " 'rss_main_mb': me.ru_maxrss / 1024, 'rss_worker_mb': kids.ru_maxrss / 1024}))\n"
+        " 'rss_main_mb': me.ru_maxrss / 1024, 'rss_worker_mb': kids.ru_maxrss / 1024, 'rss_by_tenth': marks}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -94,6 +107,8 @@ def main() -> None:
               f"{r['cpu_workers']:.1f} s workers; peak RSS {r['rss_main_mb']:.0f} MB main, {r['rss_worker_mb']:.0f} MB "
               f"per worker; {r['written']:,} written ({r['bytes'] / 1e9:.2f} GB)"
               + (f", left out {r['skipped']}" if r["skipped"] else "") + f"  load: {load()}")
+        print(f"  {fmt} main RSS after each tenth of the export (MB): "
+              + " ".join(f"{x:.0f}" for x in r["rss_by_tenth"]))
         if not args.keep:
             out.unlink(missing_ok=True)
 
