@@ -218,3 +218,18 @@ def test_a_failed_export_leaves_no_file(store, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         export(store, Selection(), "parquet", out / "x.parquet", workers=0)
     assert list(out.iterdir()) == []
+
+
+def test_the_command_shows_a_progress_bar_and_writes_what_show_json_prints(demo_db, tmp_path, capsys):
+    out = tmp_path / "ia.jsonl"
+    assert main(["export", "--db", str(demo_db), "--format", "jsonl", "--split", "interactive_agent",
+                 "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "export jsonl" in captured.err and "68/68" in captured.err  # the progress bar, to its total
+    assert captured.out.startswith(f"68 rows written to {out}")
+    lines = out.read_text().splitlines()
+    assert len(lines) == 68
+    for line in lines[::9]:
+        row = json.loads(line)
+        assert main(["show", row["id"], "--db", str(demo_db), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == row
