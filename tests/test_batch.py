@@ -198,3 +198,17 @@ def test_the_runs_page_upload_reads_a_batch_output_file(demo_store):
     assert [b["problem"] for b in graded.bad] == [check.bad[0]["problem"]]
     stored = {p["dp_id"]: p for p in predictions(demo_store, run.id)}
     assert stored[ids[0]]["reward"] == stored[ids[2]]["reward"] == 1.0
+
+
+def test_files_of_an_earlier_batch_are_never_left_beside_a_new_one(demo_store, demo_db, tmp_path, capsys):
+    """Every file named after FILE is this batch's: numbered files already there are refused before anything
+    is written (they would be uploaded with it), and a single FILE of an earlier batch goes when it is split."""
+    runner = ModelRunner(ModelConfig.from_env("m"), check=False)
+    (tmp_path / "b.jsonl").write_text("an earlier, smaller batch\n")
+    files = write_batch(demo_store, runner, Selection(), tmp_path / "b.jsonl", max_requests=100)
+    assert sorted(p.name for p in tmp_path.glob("b*")) == ["b-001.jsonl", "b-002.jsonl"] == [p.name for p in files.paths]
+    assert main(["run-model", "--db", str(demo_db), "--model", "m", "--write-batch", str(tmp_path / "b.jsonl"),
+                 "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "b-001.jsonl already exists (2 numbered file(s) of an earlier batch)" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.glob("b*")) == ["b-001.jsonl", "b-002.jsonl"]

@@ -5,7 +5,9 @@ with `body` exactly what `ModelRunner.request_body` sends for that decision poin
 `tool_choice` "required", and the temperature and token limit when set). The Batch API takes at most
 `MAX_REQUESTS` requests and `MAX_BYTES` bytes per input file, so the lines are split into files under both:
 `FILE` itself when one is enough, else `FILE`'s name with `-001`, `-002`, ... before its suffix. Each file is
-written as `.partial` and renamed when complete.
+written as `.partial` and renamed when complete. Numbered files already there (an earlier, larger batch) are
+refused before anything is written, and a `FILE` left from an earlier batch is removed when this one is
+split: every file named after `FILE` is then this batch's, so "upload each file" cannot send a stale one.
 
 The selection is `run-model`'s (`model_runner.select_ids`): the filter's decision points in store order, the
 first `limit` of them, or with `sample_seed` the same seeded sample, read as a stream (`dp_stream`), so 1.2 M
@@ -18,11 +20,13 @@ answer is `response.body`, a failed request is reported per line as not graded).
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..base.errors import OptionError
 from ..data.dp_stream import Selection, iter_decision_points
 from ..data.jsontext import dumps_bytes
 from ..data.store import Store
@@ -76,11 +80,17 @@ class _Parts:
         self.n += 1
         self.size += len(line)
 
+    def stale(self) -> list[Path]:
+        """Numbered files of an earlier batch with this name."""
+        return sorted(self.out.parent.glob(f"{glob.escape(self.out.stem)}-[0-9][0-9][0-9]{glob.escape(self.out.suffix)}"))
+
     def finish(self) -> list[Path]:
         self._close()
         if len(self.written) == 1:
             self.written[0].replace(self.out)
             self.written = [self.out]
+        else:
+            self.out.unlink(missing_ok=True)  # a single file left from an earlier batch
         return self.written
 
     def abandon(self) -> None:
@@ -95,6 +105,10 @@ def write_batch(store: Store, runner: Any, selection: Selection, out: Path | str
                 on_progress: Callable[[int], None] | None = None) -> BatchFiles:
     """Write the requests for the selection (at most `limit`, in store order) as Batch API input files."""
     parts = _Parts(Path(out), max_requests, max_bytes)
+    stale = parts.stale()
+    if stale:
+        raise OptionError(f"{stale[0]} already exists ({len(stale)} numbered file(s) of an earlier batch)",
+                          "remove them or choose another file name: they would be uploaded with this batch")
     result = BatchFiles()
     try:
         for dp in iter_decision_points(store, selection, on_batch=on_progress):
