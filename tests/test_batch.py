@@ -203,7 +203,7 @@ def test_the_runs_page_upload_reads_a_batch_output_file(demo_store):
 def test_files_of_an_earlier_batch_are_never_left_beside_a_new_one(demo_store, demo_db, tmp_path, capsys):
     """Every file named after FILE is this batch's: numbered files already there are refused before anything
     is written (they would be uploaded with it), and a single FILE of an earlier batch goes when it is split."""
-    runner = ModelRunner(ModelConfig.from_env("m"), check=False)
+    runner = ModelRunner(EndpointConfig.for_model("m"), check=False)
     (tmp_path / "b.jsonl").write_text("an earlier, smaller batch\n")
     files = write_batch(demo_store, runner, Selection(), tmp_path / "b.jsonl", max_requests=100)
     assert sorted(p.name for p in tmp_path.glob("b*")) == ["b-001.jsonl", "b-002.jsonl"] == [p.name for p in files.paths]
