@@ -112,9 +112,10 @@ def test_filters_and_sample_select_what_browse_and_run_model_select(store, tmp_p
 
 
 def test_worker_processes_write_the_same_file(store, tmp_path):
-    export(store, Selection(), "jsonl", tmp_path / "a.jsonl", workers=0)
-    export(store, Selection(), "jsonl", tmp_path / "b.jsonl", workers=2)
-    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    for fmt in ("jsonl", "csv", "parquet"):
+        export(store, Selection(), fmt, tmp_path / f"a.{fmt}", workers=0)
+        export(store, Selection(), fmt, tmp_path / f"b.{fmt}", workers=2)
+        assert (tmp_path / f"a.{fmt}").read_bytes() == (tmp_path / f"b.{fmt}").read_bytes(), fmt
 
 
 def test_each_conversation_is_decompressed_once_per_batch(store, monkeypatch):

@@ -93,7 +93,8 @@ class _Job:
 
 @dataclass
 class _Chunk:
-    """A converted batch: column lists (parquet, csv) or encoded lines (the others), and what was left out."""
+    """A converted batch: column lists (parquet) or encoded lines (the others, CSV rows included: encoding
+    them is most of a CSV export's work, so it is done here, in a worker when there are workers)."""
 
     columns: dict[str, list] | None = None
     lines: bytes = b""
@@ -133,7 +134,9 @@ def _jsonl_line(values: dict[str, Any]) -> bytes:
 
 def convert(job: _Job) -> _Chunk:
     """One batch in the job's format (see the module docstring)."""
-    chunk = _Chunk(columns={} if job.fmt in ("parquet", "csv") else None)
+    chunk = _Chunk(columns={} if job.fmt == "parquet" else None)
+    text = io.StringIO() if job.fmt == "csv" else None
+    rows = csv.writer(text) if text is not None else None
     lines: list[bytes] = []
     caches: dict[tuple[str, str], _ConversationJSON] = {}
     columns = (*ROW_COLUMNS, *(RUN_COLUMNS if job.predictions is not None else ()))
@@ -149,6 +152,8 @@ def convert(job: _Job) -> _Chunk:
             if chunk.columns is not None:
                 for c in columns:
                     chunk.columns[c].append(values[c])
+            elif rows is not None:
+                rows.writerow([_csv_cell(values[c]) for c in columns])
             else:
                 lines.append(_jsonl_line(values))
             chunk.n_rows += 1
@@ -160,7 +165,7 @@ def convert(job: _Job) -> _Chunk:
             continue
         lines.append(dumps_bytes(line) + b"\n")
         chunk.n_rows += 1
-    chunk.lines = b"".join(lines)
+    chunk.lines = text.getvalue().encode("utf-8") if text is not None else b"".join(lines)
     return chunk
 
 
@@ -194,9 +199,9 @@ class _Sink:
             self.writer = pq.ParquetWriter(self.fh, self.schema, compression="zstd",
                                            use_dictionary=["split", "action_type", "grader", "reason", "category"])
         elif fmt == "csv":
-            self.text = io.TextIOWrapper(self.fh, encoding="utf-8", newline="")
-            self.csv = csv.writer(self.text)
-            self.csv.writerow([*ROW_COLUMNS, *(RUN_COLUMNS if run else ())])
+            header = io.StringIO()
+            csv.writer(header).writerow([*ROW_COLUMNS, *(RUN_COLUMNS if run else ())])
+            self.fh.write(header.getvalue().encode("utf-8"))
 
     def write(self, chunk: _Chunk) -> None:
         if self.fmt == "parquet":
@@ -205,20 +210,13 @@ class _Sink:
             if chunk.n_rows:
                 self.writer.write_batch(pa.record_batch([pa.array(chunk.columns[f.name], type=f.type)
                                                          for f in self.schema], schema=self.schema))
-        elif self.fmt == "csv":
-            cols = chunk.columns or {}
-            names = list(cols)
-            for i in range(chunk.n_rows):
-                self.csv.writerow([_csv_cell(cols[n][i]) for n in names])
         else:
             self.fh.write(chunk.lines)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        if self.fmt == "csv":
-            self.text.close()
-        elif not self.fh.closed:
+        if not self.fh.closed:
             self.fh.close()
 
 
