@@ -234,3 +234,21 @@ def test_the_command_shows_a_progress_bar_and_writes_what_show_json_prints(demo_
         row = json.loads(line)
         assert main(["show", row["id"], "--db", str(demo_db), "--json"]) == 0
         assert json.loads(capsys.readouterr().out) == row
+
+
+def test_csv_fields_are_written_as_the_csv_module_writes_them():
+    """CSV rows are encoded on bytes (export._csv_field) for speed; each field must come out as `csv.writer`
+    writes it, and the row read back by `csv.reader` as it went in."""
+    import io
+
+    from nemo_core.runs.export import _csv_field
+
+    values = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", " lead", "", None, [], ["parallel", "odd"],
+              1.5, 0, -3, b'{"a":[1,2],"b":"x,y"}', b"[]", b"null", "é ✓ 😀", b'"\\u00e9"']
+    text = io.StringIO()
+    csv.writer(text).writerow([v.decode() if isinstance(v, bytes) else ",".join(v) if isinstance(v, list)
+                               else "" if v is None else v for v in values])
+    ours = b",".join(_csv_field(v) for v in values) + b"\r\n"
+    assert ours == text.getvalue().encode()
+    (row,) = csv.reader(io.StringIO(ours.decode(), newline=""))
+    assert row[1:4] == ["a,b", 'say "hi"', "two\nlines"] and row[13] == '{"a":[1,2],"b":"x,y"}'

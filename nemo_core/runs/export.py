@@ -135,8 +135,6 @@ def _jsonl_line(values: dict[str, Any]) -> bytes:
 def convert(job: _Job) -> _Chunk:
     """One batch in the job's format (see the module docstring)."""
     chunk = _Chunk(columns={} if job.fmt == "parquet" else None)
-    text = io.StringIO() if job.fmt == "csv" else None
-    rows = csv.writer(text) if text is not None else None
     lines: list[bytes] = []
     caches: dict[tuple[str, str], _ConversationJSON] = {}
     columns = (*ROW_COLUMNS, *(RUN_COLUMNS if job.predictions is not None else ()))
@@ -152,8 +150,8 @@ def convert(job: _Job) -> _Chunk:
             if chunk.columns is not None:
                 for c in columns:
                     chunk.columns[c].append(values[c])
-            elif rows is not None:
-                rows.writerow([_csv_cell(values[c]) for c in columns])
+            elif job.fmt == "csv":
+                lines.append(b",".join([_csv_field(values[c]) for c in columns]) + b"\r\n")
             else:
                 lines.append(_jsonl_line(values))
             chunk.n_rows += 1
@@ -165,7 +163,7 @@ def convert(job: _Job) -> _Chunk:
             continue
         lines.append(dumps_bytes(line) + b"\n")
         chunk.n_rows += 1
-    chunk.lines = text.getvalue().encode("utf-8") if text is not None else b"".join(lines)
+    chunk.lines = b"".join(lines)
     return chunk
 
 
@@ -220,12 +218,24 @@ class _Sink:
             self.fh.close()
 
 
-def _csv_cell(value: Any) -> Any:
+_CSV_SPECIAL = (b",", b'"', b"\r", b"\n")
+
+
+def _csv_field(value: Any) -> bytes:
+    """One CSV field as the `csv` module writes it (minimal quoting, quotes doubled, None empty, a list joined
+    with commas), on bytes: the JSON columns are already UTF-8 bytes, and `bytes.replace` doubles their quotes
+    several times faster than `csv.writer` scans decoded text (the CSV export's main cost)."""
+    if value is None:
+        return b""
     if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, list):
-        return ",".join(value)
-    return "" if value is None else value
+        raw = value
+    elif isinstance(value, list):
+        raw = ",".join(value).encode()
+    else:
+        raw = str(value).encode()
+    if any(c in raw for c in _CSV_SPECIAL):
+        return b'"' + raw.replace(b'"', b'""') + b'"'
+    return raw
 
 
 # ---- the export -----------------------------------------------------------------------------------------
