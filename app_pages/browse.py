@@ -1,7 +1,8 @@
 """Browse: filter, sort and page through every decision point; the whole state lives in the URL.
 
 Only one page of rows (50) is ever read (`store.page`), and the total for a filter is one cached
-`store.count`, so this stays fast at 1.2 M decision points.
+`store.count`; both come from the store's Browse index (`nemo_core/data/browse_index.py`), so every filter, sort
+and page, the last one included, takes milliseconds at 1.2 M decision points.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ if state.is_filtered() and st.button("Clear filters", key="clear_filters"):
     st.query_params.clear()
     st.rerun()
 
+with st.spinner("Indexing the decision points for Browse (once per ingest)…", show_time=True):
+    store.browse_index()  # at once when current; built (about 2 s at 1.2 M) only after an ingest without it
 total = filtered_count(path, sig, tuple(sorted(state.filter.to_query().items())))
 last_page = n_pages(total)
 if state.page > last_page:

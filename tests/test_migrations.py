@@ -142,7 +142,9 @@ def test_a_database_made_by_main_is_migrated_without_rebuilding_anything(old_db)
     Store.open(old_db).close()
     after = schema_objects(old_db)
     assert before <= after  # every table, index and trigger as it was, SQL text included (nothing rebuilt)
-    assert {name for _, name, _ in after - before} <= {"_sqlite_migrations", "idx__sqlite_migrations_migration_set_name"}
+    new_tables = {"browse_index"}  # made by steps newer than the fixture
+    assert {name for _, name, _ in after - before} <= {"_sqlite_migrations", "idx__sqlite_migrations_migration_set_name",
+                                                       *new_tables}
     assert [name for name, _ in applied(old_db)] == list(schema.step_names())
 
 

@@ -378,6 +378,22 @@ def _drop_shared_taxonomy(db: sqlite_utils.Database) -> None:
          "DROP TABLE IF EXISTS run_taxonomy_state")
 
 
+
+@MIGRATIONS(name="browse_index")
+def _browse_index(db: sqlite_utils.Database) -> None:
+    """Browse's in-memory index, stored so that a new process loads it instead of building it again (one row:
+    `data.browse_index` writes it after an ingest; `max_rowid` says which rows it covers, `body` is its arrays)."""
+    _run(db, """CREATE TABLE IF NOT EXISTS browse_index (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    max_rowid INTEGER,
+    n_rows INTEGER NOT NULL,
+    labels TEXT NOT NULL,
+    built_at TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    body BLOB NOT NULL
+)""")
+
 # ---- applying them ------------------------------------------------------------------------------------------
 def state(db: sqlite_utils.Database) -> tuple[list[str], list[str]]:
     """(the steps this database has not had, the steps it has had that this code does not know: a newer

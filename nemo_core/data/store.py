@@ -20,6 +20,7 @@ database holds, and importing a module creates nothing.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import socket
 import sqlite3
@@ -36,7 +37,7 @@ import sqlite_utils
 
 from ..base.config import ACTION_TYPES, SPLITS, default_db_path
 from ..base.errors import StoreError, UnknownDecisionPoint
-from . import schema
+from . import browse_index as _browse, schema
 from .compression import decompress_json
 from .decision_point import DecisionPoint
 from .extract import DP_COLUMNS, FLAGS
@@ -46,6 +47,8 @@ from .schema import DP_INDEXES, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 10_000
 IN_CHUNK = 900  # values per `IN (...)` list: under the 999 bound variables older SQLite builds allow
+_LOG = logging.getLogger(__name__)
+
 
 def current_process() -> dict[str, Any]:
     """This process, as recorded on work it starts (an ingest, a run) so a later look can tell work still
@@ -134,6 +137,11 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
         self.readonly = False
+        # Browse's in-memory index (`browse_index.py`): counts, pages and neighbours of a filtered list
+        # come from it when it can answer the filter; False answers everything with SQL.
+        self.use_browse_index = True
+        self._browse: _browse.BrowseIndex | None = None
+        self._browse_lock = threading.Lock()
 
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
@@ -467,8 +475,62 @@ class Store:
             "rejected_rows": self.n_rejected(),
         }
 
+    # ---- Browse: counts, pages and neighbours of a filtered, sorted list --------------------------------
+    def browse_index(self) -> _browse.BrowseIndex | None:
+        """The in-memory index of the current rows: kept while `max(rowid)` is unchanged (rows are only
+        appended), else loaded from `browse_index` or built (and stored, when the file is writable). None
+        while an ingest is adding rows (every chunk would make it stale) or when it cannot be built: the
+        callers then ask SQL."""
+        max_rowid = self.scalar("SELECT max(rowid) FROM decision_points")
+        current = self._browse
+        if current is not None and current.max_rowid == max_rowid:
+            return current
+        with self._browse_lock:
+            current = self._browse
+            if current is not None and current.max_rowid == max_rowid:
+                return current
+            index = _browse.load(self.conn, self._lock, max_rowid)
+            if index is None:
+                if self._ingest_running():
+                    return None
+                try:
+                    index = _browse.build(self.conn, self._lock)
+                except (sqlite3.Error, ValueError, MemoryError) as exc:
+                    _LOG.warning("%s: Browse answers with SQL, its index could not be built: %s", self.path, exc)
+                    return None
+                self._save_browse_index(index)
+            self._browse = index
+            return index
+
+    def _save_browse_index(self, index: _browse.BrowseIndex) -> None:
+        if self.readonly:
+            return
+        try:
+            _browse.save(self.conn, self._lock, index)
+        except sqlite3.Error as exc:  # a read-only file or a full disk: keep it in memory only
+            _LOG.warning("%s: the Browse index is kept in memory only (%s)", self.path, exc)
+
+    def _ingest_running(self) -> bool:
+        for row in self.query("SELECT report FROM ingests WHERE status = 'running'"):
+            owner = (orjson.loads(row["report"]) if row["report"] else {}).get("process")
+            if not process_gone(owner):
+                return True
+        return False
+
+    def _index_for(self, flt: DecisionPointFilter) -> _browse.BrowseIndex | None:
+        if not self.use_browse_index or not _browse.supports(flt):
+            return None
+        return self.browse_index()
+
+    def _text_search(self) -> _browse.TextSearch:
+        return _browse.TextSearch(self.conn, self._lock)
+
     def count(self, flt: DecisionPointFilter | None = None) -> int:
-        where, params = (flt or DecisionPointFilter()).where()
+        flt = flt or DecisionPointFilter()
+        index = self._index_for(flt)
+        if index is not None:
+            return index.count(flt, self._text_search())
+        where, params = flt.where()
         return self.scalar(f"SELECT count(*) FROM decision_points AS dp WHERE {where}", params) or 0
 
     SUMMARY_COLUMNS = (
@@ -485,10 +547,20 @@ class Store:
         offset: int = 0,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
-        """One page of decision point summaries; never loads more than `limit` rows."""
-        where, params = (flt or DecisionPointFilter()).where()
+        """One page of decision point summaries, as `ORDER BY sort, rowid LIMIT limit OFFSET offset`; never
+        loads more than `limit` rows (from the Browse index when it can answer the filter)."""
+        flt = flt or DecisionPointFilter()
         cols = ", ".join(f"dp.{c}" for c in self.SUMMARY_COLUMNS)
         flag_cols = ", ".join(f"dp.flag_{n}" for n in FLAGS)
+        index = self._index_for(flt)
+        if index is not None:
+            rowids = index.page_rowids(flt, self._text_search(), sort=sort, descending=descending, offset=offset,
+                                       limit=limit)
+            names = [*self.SUMMARY_COLUMNS, *(f"flag_{n}" for n in FLAGS)]
+            found = {r[0]: dict(zip(names, r[1:])) for r in self.fetch_in(
+                f"SELECT dp.rowid, {cols}, {flag_cols} FROM decision_points AS dp WHERE dp.rowid IN ({{marks}})", rowids)}
+            return [_with_flag_list(found[r]) for r in rowids if r in found]
+        where, params = flt.where()
         rows = self.query(
             f"SELECT {cols}, {flag_cols} FROM decision_points AS dp WHERE {where} "
             f"ORDER BY {order_by(sort, descending)} LIMIT ? OFFSET ?",
@@ -535,7 +607,14 @@ class Store:
         rowid = self.scalar("SELECT rowid FROM decision_points WHERE id = ?", (dp_id,))
         if rowid is None:
             return None, None
-        where, params = (flt or DecisionPointFilter()).where()
+        flt = flt or DecisionPointFilter()
+        index = self._index_for(flt)
+        if index is not None:
+            pair = index.neighbours(rowid, flt, self._text_search(), sort=sort, descending=descending)
+            ids = dict(self.fetch_in("SELECT rowid, id FROM decision_points WHERE rowid IN ({marks})",
+                                     [r for r in pair if r is not None]))
+            return ids.get(pair[0]), ids.get(pair[1])
+        where, params = flt.where()
         column = order_by(sort, descending).split(",")[0].split()[0]
         value = self.scalar(f"SELECT {column} FROM decision_points AS dp WHERE dp.rowid = ?", (rowid,))
         out: list[str | None] = []
