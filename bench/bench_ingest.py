@@ -8,6 +8,7 @@ Measures, in one run:
 - ingest throughput (MB/s, decision points/s) and its ratio to the floor;
 - peak RSS of the ingest (the main process and, separately, the largest worker);
 - database size / raw size;
+- Browse's index (what the ingest command builds after the ingest): its time and size;
 - at the end, queries on the database built: a filtered page of 50 at a deep offset (split + action
   type + tool name), a filtered count, a text search (count + first page).
 Not a test: it prints numbers for the README and the issue notes.
@@ -91,8 +92,16 @@ def run_ingest(paths: list[Path], db: Path, workers: int | None, no_fts: bool) -
         "secs = time.perf_counter() - t\n"
         "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
         "store.conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')\n"
+        "size = store.path.stat().st_size\n"
+        # what the ingest command does next: Browse's index, built once and stored (browse_index.py)
+        "t, c = time.perf_counter(), time.process_time()\n"
+        "store.browse_index()\n"
+        "index_secs, index_cpu = time.perf_counter() - t, time.process_time() - c\n"
+        "store.conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')\n"
+        "index_mb = (store.path.stat().st_size - size) / 1e6\n"
         "store.close()\n"
         "print(json.dumps({'seconds': secs, 'rows': r.rows_read, 'stored': r.conversations_stored,"
+        " 'index_seconds': index_secs, 'index_cpu': index_cpu, 'index_mb': index_mb,"
         " 'dps': sum(sum(v.values()) for v in r.decision_points_stored.values()),"
         " 'cpu_main': me.ru_utime + me.ru_stime, 'cpu_workers': kids.ru_utime + kids.ru_stime,"
         " 'rss_main_mb': me.ru_maxrss / 1024, 'rss_worker_mb': kids.ru_maxrss / 1024}))\n"
@@ -175,6 +184,9 @@ def main() -> None:
         print(f"ingest CPU: main {cpu_main:.1f} s, workers {cpu_workers:.1f} s; idle-machine estimate "
               f"{bound:.1f} s = {bound / parse_cpu:.1f}x parse-only CPU time")
         print(f"peak RSS: main {result['rss_main_mb']:.0f} MB, largest worker {result['rss_worker_mb']:.0f} MB")
+        print(f"Browse index (built and stored by the ingest command after the ingest): {result['index_seconds']:.1f} s "
+              f"wall, {result['index_cpu']:.1f} s CPU, +{result['index_mb']:.0f} MB; ingest + index "
+              f"{(secs + result['index_seconds']) / parse_secs:.1f}x parse-only time")
     db_bytes = sum(Path(str(db) + s).stat().st_size for s in ("", "-wal") if Path(str(db) + s).exists())
     print(f"database: {db_bytes / 1e9:.2f} GB = {db_bytes / raw_bytes:.2f} x raw")
     for key, value in query_figures(db).items():

@@ -95,6 +95,7 @@ class BrowseIndex:
     _ranks: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        self._pos = np.int32 if len(self.rowid) < 2**31 else np.int64  # positions: int32 halves the memory
         self._codes = {column: {name: i for i, name in enumerate(labels)} for column, labels in
                        (("split", self.splits), ("action_type", self.action_types), ("tool", self.tools))}
         self._conversations_sorted = bool(len(self.conversation_id) < 2
@@ -188,7 +189,7 @@ class BrowseIndex:
         mask = self.mask(flt, text)
         order = self.orders.get(sort)
         if order is None:  # by rowid: the arrays are in rowid order
-            out = np.arange(self.n_rows, dtype=np.int64) if mask is None else np.flatnonzero(mask)
+            out = np.arange(self.n_rows, dtype=self._pos) if mask is None else np.flatnonzero(mask).astype(self._pos)
         else:
             out = order if mask is None else order[mask[order]]
         _remember(self._orders, key, out, _ORDERS_KEPT, self._lock)
@@ -276,8 +277,8 @@ class BrowseIndex:
         with self._lock:
             rank = self._ranks.get(sort)
         if rank is None:
-            rank = np.empty(self.n_rows, dtype=np.int64)
-            rank[order] = np.arange(self.n_rows, dtype=np.int64)
+            rank = np.empty(self.n_rows, dtype=self._pos)
+            rank[order] = np.arange(self.n_rows, dtype=self._pos)
             with self._lock:
                 self._ranks[sort] = rank
         return rank
@@ -440,12 +441,12 @@ def load(conn: sqlite3.Connection, lock: Any, max_rowid: int | None) -> BrowseIn
     """The stored index when it was built for this `max(rowid)` by this version, else None. Arrays are
     read without pickle (a database file may come from anyone)."""
     with lock:
-        try:
+        try:  # the 50 MB body only when it is the right one
             row = conn.execute("SELECT version, max_rowid, n_rows, labels, seconds, body FROM browse_index "
-                               "WHERE id = 1").fetchone()
+                               "WHERE id = 1 AND version = ? AND max_rowid IS ?", (INDEX_VERSION, max_rowid)).fetchone()
         except sqlite3.OperationalError:  # a database from before this table (opened read-only)
             return None
-    if row is None or row[0] != INDEX_VERSION or row[1] != max_rowid:
+    if row is None:
         return None
     try:
         labels = orjson.loads(row[3])
