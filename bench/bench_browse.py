@@ -266,15 +266,18 @@ def ask(proc: subprocess.Popen, job: dict) -> dict:
     return json.loads(line)
 
 
-def run_grid(workers: dict[str, subprocess.Popen], grid, sorts, repeat: int, apptest: bool,
-             app_repeat: int) -> list[dict]:
+def run_grid(workers: dict[str, subprocess.Popen], grid, sorts, repeat: dict[str, int], apptest: dict[str, bool],
+             app_repeat: int, partial: Path | None = None) -> list[dict]:
     results = []
     for i, (name, query) in enumerate(grid):
         order = ["before", "after"] if i % 2 == 0 else ["after", "before"]
         row = {"filter": name, "query": query}
         for side in order:
-            row[side] = ask(workers[side], {"query": query, "sorts": sorts, "repeat": repeat, "apptest": apptest,
-                                            "app_repeat": app_repeat})
+            row[side] = ask(workers[side], {"query": query, "sorts": sorts, "repeat": repeat[side],
+                                            "apptest": apptest[side], "app_repeat": app_repeat})
+        if partial is not None:  # a long run cut short still leaves every filter it finished
+            with partial.open("a") as f:
+                f.write(json.dumps(row) + "\n")
         if row["before"]["total"] != row["after"]["total"]:
             raise RuntimeError(f"{name}: counts differ, before {row['before']['total']} after {row['after']['total']}")
         for a, b in zip(row["before"]["cells"], row["after"]["cells"]):
@@ -296,7 +299,8 @@ def print_filter(row: dict, apptest: bool) -> None:
         pages = [ms for c in r["cells"] for ms in c["page_ms"]]
         parts.append(f"| {fmt(r['count_ms']):>15} {fmt(pages):>17}")
         if apptest:
-            parts.append(f"{fmt([s for c in r['cells'] for s in c['app_s']], digits=2):>13}")
+            app = [s for c in r["cells"] for s in c.get("app_s", [])]
+            parts.append(f"{fmt(app, digits=2) if app else '-':>13}")
     print(" ".join(parts) + f" | {row['before']['load']:.1f} {row['after']['load']:.1f}", flush=True)
 
 
@@ -339,7 +343,7 @@ def summary(results: list[dict], apptest: bool) -> dict[str, Any]:
                                    if statistics.median(r[side]["count_ms"]) > limit[r["filter"]]],
             "first_page_cold_ms_max": max(r[side]["first_page_cold_ms"] for r in results),
         }
-        if apptest:
+        if apptest and all("app_s" in c for c in cells):
             app_p50 = [statistics.median(c["app_s"]) for c in cells]
             s.update(app_s_p50=statistics.median(app_p50), app_s_max=max(max(c["app_s"]) for c in cells),
                      app_over_target=sum(1 for v in app_p50 if v > TARGET_APP_S))
@@ -356,7 +360,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per count and page (default 2)")
     parser.add_argument("--app-repeat", type=int, default=1, help="timed renders per cell after the warm-up one "
                         "(default 1)")
+    parser.add_argument("--before-repeat", type=int, help="timed runs per count and page on the before side "
+                        "(default: --repeat; its deep pages take seconds each at full scale)")
     parser.add_argument("--no-apptest", action="store_true", help="skip rendering the Browse page per cell")
+    parser.add_argument("--apptest-before", action="store_true", help="render the Browse page per cell on the "
+                        "before side too (default: after only; before, a deep page takes seconds per render)")
     parser.add_argument("--quick", action="store_true", help="a few filters and two sorts: a look, not the grid")
     parser.add_argument("--out", type=Path, help="also write every figure as JSON to this file")
     parser.add_argument("--worker", nargs=2, metavar=("SRC", "DB"), help=argparse.SUPPRESS)
@@ -379,11 +387,18 @@ def main() -> None:
               + (f"; Browse index ready in {info[side]['index_s']:.2f} s" if info[side]["has_index"] else ""))
     apptest = not args.no_apptest
     print(f"{len(grid)} filters × {len(sorts)} sorts × 2 directions × {len(OFFSETS)} offsets = "
-          f"{len(grid) * len(sorts) * 2 * len(OFFSETS)} page cells per side, {args.repeat} runs each")
+          f"{len(grid) * len(sorts) * 2 * len(OFFSETS)} page cells per side, runs each: before "
+          f"{args.before_repeat or args.repeat}, after {args.repeat}")
     header(apptest)
     started = time.perf_counter()
     try:
-        results = run_grid(workers, grid, sorts, args.repeat, apptest, args.app_repeat)
+        partial = None
+        if args.out:
+            partial = args.out.with_suffix(".partial.jsonl")
+            partial.write_text("")
+        repeat = {"before": args.before_repeat or args.repeat, "after": args.repeat}
+        results = run_grid(workers, grid, sorts, repeat, {"before": apptest and args.apptest_before,
+                                                          "after": apptest}, args.app_repeat, partial)
     finally:
         for proc in workers.values():
             proc.stdin.close()
