@@ -98,9 +98,15 @@ def check_one(store: Store, flt: DecisionPointFilter, sort: str, descending: boo
     assert n == expected_n
     last_page_start = max(0, (n - 1) // 50 * 50)
     for offset in (0, int(where * n), max(0, n - 1), n, n + 3, last_page_start, -4):
-        expected, got = sql_and_index(store, lambda: store.page(flt, sort=sort, descending=descending,
-                                                                offset=offset, limit=limit))
+        page = lambda: store.page(flt, sort=sort, descending=descending, offset=offset, limit=limit)  # noqa: E731
+        expected, got = sql_and_index(store, page)
         assert got == expected, (flt, sort, descending, offset, limit)
+        saved = browse_index.SCAN_LIMIT
+        browse_index.SCAN_LIMIT = 0  # the filtered order materialised, as for a deep page at full scale
+        try:
+            assert page() == expected, (flt, sort, descending, offset, limit, "materialised")
+        finally:
+            browse_index.SCAN_LIMIT = saved
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -209,6 +215,31 @@ def test_first_page_of_a_text_search_by_id_walks_the_fts_order(tie_store):
         assert fts and all("LIMIT" in s for s in fts), fts
         expected, got = sql_and_index(tie_store, lambda: tie_store.page(flt, descending=descending, limit=5))
         assert got == expected
+
+
+def test_a_page_near_either_end_of_a_new_filter_and_sort_scans_the_permutation(tie_store):
+    """The first (or, descending, the last) pages of a filter and sort not seen yet come from scanning the
+    sort's permutation until the page is full, not from filtering all of it; a deep page filters it once."""
+    index = tie_store.browse_index()
+    flt = DecisionPointFilter(split="tool_calling", exclude_flags=("parallel",))
+    key = (browse_index.filter_key(flt), "context_chars")
+    n = tie_store.count(flt)
+    assert n > 60
+    for descending in (False, True):
+        index._orders.clear()
+        for offset in (0, 50):
+            expected, got = sql_and_index(tie_store, lambda: tie_store.page(
+                flt, sort="context_chars", descending=descending, offset=offset, limit=10))
+            assert got == expected and len(got) == 10
+        assert key not in index._orders
+    saved = browse_index.SCAN_LIMIT
+    browse_index.SCAN_LIMIT = 20
+    try:
+        expected, got = sql_and_index(tie_store, lambda: tie_store.page(flt, sort="context_chars", offset=n - 5))
+    finally:
+        browse_index.SCAN_LIMIT = saved
+    assert got == expected and len(got) == 5
+    assert key in index._orders
 
 
 def test_the_walk_is_not_used_when_conversation_ids_are_out_of_rowid_order(tmp_path):
