@@ -28,6 +28,7 @@ import io
 import json
 import logging
 import os
+import re
 import sqlite3
 import statistics
 import subprocess
@@ -43,6 +44,7 @@ SORTS = ("id", "turn_index", "context_chars", "n_tools", "expected_tool")
 OFFSETS = ("0", "10%", "50%", "90%", "last")
 PAGE_SIZE = 50
 TARGET_PAGE_MS, TARGET_COUNT_MS, TARGET_TEXT_COUNT_MS, TARGET_APP_S = 50.0, 200.0, 300.0, 0.5
+SIDES = ["before", "after"]  # --after-only: today's code alone
 
 
 # ---- the grid ------------------------------------------------------------------------------------------
@@ -154,18 +156,22 @@ class Worker:
                 getattr(index, name).clear()
 
     def timed(self, call) -> tuple[float, Any]:
-        started = time.perf_counter()
+        """Wall ms of one call (and its CPU ms in `self.cpu_ms`: on a shared, overloaded machine the wall time
+        mostly measures the wait for a core)."""
+        started, cpu = time.perf_counter(), time.process_time()
         out = call()
+        self.cpu_ms = (time.process_time() - cpu) * 1000
         return (time.perf_counter() - started) * 1000, out
 
     def job(self, query: dict[str, str], sorts: list[str], repeat: int, apptest: bool,
             app_repeat: int) -> dict[str, Any]:
         flt = self.Filter.from_query(query)
-        counts = []
+        counts, counts_cpu = [], []
         for _ in range(repeat):
             self.forget()
             ms, total = self.timed(lambda: self.store.count(flt))
             counts.append(ms)
+            counts_cpu.append(self.cpu_ms)
         self.forget()
         cold_ms, _ = self.timed(lambda: self.store.page(flt, limit=PAGE_SIZE))
         self.forget()
@@ -175,17 +181,22 @@ class Worker:
             for descending in (False, True):
                 for which in OFFSETS:
                     offset = offset_of(which, total)
-                    times, ids = [], None
+                    times, cpu, ids = [], [], None
                     for _ in range(repeat):
                         ms, rows = self.timed(lambda: self.store.page(flt, sort=sort, descending=descending,
                                                                       offset=offset, limit=PAGE_SIZE))
                         times.append(ms)
+                        cpu.append(self.cpu_ms)
                         ids = [r["id"] for r in rows]
-                    cell = {"sort": sort, "desc": descending, "offset": which, "page_ms": times, "ids": ids}
+                    cell = {"sort": sort, "desc": descending, "offset": which, "page_ms": times, "page_cpu_ms": cpu,
+                            "ids": ids}
                     if apptest:
+                        self.app_cpu = []
                         cell["app_s"] = self.render(query, sort, descending, offset // PAGE_SIZE + 1, app_repeat)
+                        cell["app_cpu_s"] = self.app_cpu
                     cells.append(cell)
-        return {"total": total, "count_ms": counts, "first_page_cold_ms": cold_ms, "cells": cells,
+        return {"total": total, "count_ms": counts, "count_cpu_ms": counts_cpu, "first_page_cold_ms": cold_ms,
+                "cells": cells,
                 "load": os.getloadavg()[0]}
 
     def render(self, query: dict[str, str], sort: str, descending: bool, page: int, repeat: int) -> list[float]:
@@ -199,14 +210,15 @@ class Worker:
             at = AppTest.from_file(str(self.src / "app.py"), default_timeout=300)
             for k, v in url.items():
                 at.query_params[k] = v
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             at.switch_page("app_pages/browse.py").run()
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             problems = [e.value for e in at.exception] + [e.value for e in at.error] + [w.value for w in at.warning]
             if problems:
                 raise RuntimeError(f"browse {url}: {problems[0]}")
             if i:
                 out.append(elapsed)
+                self.app_cpu.append(cpu)
         return out
 
 
@@ -270,7 +282,7 @@ def run_grid(workers: dict[str, subprocess.Popen], grid, sorts, repeat: dict[str
              app_repeat: int, partial: Path | None = None) -> list[dict]:
     results = []
     for i, (name, query) in enumerate(grid):
-        order = ["before", "after"] if i % 2 == 0 else ["after", "before"]
+        order = SIDES if i % 2 == 0 else SIDES[::-1]
         row = {"filter": name, "query": query}
         for side in order:
             row[side] = ask(workers[side], {"query": query, "sorts": sorts, "repeat": repeat[side],
@@ -278,6 +290,10 @@ def run_grid(workers: dict[str, subprocess.Popen], grid, sorts, repeat: dict[str
         if partial is not None:  # a long run cut short still leaves every filter it finished
             with partial.open("a") as f:
                 f.write(json.dumps(row) + "\n")
+        if len(order) < 2:
+            results.append(row)
+            print_filter(row, any(apptest.values()))
+            continue
         if row["before"]["total"] != row["after"]["total"]:
             raise RuntimeError(f"{name}: counts differ, before {row['before']['total']} after {row['after']['total']}")
         for a, b in zip(row["before"]["cells"], row["after"]["cells"]):
@@ -294,29 +310,29 @@ def fmt(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
 
 def print_filter(row: dict, apptest: bool) -> None:
     parts = [f"{row['filter'][:46]:46} {row['after']['total']:>9,}"]
-    for side in ("before", "after"):
+    for side in SIDES:
         r = row[side]
         pages = [ms for c in r["cells"] for ms in c["page_ms"]]
         parts.append(f"| {fmt(r['count_ms']):>15} {fmt(pages):>17}")
         if apptest:
             app = [s for c in r["cells"] for s in c.get("app_s", [])]
             parts.append(f"{fmt(app, digits=2) if app else '-':>13}")
-    print(" ".join(parts) + f" | {row['before']['load']:.1f} {row['after']['load']:.1f}", flush=True)
+    print(" ".join(parts) + " | " + " ".join(f"{row[side]['load']:.1f}" for side in SIDES), flush=True)
 
 
 def header(apptest: bool) -> None:
     side = f"| {'count ms':>15} {'page ms':>17}" + (f" {'Browse s':>13}" if apptest else "")
     width = len(side)
-    print(f"\n{'':46} {'':9} {'| before (p50 / max)':{width}}{'| after (p50 / max)':{width}}| load")
-    print(f"{'filter':46} {'matches':>9} {side}{side} | b / a")
+    print(f"\n{'':46} {'':9} " + "".join(f"{f'| {s} (p50 / max)':{width}}" for s in SIDES) + "| load")
+    print(f"{'filter':46} {'matches':>9} {side * len(SIDES)} | " + " / ".join(s[0] for s in SIDES))
 
 
 def breakdown(results: list[dict], key: str, values: tuple[str, ...] | tuple[bool, ...]) -> None:
     """Page times by one dimension of the grid (offset, sort), both sides: p50 / max."""
-    print(f"\npage ms by {key}: {'':14} {'before p50 / max':>20} {'after p50 / max':>20}")
+    print(f"\npage ms by {key}: {'':14} " + " ".join(f"{f'{side} p50 / max':>20}" for side in SIDES))
     for value in values:
         row = [f"{str(value):>26}"]
-        for side in ("before", "after"):
+        for side in SIDES:
             times = [ms for r in results for c in r[side]["cells"] if c[key] == value for ms in c["page_ms"]]
             row.append(f"{fmt(times):>20}" if times else f"{'-':>20}")
         print(" ".join(row))
@@ -326,7 +342,7 @@ def summary(results: list[dict], apptest: bool) -> dict[str, Any]:
     """The grid's figures per side: p50 and max over every cell, and the cells over target (judged by the
     cell's median run, and by its slowest run: on a loaded machine one run in many is stretched)."""
     out: dict[str, Any] = {}
-    for side in ("before", "after"):
+    for side in SIDES:
         cells = [c for r in results for c in r[side]["cells"]]
         page_p50 = [statistics.median(c["page_ms"]) for c in cells]
         page_max = [max(c["page_ms"]) for c in cells]
@@ -342,11 +358,17 @@ def summary(results: list[dict], apptest: bool) -> dict[str, Any]:
             "counts_over_target": [r["filter"] for r in results
                                    if statistics.median(r[side]["count_ms"]) > limit[r["filter"]]],
             "first_page_cold_ms_max": max(r[side]["first_page_cold_ms"] for r in results),
+            "page_cpu_ms_p50": statistics.median(statistics.median(c["page_cpu_ms"]) for c in cells),
+            "page_cpu_ms_max": max(max(c["page_cpu_ms"]) for c in cells),
+            "count_cpu_ms_p50": statistics.median(statistics.median(r[side]["count_cpu_ms"]) for r in results),
+            "count_cpu_ms_max": max(max(r[side]["count_cpu_ms"]) for r in results),
         }
         if apptest and all("app_s" in c for c in cells):
             app_p50 = [statistics.median(c["app_s"]) for c in cells]
             s.update(app_s_p50=statistics.median(app_p50), app_s_max=max(max(c["app_s"]) for c in cells),
-                     app_over_target=sum(1 for v in app_p50 if v > TARGET_APP_S))
+                     app_over_target=sum(1 for v in app_p50 if v > TARGET_APP_S),
+                     app_cpu_s_p50=statistics.median(statistics.median(c["app_cpu_s"]) for c in cells),
+                     app_cpu_s_max=max(max(c["app_cpu_s"]) for c in cells))
         out[side] = s
     return out
 
@@ -366,22 +388,36 @@ def main() -> None:
     parser.add_argument("--apptest-before", action="store_true", help="render the Browse page per cell on the "
                         "before side too (default: after only; before, a deep page takes seconds per render)")
     parser.add_argument("--quick", action="store_true", help="a few filters and two sorts: a look, not the grid")
+    parser.add_argument("--only", help="the filters whose name matches this regular expression")
+    parser.add_argument("--sorts", help="comma-separated sorts (default: every sort)")
+    parser.add_argument("--after-only", action="store_true", help="today's code alone (no before side; "
+                        "--before-db is not needed)")
     parser.add_argument("--out", type=Path, help="also write every figure as JSON to this file")
     parser.add_argument("--worker", nargs=2, metavar=("SRC", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return serve(Path(args.worker[0]), Path(args.worker[1]))
-    if not (args.before_db and args.after_db) or args.before_db.resolve() == args.after_db.resolve():
+    if args.after_only:
+        SIDES[:] = ["after"]
+        if not args.after_db:
+            sys.exit("error: give --after-db")
+    elif not (args.before_db and args.after_db) or args.before_db.resolve() == args.after_db.resolve():
         sys.exit("error: give --before-db and --after-db, two copies of the same database")
-    rev, before_src = before_tree(args.before_rev)
-    grid = filters(args.before_db)
+    rev, before_src = (None, None) if args.after_only else before_tree(args.before_rev)
+    grid = filters(args.after_db if args.after_only else args.before_db)
     sorts = list(SORTS)
     if args.quick:
         grid, sorts = grid[:3] + [g for g in grid if "text" in g[1]][:2], ["id", "context_chars"]
+    if args.only:
+        grid = [g for g in grid if re.search(args.only, g[0])]
+    if args.sorts:
+        sorts = args.sorts.split(",")
     print(f"before: {rev} on {args.before_db}; after: {REPO} (working tree) on {args.after_db}")
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     workers, info = {}, {}
     for side, src, db in (("before", before_src, args.before_db), ("after", REPO, args.after_db)):
+        if side not in SIDES:
+            continue
         workers[side], info[side] = start(src, db)
         print(f"{side}: {info[side]['decision_points']:,} decision points; opened in {info[side]['opened_s']:.2f} s"
               + (f"; Browse index ready in {info[side]['index_s']:.2f} s" if info[side]["has_index"] else ""))
