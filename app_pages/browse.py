@@ -219,6 +219,13 @@ if c3.button("Next page ▶", disabled=state.page >= last_page, key="page_next",
     go_to(state.page + 1)
 if c4.button("Last page ⏭", disabled=state.page >= last_page, key="page_last", width="stretch"):
     go_to(last_page)
+if last_page > 1:  # any page, the deepest included, is one index lookup (no OFFSET walk)
+    with st.form("browse_go_to", border=False):
+        c1, c2, _ = st.columns([1, 1, 2], vertical_alignment="bottom")
+        wanted = c1.number_input(f"Go to page (1–{last_page:,})", min_value=1, max_value=last_page, step=1,
+                                 value=state.page)  # no key: it shows the current page after every move
+        if c2.form_submit_button("Go", width="stretch"):
+            go_to(int(wanted))
 
 if total:
     with st.expander("Download this view", key="browse_download_open"):

@@ -218,6 +218,20 @@ def test_browse_paging_buttons(open_page, store):
     assert query(at) == {}
 
 
+def test_browse_go_to_page_n_keeps_the_filter_and_sort(open_page, store):
+    at = open_page(BROWSE, split="tool_calling", sort="context_chars", desc="1")
+    flt = DecisionPointFilter(split="tool_calling")
+    n_pages = -(-store.count(flt) // 50)
+    assert n_pages >= 3
+    by_label(at.number_input, f"Go to page (1–{n_pages})").set_value(n_pages - 1)
+    by_label(at.button, "Go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert query(at) == {"split": "tool_calling", "sort": "context_chars", "desc": "1", "page": str(n_pages - 1)}
+    expected = store.page(flt, sort="context_chars", descending=True, offset=(n_pages - 2) * 50, limit=50)
+    assert browse_ids(at) == [r["id"] for r in expected]
+    assert f"page {n_pages - 1} of {n_pages}" in captions(at)
+
+
 def test_browse_bad_filter_in_the_url_says_what_is_wrong(open_page):
     at = open_page(BROWSE, split="bogus")
     assert any("unknown split 'bogus'" in plain(e.value) for e in at.error)
