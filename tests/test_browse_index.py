@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -417,3 +418,36 @@ def test_next_and_previous_in_the_list_follow_the_sql_order(demo_db, monkeypatch
     next(b for b in at.button if b.key == "prev_list").click().run()
     next(b for b in at.button if b.key == "prev_list").click().run()
     assert at.query_params["id"] == listed[middle - 1]
+
+
+def test_a_database_made_by_older_code_browses_as_sql_read_only_and_after_migrating(tmp_path):
+    """The migrations fixture was made by main before the Browse index existed: opened read-only (no
+    `browse_index` table, nothing written) the index lives in memory; opened normally the step adds the
+    table and the index is stored. Either way every count and page is the SQL's."""
+    db = tmp_path / "made-by-main.db"
+    db.write_bytes(zstandard.ZstdDecompressor().decompress(
+        (Path(__file__).parent / "data" / "main-fixture.db.zst").read_bytes(), max_output_size=100_000_000))
+    raw = sqlite3.connect(db)
+    assert not raw.execute("SELECT 1 FROM sqlite_master WHERE name = 'browse_index'").fetchall()
+    raw.close()
+    cases = [(DecisionPointFilter(), "context_chars", True), (DecisionPointFilter(split="tool_calling"), "n_tools", False),
+             (DecisionPointFilter(text="weather", exclude_flags=("parallel",)), "expected_tool", True)]
+    for readonly in (True, False):
+        store = Store.open(db, readonly=readonly)
+        try:
+            assert store.browse_index() is not None
+            for flt, sort, descending in cases:
+                n, expected_n = sql_and_index(store, lambda: store.count(flt))
+                assert n == expected_n > 0
+                for offset in (0, n // 2, max(0, n - 3)):
+                    expected, got = sql_and_index(store, lambda: store.page(flt, sort=sort, descending=descending,
+                                                                            offset=offset, limit=50))
+                    assert got == expected and got
+        finally:
+            store.close()
+        raw = sqlite3.connect(db)
+        stored = raw.execute("SELECT count(*) FROM sqlite_master WHERE name = 'browse_index'").fetchone()[0]
+        assert stored == (0 if readonly else 1)
+        if not readonly:
+            assert raw.execute("SELECT count(*) FROM browse_index").fetchone()[0] == 1
+        raw.close()
