@@ -37,6 +37,8 @@ from nemo_core.grading.grade import Breakdown
 from nemo_core.people.guarded import audit_set_is_guarded
 from nemo_core.grading.keyword_grader import KeywordScore
 from nemo_core.grading.llm_grader import LLMGrader
+from ui.audit_notes import no_variance_note
+from ui.charts import show
 from ui.admin import admin_unlocked, held_back, unlock_form, visible_run_names
 from ui.breakdown import render_breakdown
 from ui.chat import render_conversation
@@ -316,12 +318,15 @@ def agreement_section(shown: Shown) -> None:
     c[4].metric(f"Kappa at {threshold:.2f}", fmt(figures.kappa))
     c[5].metric("Best keyword threshold", "—" if figures.best is None else f"{figures.best.threshold:.2f}",
                 help="the keyword threshold whose pass/fail agrees best (kappa) with the LLM's at the pass threshold")
+    no_spread = no_variance_note(rows)
+    if no_spread:
+        st.info(no_spread)
     st.caption(f"Mean keyword {fmt(figures.mean_keyword)} · mean LLM {fmt(figures.mean_llm)}"
                + (f" · {figures.n_llm_failed:,} LLM failures and {figures.n_pending:,} waiting are not counted"
                   if figures.n_llm_failed or figures.n_pending else ""))
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.plotly_chart(scatter(rows, threshold), width="stretch", key="audit_scatter")
+        show(scatter(rows, threshold), key="audit_scatter")
         st.caption("Each point is a candidate reply; LLM scores are jittered by up to ±0.015 so equal scores do not "
                    "hide each other. Grey lines: the pass threshold.")
     with right:
@@ -334,7 +339,7 @@ def agreement_section(shown: Shown) -> None:
                     f"**{fmt(agree)}**")
         st.caption("Kappa corrects raw agreement for chance: 1 = perfect, 0 = no better than chance.")
     st.markdown("**Keyword threshold sweep**: which keyword threshold reproduces the LLM's pass/fail best?")
-    st.plotly_chart(sweep_chart(figures), width="stretch", key="audit_sweep")
+    show(sweep_chart(figures), key="audit_sweep")
     t1, t2 = st.tabs(["By split", "By candidate length"])
     with t1:
         st.dataframe(group_table(figures.by_split), hide_index=True, width="stretch", key="audit_by_split")
@@ -345,7 +350,7 @@ def agreement_section(shown: Shown) -> None:
             go.Bar(name="mean LLM", x=[g.group for g in figures.by_length], y=[g.agreement.mean_b for g in figures.by_length]),
         ])
         bars.update_layout(barmode="group", height=300, margin={"t": 30, "b": 40}, yaxis_title="mean score")
-        st.plotly_chart(bars, width="stretch", key="audit_length_bars")
+        show(bars, key="audit_length_bars")
         st.caption("Is the keyword grader biased by length? Compare the two means in each bucket, over the items "
                    "both graders scored.")
     st.markdown("**By kind of candidate**")

@@ -24,6 +24,7 @@ from nemo_core.data.extract import FLAGS
 from nemo_core.data.filters import DecisionPointFilter
 from nemo_core.grading.llm_grader import LLMGrader
 from nemo_core.runs.run import list_runs
+from ui.charts import show
 from ui.admin import admin_unlocked, unlock_form
 from ui.db import get_store, require_store
 from ui.safe import escape_markdown, inert_label
@@ -208,7 +209,7 @@ with results_tab:
         fig.add_hline(y=res.overall.mean, line_dash="dot", annotation_text="overall")
         fig.update_layout(height=380, yaxis=dict(range=[0, 1.05], title="mean reward (95% CI)"),
                           margin=dict(l=0, r=0, t=30, b=0), legend=dict(orientation="h"))
-        st.plotly_chart(fig, width="stretch", config={"displaylogo": False}, key="campaigns::scores_chart")
+        show(fig, key="campaigns::scores_chart")
         st.dataframe(table.rename(columns={"ci_low": "95% CI low", "ci_high": "95% CI high"}), hide_index=True,
                      width="stretch", key="campaigns::scores_table",
                      column_config={c: st.column_config.NumberColumn(format="%.3f")
@@ -222,10 +223,14 @@ with results_tab:
         st.dataframe(times, hide_index=True, width="stretch", key="campaigns::times",
                      column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("median s", "mean s")})
         if res.seconds:
-            hist = go.Figure(go.Histogram(x=res.seconds, nbinsx=30))
-            hist.update_layout(height=250, xaxis_title="seconds from showing to submitting", yaxis_title="answers",
-                               margin=dict(l=0, r=0, t=10, b=0))
-            st.plotly_chart(hist, width="stretch", config={"displaylogo": False}, key="campaigns::time_chart")
+            # one overlaid histogram per annotator, as the heading says (it was every answer in one)
+            hist = go.Figure([go.Histogram(x=secs, name=html.escape(who), opacity=0.6, nbinsx=30,
+                                           hovertemplate="%{x} s: %{y} answers<extra>%{fullData.name}</extra>")
+                              for who, secs in res.seconds_by_annotator.items() if secs])
+            hist.update_layout(height=280, barmode="overlay", xaxis_title="seconds from showing to submitting",
+                               yaxis_title="answers", margin=dict(l=0, r=0, t=10, b=0),
+                               legend=dict(orientation="h", title="annotator"))
+            show(hist, key="campaigns::time_chart")
 
         st.markdown("**Agreement between annotators** (items answered by two or more)")
         ag = res.agreement

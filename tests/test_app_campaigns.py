@@ -127,6 +127,10 @@ def test_create_campaign_two_annotators_answer_and_skip_results_appear(app, stor
     assert dict(zip(progress["annotator"], progress["done"])) == {"ann": 2, "bob": 2}
     chart = json.loads(admin.get("plotly_chart")[0].proto.spec)
     assert {t["name"] for t in chart["data"]} >= {"split", "action type", "annotator"}
+    # issue 19: the time plot "per annotator" is split by annotator
+    times = [json.loads(c.proto.spec) for c in admin.get("plotly_chart")
+             if "seconds" in json.dumps(json.loads(c.proto.spec)["layout"].get("xaxis", {}))]
+    assert len(times) == 1 and sorted(t["name"] for t in times[0]["data"]) == ["ann", "bob"]
     scores = frame_with(admin, "95% CI low")
     assert set(scores["group"]) == {"overall", "split", "action type", "annotator"}
     # shared items were answered by both: agreement is measured

@@ -465,6 +465,8 @@ def test_a_missing_database_is_explained_not_a_crash(monkeypatch, tmp_path, page
     assert any("no database at" in plain(e.value) for e in at.sidebar.error)
     assert any("Open a workbench database from the sidebar" in i.value for i in at.info)
     assert not (tmp_path / "nowhere.db").exists(), "opening must not create the file"
+    # issue 19: one button opens the demo database instead
+    assert any(b.label == "Open the demo database" for b in at.sidebar.button)
 
 
 def test_browse_widgets_show_the_url_filter_after_a_visit_to_another_page(open_page, store):
@@ -485,3 +487,18 @@ def test_browse_widgets_show_the_url_filter_after_a_visit_to_another_page(open_p
     assert query(at) == {"split": "tool_calling", "action_type": "message", "min_tools": "2"}
     flt = DecisionPointFilter(split="tool_calling", action_type="message", min_tools=2)
     assert f"{store.count(flt):,} decision points match" in captions(at)
+
+
+def test_the_demo_button_opens_the_demo_database(monkeypatch, tmp_path, demo_db_master):
+    import ui.db as ui_db
+
+    monkeypatch.setenv("NEMO_DB", str(tmp_path / "nowhere.db"))
+    demo = tmp_path / "demo-copy.db"
+    shutil.copy(demo_db_master, demo)
+    monkeypatch.setattr(ui_db, "DEMO_DB", demo)  # never rebuild the repository's data/demo.db in a test
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.switch_page("app_pages/overview.py").run()
+    next(b for b in at.sidebar.button if b.label == "Open the demo database").click().run()
+    assert not at.exception
+    assert not at.sidebar.error
+    assert any(m.label == "Decision points" and m.value == "180" for m in at.main.metric)

@@ -191,3 +191,19 @@ def test_similar_tools_most_expected_first():
     assert similar_tools("forecast", tools) == ["forecast_rain", "get_forecast", "Forecast_X"]
     assert similar_tools("  ", tools) == []
     assert similar_tools("get_forecast", tools) == []  # the name itself is no suggestion
+
+
+def test_no_variance_note_says_why_the_agreement_figures_are_empty():
+    """Issue 19: every LLM score 7 gave Pearson "—", kappa 0.000 and a best threshold 0.00 with no word of why."""
+    from types import SimpleNamespace as Row
+
+    from ui.audit_notes import no_variance_note
+
+    flat_llm = [Row(keyword=k, llm=0.7) for k in (0.1, 0.5, 0.9)]
+    note = no_variance_note(flat_llm)
+    assert note and "every LLM score is 0.70" in note and "Pearson and Spearman are undefined" in note
+    assert "keyword" not in note.split(".")[0].replace("every LLM", "")  # only the flat side is named
+    assert no_variance_note([Row(keyword=k, llm=v) for k, v in ((0.1, 0.2), (0.5, 0.6))]) is None
+    assert no_variance_note([Row(keyword=0.3, llm=None), Row(keyword=0.4, llm=0.5)]) is None  # one pair only
+    both = no_variance_note([Row(keyword=0.0, llm=0.7), Row(keyword=0.0, llm=0.7)])
+    assert "every keyword score is 0.00 and every LLM score is 0.70" in both

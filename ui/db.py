@@ -21,8 +21,9 @@ from typing import Any
 
 import streamlit as st
 
-from nemo_core.base.config import DEFAULT_DB
+from nemo_core.base.config import DEFAULT_DB, DEMO_DB
 from nemo_core.base.errors import NemoError, StoreError
+from nemo_core.data.demo import ensure_demo_db
 from nemo_core.data.overview import load_cached
 from nemo_core.data.overview import signature as core_signature
 from nemo_core.data.store import Store, check_workbench_db
@@ -125,6 +126,17 @@ def sidebar() -> Store | None:
             message = exc.one_line() if isinstance(exc, NemoError) else str(exc)
             st.error("Cannot open this database: " + escape_markdown(message))
             store = None
+            # one click to something that works: the bundled demo database (built from data/demo/ if missing)
+            if Path(path).resolve() != Path(DEMO_DB).resolve() and st.button(
+                    "Open the demo database", key="db_open_demo", type="primary",
+                    help="The bundled demo data (built in about a second if it is not there yet)."):
+                try:
+                    ensure_demo_db(DEMO_DB)
+                except (NemoError, OSError, sqlite3.DatabaseError) as exc:
+                    st.error("The demo database cannot be built: " + escape_markdown(str(exc)))
+                else:
+                    st.session_state[DB_KEY] = str(Path(DEMO_DB).resolve())
+                    st.rerun()
         else:
             c1, c2 = st.columns(2)
             c1.metric("Decision points", f"{info['total']:,}")

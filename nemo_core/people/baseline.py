@@ -106,6 +106,8 @@ class BaselineResults:
     agreement: Agreement
     disagreements: list[Disagreement]
     seconds: list[float] = field(default_factory=list)  # time per answered item, for a histogram
+    # the same, per annotator (the page's time plot is split by annotator)
+    seconds_by_annotator: dict[str, list[float]] = field(default_factory=dict)
 
     def table(self) -> list[dict[str, Any]]:
         """Every score as one row (group, value, mean, CI, n): what the page shows and the CLI could print."""
@@ -265,6 +267,7 @@ def results_from_rows(rows: list[dict[str, Any]], *, seed: int, campaign: Campai
         agreement=agreement_of(answered),
         disagreements=disagreements_of(answered),
         seconds=[float(r["seconds"]) for r in answered if r["seconds"] is not None],
+        seconds_by_annotator={k: [float(x) for x in v if x is not None] for k, v in sorted(times.items())},
     )
 
 
