@@ -92,7 +92,9 @@ def go_in_list(forward: bool) -> None:
         go(target)
 
 
-c1, c2, c3, c4, c5 = st.columns(5)
+# two rows (the conversation, then the list): five buttons in one row cut their labels at 1280 px
+c1, c2, _ = st.columns(3)
+c3, c4, c5 = st.columns(3, vertical_alignment="center")
 if c1.button("◀ Previous turn", disabled=prev_conv is None, key="prev_conv", width="stretch",
              help="The previous decision point in this conversation"):
     go(prev_conv)

@@ -185,6 +185,9 @@ def test_breakdown_key_table_marks_extra_and_schema_problems():
     assert rows[0]["expected"] == "5" and rows[0]["submitted"] == '"5"' and "string" in rows[0]["hint"]
     assert rows[1]["status"] == "➕ extra" and rows[1]["expected"] == "—" and rows[1]["submitted"] == "null"
     assert any("Not valid under the tool's JSON schema" in m.value for m in at.markdown)
+    # issue 19: the hint column was cut at 1280 px; the hints are also written out in full
+    hints = [c.value for c in at.caption if c.value.startswith("Hints:")]
+    assert len(hints) == 1 and "submitted value is a string, the other a number" in hints[0].replace("\\", "")
 
 
 def test_a_task_without_tools_offers_only_a_message(open_dp):

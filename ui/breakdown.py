@@ -124,6 +124,9 @@ def render_breakdown(breakdown: Breakdown | dict[str, Any], *, key: str = "break
             counts = {s: sum(1 for k in b.keys if k.status == s) for s in STATUS_MARK}
             st.caption(" · ".join(f"{STATUS_MARK[s]}: {n}" for s, n in counts.items() if n)
                        + "  (values compared as JSON: numbers by value, strings trimmed, arrays in order)")
+            hinted = [k for k in b.keys if k.hint]
+            if hinted:  # in full: the table's last column is cut in a narrow column or at 1280 px
+                st.caption("Hints: " + " · ".join(f"{code_span(k.key)}: {escape_markdown(k.hint)}" for k in hinted))
         elif is_call and type_ok and b.arg_match is not None and b.reward is not None:
             # only when a call was compared with a call: after a message where a call was expected there is
             # nothing to compare, and "no keys on either side" would be false
