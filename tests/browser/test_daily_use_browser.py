@@ -7,6 +7,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 from browser_helpers import screenshot, wait_idle
 
@@ -105,9 +106,11 @@ def test_unknown_tool_gives_a_hint(page, app_url, outside_requests):
     assert page.get_by_text("Loosen one part of the filter").is_visible()
     screenshot(page, "browse_unknown_tool_hint")
     page.get_by_role("button", name="Use get_forecast (3)").click()
+    page.wait_for_url("**tool=get_forecast**", timeout=20_000)
     wait_idle(page)
     assert url_filters(page) == {"tool": "get_forecast", "split": "tool_calling"}
-    assert page.get_by_text("No decision point matches this filter.").count() == 0
+    # the list drawn again for the new filter (a loaded machine can take a while to start the rerun)
+    expect(page.get_by_text("No decision point matches this filter.")).to_have_count(0, timeout=20_000)
     screenshot(page, "browse_unknown_tool_hint_used")
     assert outside_requests == []
 
