@@ -68,6 +68,9 @@ def test_ask_a_model_on_a_local_server(page, app_url, outside_requests):
         page.get_by_label("Model", exact=True).press("Tab")
         page.get_by_role("button", name="Ask the model").click()
         wait_idle(page, timeout=SLOW)
+        # wait for the answer itself: a breakdown table may already be on the page (an earlier test's attempt at
+        # this decision point), so a table alone does not say the model was asked yet
+        page.get_by_text("fake-model's answer").wait_for(timeout=SLOW)
         page.wait_for_selector('[data-testid="stDataFrame"] canvas', timeout=SLOW)
         assert len(server.completion_requests) == 1
         assert server.completion_requests[0].body["tool_choice"] == "required"
