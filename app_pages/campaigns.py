@@ -27,6 +27,7 @@ from nemo_core.runs.run import list_runs
 from ui.charts import show
 from ui.admin import admin_unlocked, unlock_form
 from ui.db import get_store, require_store
+from ui.formats import plural
 from ui.safe import escape_markdown, inert_label
 from ui.secrets import grader_config
 
@@ -155,7 +156,7 @@ with progress_tab:
     prog = C.progress(store, cid)
     st.progress(prog.fraction, text=f"Campaign: {prog.done:,} of {prog.target_answers:,} answers "
                                     f"({prog.items_answered:,} of {prog.n_items:,} items answered at least once, "
-                                    f"{prog.skips:,} skips)")
+                                    f"{plural(prog.skips, 'skip')})")
     # "0 of 19 answers ... (1 so far)" read as a contradiction: say that the target grows with the annotators
     n_annotators = len(prog.annotators)
     st.caption(f"Target: {prog.n_items - prog.n_shared:,} items × overlap {prog.overlap}"
@@ -188,7 +189,7 @@ with results_tab:
                        "campaign's seed. Skips are not scored; ungradeable references are left out.")
         c1.caption(ci_text(res.overall))
         c2.metric("Answers", f"{res.n_answers:,}")
-        c2.caption(f"{res.n_skips:,} skips")
+        c2.caption(plural(res.n_skips, "skip"))
         median = res.time_overall.median
         c3.metric("Median time per item", "—" if median is None else f"{median:.0f} s")
         c3.caption("mean " + ("—" if res.time_overall.mean is None else f"{res.time_overall.mean:.0f} s"))
@@ -300,8 +301,9 @@ with export_tab:
     who = st.selectbox("Answers of", ["(all annotators)", *people], key="campaigns::export_who")
     annotator = None if who == "(all annotators)" else who
     rows = export_rows(store, cid, annotator=annotator)
-    st.caption(f"{len(rows):,} rows ({sum(r['status'] == 'answered' for r in rows):,} answers, "
-               f"{sum(r['status'] == 'skipped' for r in rows):,} skips).")
+    n_answered = sum(r['status'] == 'answered' for r in rows)
+    n_skipped = sum(r['status'] == 'skipped' for r in rows)
+    st.caption(f"{plural(len(rows), 'row')} ({plural(n_answered, 'answer')}, {plural(n_skipped, 'skip')}).")
     stem = f"campaign-{campaign.id}" + (f"-{annotator}" if annotator else "")
     e1, e2 = st.columns(2)
     e1.download_button("Download CSV", to_csv(rows), file_name=f"{stem}.csv", mime="text/csv",

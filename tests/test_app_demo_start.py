@@ -76,3 +76,6 @@ def test_campaigns_page_shows_the_synthetic_campaign(fresh_start):
     assert picker.options == [f"{D.CAMPAIGN_NAME} (open)"]
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Answers"]) >= 2 * D.CAMPAIGN_SIZE - 1 and metrics["Human baseline reward"] != "—"
+    # one skip in the synthetic campaign: counted as "1 skip", not "1 skips" (progress bar, results, export)
+    body = texts(at) + "\n".join(str(p.proto.text) for p in at.get("progress"))
+    assert "1 skip)" in body and "1 skip\n" in body + "\n" and "1 skips" not in body, body
