@@ -114,6 +114,8 @@ df = pd.DataFrame(table)
 # particulars after the per-group means
 if "created_at" in df.columns:
     df["created_at"] = [fmt.when(v) for v in df["created_at"]]
+if "source" in df.columns:  # a model's or a baseline's run reads no file: one "—" for a missing value, not "None"
+    df["source"] = [v or fmt.NONE for v in df["source"]]
 shown = ["run", "mean_reward", "ci_low", "ci_high", "n", "n_graded", *sorted(c for c in df.columns if c.count(":") == 1),
          "kind", "model", "grader", "status", "created_at", "source"]
 st.dataframe(df[[c for c in shown if c in df.columns]], hide_index=True, width="stretch",

@@ -48,6 +48,7 @@ def test_runs_page_lists_the_four_baselines(fresh_start):
     assert sorted(table["run"]) == sorted(D.baseline_run_name(n) for n in ("always-message", "first-tool",
                                                                           "keyword-router", "copy-last-call"))
     assert {m.label: m.value for m in at.metric}["Predictions"] == "180"
+    assert set(table["source"]) == {"—"}, list(table["source"])  # a baseline reads no file: "—", never None
     assert at.get("plotly_chart")
 
 
