@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from interrupt import default_sigint
+
 from fake_openai import fake_openai  # noqa: F401  (fixture)
 from nemo_core.cli.main import build_parser, main
 from nemo_core.runs.grade_file import grade_file
@@ -117,7 +119,8 @@ def test_ctrl_c_stops_and_the_same_command_resumes(demo_db, fake_openai, tmp_pat
     env.pop("NEMO_DB", None)
     cmd = [sys.executable, "-m", "nemo_core", "audit", "--calibration", "--db", str(demo_db), "--limit", "10",
            "--concurrency", "1", "--json", "--quiet"]
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     deadline = time.time() + 60
     while len(fake_openai.completion_requests) < 4 and time.time() < deadline:
         time.sleep(0.05)

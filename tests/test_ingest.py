@@ -16,6 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from interrupt import default_sigint
+
 import nemo_core.data.ingest as ingest_module
 from nemo_core.cli.main import main
 from nemo_core.data.ingest import ingest, plan_chunks, split_for_file
@@ -303,7 +305,7 @@ def test_killing_a_real_ingest_midway_leaves_whole_conversations(tmp_path, sig):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "nemo_core", "ingest", str(src), "--db", str(db), "--quiet", "--workers", "2"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_sigint,
     )
     try:
         deadline = time.monotonic() + 60

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from interrupt import default_sigint
+
 from fake_openai import FakeOpenAI
 from nemo_core.cli.options import check_workers, max_workers
 from nemo_core.cli.main import main
@@ -79,7 +81,7 @@ def command(*argv: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`python -m nemo_core ARGV` in its own process (so it can be interrupted for real)."""
     clean = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "NEMO_DB")}
     return subprocess.Popen([sys.executable, "-m", "nemo_core", *argv], cwd=REPO, env={**clean, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
 
 
 def wait_for(predicate, what: str, timeout: float = 60.0) -> None:
