@@ -24,6 +24,22 @@ def wait_idle(page, timeout: float = 20_000) -> None:
     page.wait_for_selector(IDLE, timeout=timeout)
 
 
+def choose(page, selectbox, option, attempts: int = 5, timeout: float = 20_000) -> None:
+    """Pick `option` (a name or a pattern) in the selectbox whose text matches `selectbox` (a string or a
+    pattern), then wait for the rerun. A rerun still drawing the page (or a component taking focus) can close
+    a dropdown opened too early, so open it again until the option shows; fail saying which one never did."""
+    for _attempt in range(attempts):
+        page.get_by_test_id("stSelectbox").filter(has_text=selectbox).click()
+        try:
+            page.get_by_role("option", name=option).click(timeout=5_000)
+            break
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError: the dropdown closed or was redrawn
+            wait_idle(page, timeout=timeout)
+    else:
+        raise AssertionError(f"the {selectbox!r} dropdown never offered {option!r}")
+    wait_idle(page, timeout=timeout)
+
+
 def screenshot(page, name: str) -> Path:
     """The whole page: Streamlit scrolls inside its main section, so grow the viewport to its height
     (up to 6000 px) for the shot, then put it back."""

@@ -12,7 +12,7 @@ import pytest
 
 from playwright.sync_api import expect
 
-from browser_helpers import screenshot, wait_idle
+from browser_helpers import choose, screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -28,8 +28,7 @@ def open_create_form(page, app_url: str) -> None:
 def test_one_annotation(page, app_url, outside_requests):
     open_create_form(page, app_url)
     page.get_by_label("Name", exact=True).fill("browser-pilot")
-    page.get_by_test_id("stSelectbox").filter(has_text="Action type").click()
-    page.get_by_role("option", name="function_call").click()
+    choose(page, "Action type", "function_call")
     page.get_by_label("Sample size").fill("4")
     page.get_by_label("Instructions shown to annotators").fill("Call the tool the assistant needs next.")
     page.get_by_text("Show annotators the grade of each answer").click()
@@ -45,9 +44,7 @@ def test_one_annotation(page, app_url, outside_requests):
     page.get_by_role("textbox", name="Your name").fill("browser-ann")
     page.get_by_role("button", name="Start annotating").click()
     wait_idle(page)
-    page.get_by_test_id("stSelectbox").filter(has_text="Campaign").click()
-    page.get_by_role("option", name="browser-pilot").click()
-    wait_idle(page)
+    choose(page, "Campaign", "browser-pilot")
     expect(page.get_by_text("Item 1 of 4")).to_be_visible(timeout=20_000)
     expect(page.get_by_text("Call the tool the assistant needs next.")).to_be_visible(timeout=20_000)
     assert page.get_by_test_id("stChatMessage").count() > 0
@@ -72,9 +69,7 @@ def test_one_annotation(page, app_url, outside_requests):
 
     page.goto(app_url + "/campaigns")
     wait_idle(page)
-    page.get_by_test_id("stSelectbox").filter(has_text="Campaign").click()
-    page.get_by_role("option", name=re.compile("browser-pilot")).click()
-    wait_idle(page)
+    choose(page, "Campaign", re.compile("browser-pilot"))
     expect(page.get_by_text(re.compile(r"Campaign: 1 of 4 answers"))).to_be_visible(timeout=20_000)
     screenshot(page, "annotate_4_progress")
     page.get_by_role("tab", name="Results").click()

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from browser_helpers import screenshot, wait_idle
+from browser_helpers import choose, screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -37,8 +37,7 @@ def test_browse_filter_then_open_a_decision_point(page, app_url, outside_request
     page.wait_for_selector('[data-testid="stDataFrame"] canvas', timeout=20_000)
     assert page.get_by_text("180 decision points match").is_visible()
 
-    page.get_by_test_id("stSelectbox").filter(has_text="Split").click()
-    page.get_by_role("option", name="interactive_agent").click()
+    choose(page, "Split", "interactive_agent")
     page.get_by_role("button", name="Apply filters").click()
     wait_idle(page)
     page.wait_for_selector('[data-testid="stDataFrame"] canvas')

@@ -8,15 +8,9 @@ import sqlite3
 
 import pytest
 
-from browser_helpers import screenshot, wait_idle
+from browser_helpers import choose, screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
-
-
-def choose(page, label: str, option: str) -> None:
-    page.get_by_test_id("stSelectbox").filter(has_text=label).click()
-    page.get_by_role("option", name=option).click()
-    wait_idle(page)
 
 
 def test_browse_downloads_the_filtered_view(page, app_url, outside_requests, demo_db_master, tmp_path):

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from browser_helpers import screenshot, wait_idle
+from browser_helpers import choose, screenshot, wait_idle
 from fake_openai import FakeOpenAI, Reply
 
 pytestmark = pytest.mark.browser
@@ -26,17 +26,8 @@ def test_fill_the_form_submit_and_see_the_breakdown(page, app_url, outside_reque
     page.get_by_label("Your name (saved with each attempt)").fill("ada")
     page.get_by_label("Your name (saved with each attempt)").press("Tab")
     wait_idle(page, timeout=SLOW)
-    # the name's rerun may still redraw the panel and close a dropdown opened too early: open it until it stays
-    for _attempt in range(5):
-        page.get_by_test_id("stSelectbox").filter(has_text=re.compile(r"^Tool")).click()
-        try:
-            page.get_by_role("option", name="transfer_funds").click(timeout=5_000)
-            break
-        except Exception:
-            wait_idle(page, timeout=SLOW)
-    else:
-        pytest.fail("the Tool dropdown never offered transfer_funds")
-    wait_idle(page, timeout=SLOW)
+    # the name's rerun may still redraw the panel and close a dropdown opened too early: choose() retries
+    choose(page, re.compile(r"^Tool"), "transfer_funds", timeout=SLOW)
     page.get_by_label("from_account *", exact=True).fill("CHK-009")
     page.get_by_label("to_account *", exact=True).fill("SAV-00A")
     page.get_by_label("amount *", exact=True).fill("250")
