@@ -12,15 +12,16 @@ import json
 import streamlit as st
 
 from nemo_core.base.errors import UnknownDecisionPoint
-from nemo_core.data.extract import FLAGS
 from nemo_core.data.filters import BadFilter
 from nemo_core.grading.request import build_request
-from ui.chat import render_call, render_conversation, render_reasoning
+from ui.chat import render_conversation
 from ui.db import require_store
-from ui.decision_hooks import render_prediction_panel, render_try_panel
+from ui.expected_view import render_expected, reveal_toggle
 from ui.listing import ListState
-from ui.safe import escape_markdown, show_text
+from ui.prediction_view import compare_with_expected, render_run_picker
+from ui.safe import escape_markdown
 from ui.tools_panel import render_tools
+from ui.try_panel import render_try_panel
 
 BROWSE_PAGE = "app_pages/browse.py"
 
@@ -111,6 +112,15 @@ c5.page_link(BROWSE_PAGE, label=f"Back to the {scope}", icon="🔎",
 if "_list_end" in st.session_state:
     st.info(st.session_state.pop("_list_end"))
 
+run_name = (query.get("run") or "").strip()
+if run_name:
+    # a run's prediction is open: expected and predicted side by side across the page, above the
+    # conversation (in the right-hand column they stacked in a third of the width)
+    st.subheader("Expected action and prediction")
+    revealed = reveal_toggle(dp, default=True)
+    compare_with_expected(store, dp, revealed, run_name, (query.get("vs") or "").strip(),
+                          draw_expected=lambda: render_expected(dp, revealed))
+
 left, right = st.columns([3, 2], gap="large")
 
 # ---- the conversation so far ----------------------------------------------------------------------
@@ -120,37 +130,10 @@ with left:
     st.caption("The model answers here: the next assistant message is the decision point.")
 
 with right:
-    # ---- the expected action, hidden until revealed ------------------------------------------------
-    st.subheader("Expected action")
-    revealed = st.toggle("Reveal the expected action", value=bool(query.get("run")), key=f"reveal::{dp.id}",
-                         help="Hidden by default so the page can be used blind.")
-    if revealed:
-        with st.container(border=True):
-            st.markdown(f"**Action type:** `{dp.action_type}`")
-            for flag in dp.flags:
-                st.caption(f"Flag `{flag}`: {FLAGS.get(flag, '')}")
-            if dp.ungradeable_reason:
-                st.warning("Ungradeable: " + escape_markdown(dp.ungradeable_reason))
-            if dp.action_type == "function_call":
-                if len(dp.expected_calls) > 1:
-                    st.caption(f"A parallel turn: {len(dp.expected_calls)} calls; a submission is graded "
-                               "against the best-matching one.")
-                for call in dp.expected_calls:
-                    render_call(call, answered=True)
-            else:
-                if dp.expected_content and dp.expected_content.strip():
-                    show_text(dp.expected_content)
-                else:
-                    st.caption("(the expected message is empty)")
-            if dp.expected_reasoning and dp.expected_reasoning.strip():
-                render_reasoning(dp.expected_reasoning, "Reasoning recorded with the expected action")
-    else:
-        st.caption("Hidden. Toggle to see the expected call or message.")
-
-    # ---- extension point: issue 7, a prediction beside the expected action ------------------------
-    render_prediction_panel(store, dp, revealed)
-
-    # ---- the tools offered -------------------------------------------------------------------------
+    if not run_name:
+        st.subheader("Expected action")
+        render_expected(dp, reveal_toggle(dp, default=False))
+        render_run_picker(store, dp)
     st.subheader("Tools offered")
     render_tools(dp)
 
@@ -164,5 +147,5 @@ st.caption(f"OpenAI chat format: {len(request['messages'])} messages and {len(re
 with st.expander("Request JSON (copy with the button at the top right of the code)", expanded=False):
     st.code(json.dumps(request, indent=2, ensure_ascii=False), language="json", wrap_lines=True)
 
-# ---- extension point: issue 5, the "Try" panel (run a model on this request) -----------------------------
+# ---- the "Try" panel: a person's or a model's answer to this request, graded -------------------------------
 render_try_panel(store, dp, request)

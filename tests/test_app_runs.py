@@ -166,10 +166,39 @@ def test_decision_point_shows_the_prediction_beside_the_expected_action(open_pag
     assert any("Reveal the expected action to see the breakdown" in c.value for c in at.caption)
 
 
+def expected_column(at) -> int:
+    """The index (in at.columns) of the column that holds the revealed expected action."""
+    return next(i for i, c in enumerate(at.columns) if any(m.value.startswith("**Action type:**") for m in c.markdown))
+
+
+def row_beside_expected(at) -> list[tuple[float, str]]:
+    """The columns of the row that starts with the expected action: (width, first Markdown line) each."""
+    columns = list(at.columns)
+    row = []
+    for col in columns[expected_column(at):]:
+        row.append((round(col.proto.weight, 2), col.markdown[0].value if len(col.markdown) else ""))
+        if sum(w for w, _ in row) >= 0.98:
+            return row
+    raise AssertionError(f"the expected action's row does not fill the page: {row}")
+
+
 def test_decision_point_side_by_side_and_missing_prediction(open_page, two_runs):
     dp_id = two_runs["calls"][0]
     at = open_page(DECISION, id=dp_id, run="alpha", vs="beta")
     assert categories(at) == ["correct", "wrong_action_type"]
+    # expected, A and B in one row across the page, a third each (they stacked in the narrow right column)
+    row = row_beside_expected(at)
+    assert [w for w, _ in row] == [0.33, 0.33, 0.33]
+    assert row[1][1].startswith("**Run A**") and "alpha" in row[1][1]
+    assert row[2][1].startswith("**Run B**") and "beta" in row[2][1]
+    one = open_page(DECISION, id=dp_id, run="alpha")
+    row = row_beside_expected(one)
+    assert [w for w, _ in row] == [0.5, 0.5] and row[1][1].startswith("**Run**")
+    # without a run, the expected action keeps its place in the right-hand column beside the conversation
+    plain = open_page(DECISION, id=dp_id)
+    by_label(plain.toggle, "Reveal the expected action").set_value(True).run()
+    column = plain.columns[expected_column(plain)]
+    assert round(column.proto.weight, 2) == 0.4 and round(plain.columns[expected_column(plain) - 1].proto.weight, 2) == 0.6
     other = open_page(DECISION, id=dp_id, run="nope")
     assert other.error and "Cannot show run" in other.error[0].value
 
@@ -271,3 +300,4 @@ def test_compare_plots_the_paired_differences_with_the_ci(open_page, two_runs):
     band = next(s for s in shapes if s["type"] == "rect")
     assert band["x0"] <= 0.5 <= band["x1"]  # the CI around the mean difference 0.5
     assert any("mean +0.500" in a["text"] for a in spec["layout"]["annotations"])
+

@@ -1,8 +1,9 @@
 """A stored prediction beside the expected action, with its breakdown (decision point page, issue 7).
 
-Deep links: `?id=<decision point>&run=<run name>` shows that run's prediction; `&vs=<other run>` adds a
-second run's prediction under it, both beside the expected action (the Compare page links this way). Without `run`, the panel lists the
-runs that hold a prediction for this decision point and opens one on request.
+Deep links: `?id=<decision point>&run=<run name>` shows that run's prediction beside the expected action, in a
+row across the page; `&vs=<other run>` adds a third column with a second run's prediction (the Compare page links
+this way). Without `run`, the page lists the runs that hold a prediction for this decision point and opens one on
+request.
 
 Predictions and breakdowns hold model and dataset text: shown with `st.text` / `st.json` / code spans,
 never as Markdown or HTML. A run of people's campaign answers (`nemo_core.people.guarded`) is shown only with the
@@ -13,6 +14,7 @@ usable blind); it is drawn by the one breakdown component, `ui.breakdown`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -94,30 +96,33 @@ def render_prediction(store: Store, run_name: str, dp_id: str, revealed: bool, l
     return True
 
 
-def render_prediction_panel(store: Store, dp: Any, revealed: bool) -> None:
-    """The decision point page's prediction panel (see the module docstring)."""
-    run_name = (st.query_params.get("run") or "").strip()
-    vs_name = (st.query_params.get("vs") or "").strip()
-    if not run_name:
-        names, n_hidden = visible_run_names(store, runs_with_prediction(store, dp.id))
-        held_back(n_hidden, "run(s) of people's campaign answers with a prediction here", key="prediction")
-        if not names:
-            return
-        st.subheader("Stored predictions")
-        choice = st.selectbox(f"{len(names)} run(s) hold a prediction for this decision point", ["(none)", *names],
-                              key=f"prediction_run::{dp.id}")
-        if choice != "(none)":
-            st.query_params["run"] = choice
-            st.rerun()
+def render_run_picker(store: Store, dp: Any) -> None:
+    """With no run open: the runs that hold a prediction here (people's runs only with the passphrase), one of
+    which opens the row of predictions beside the expected action."""
+    names, n_hidden = visible_run_names(store, runs_with_prediction(store, dp.id))
+    held_back(n_hidden, "run(s) of people's campaign answers with a prediction here", key="prediction")
+    if not names:
         return
-    st.subheader("Prediction" if not vs_name else "Predictions of runs A and B")
+    st.subheader("Stored predictions")
+    choice = st.selectbox(f"{len(names)} run(s) hold a prediction for this decision point", ["(none)", *names],
+                          key=f"prediction_run::{dp.id}")
+    if choice != "(none)":
+        st.query_params["run"] = choice
+        st.rerun()
+
+
+def compare_with_expected(store: Store, dp: Any, revealed: bool, run_name: str, vs_name: str,
+                          draw_expected: Callable[[], None]) -> None:
+    """The expected action and run A's (and run B's) prediction side by side across the page, each in its own
+    column wide enough for its breakdown's key table, then the button that closes them."""
+    columns = st.columns(3 if vs_name else 2, gap="medium")
+    with columns[0]:
+        draw_expected()
+    with columns[1]:
+        render_prediction(store, run_name, dp.id, revealed, label="Run A" if vs_name else "Run")
     if vs_name:
-        # one above the other, right beside the expected action: this column is too narrow to split in two
-        # and still show each breakdown's key table readably
-        render_prediction(store, run_name, dp.id, revealed, label="Run A")
-        render_prediction(store, vs_name, dp.id, revealed, label="Run B")
-    else:
-        render_prediction(store, run_name, dp.id, revealed)
+        with columns[2]:
+            render_prediction(store, vs_name, dp.id, revealed, label="Run B")
     if st.button("Close the prediction", key="close_prediction"):
         del st.query_params["run"]
         if "vs" in st.query_params:

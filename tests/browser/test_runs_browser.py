@@ -95,8 +95,7 @@ def test_upload_taxonomy_failure_compare_delete(page, app_url, outside_requests,
     wait_idle(page)
     page.wait_for_selector('[data-testid="stChatMessage"]', timeout=20_000)
     assert "/decision_point" in page.url and "run=browser-alpha" in page.url
-    assert page.get_by_role("heading", name="Prediction", exact=True).is_visible()
-    assert page.get_by_text("Expected action").first.is_visible()
+    assert page.get_by_role("heading", name="Expected action and prediction", exact=True).is_visible()
     assert page.get_by_text("Category:").first.is_visible()
     assert "Reward" in page.get_by_test_id("stMain").get_by_test_id("stMetricLabel").all_inner_texts()
     screenshot(page, "runs_failure_decision_point")
@@ -116,6 +115,10 @@ def test_upload_taxonomy_failure_compare_delete(page, app_url, outside_requests,
     page.wait_for_selector('[data-testid="stChatMessage"]', timeout=20_000)
     assert "vs=browser-beta" in page.url
     assert page.get_by_text("Run B").first.is_visible()
+    # expected, A and B side by side: their boxes start at one height, left to right, all within 1280 px
+    tops = [page.get_by_text(text, exact=True).first.bounding_box() for text in ("Action type:", "Run A", "Run B")]
+    assert max(b["y"] for b in tops) - min(b["y"] for b in tops) < 10, tops
+    assert tops[0]["x"] < tops[1]["x"] < tops[2]["x"] and tops[2]["x"] + tops[2]["width"] < 1280, tops
     screenshot(page, "runs_side_by_side")
 
     # ---- delete both, each after a confirmation ------------------------------------------------------
