@@ -171,7 +171,7 @@ else:
         # widths that keep every column inside the 820 px a 1280-px window leaves (the id and the expected
         # action cut short, in full on hover and on the decision point's page); the split is the id's first part
         column_config={
-            "id": st.column_config.TextColumn("id", width=225),
+            "id": st.column_config.TextColumn("id", width=225, help="split/conversation uuid/message index"),
             "action type": st.column_config.TextColumn("action type", width=100),
             "expected": st.column_config.TextColumn("expected", width=180,
                                                     help="The expected tool, or the message's first words"),

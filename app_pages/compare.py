@@ -89,7 +89,8 @@ df = pd.DataFrame([{"open": link(r["dp_id"]), "A − B": r["difference"], "rewar
                     "reason A": r["reason_a"], "reason B": r["reason_b"]} for r in rows])
 st.dataframe(df, hide_index=True, width="stretch", key="compare_table",
              column_config={"open": st.column_config.LinkColumn("open", display_text="both ↗", width=70),
-                            "A − B": st.column_config.NumberColumn(format="%+.3f", width=70),
+                            "A − B": st.column_config.NumberColumn(
+                                format="%+.3f", width=70, help="Run A's reward minus run B's at this decision point"),
                             "reward A": st.column_config.NumberColumn(format=fmt.REWARD_FORMAT, width=80),
                             "reward B": st.column_config.NumberColumn(format=fmt.REWARD_FORMAT, width=80),
                             "decision point": st.column_config.TextColumn(width=230),

@@ -120,10 +120,15 @@ shown = ["run", "mean_reward", "ci_low", "ci_high", "n", "n_graded", *sorted(c f
          "kind", "model", "grader", "status", "created_at", "source"]
 st.dataframe(df[[c for c in shown if c in df.columns]], hide_index=True, width="stretch",
              column_config={"run": st.column_config.TextColumn("run", width=150),
-                            "mean_reward": st.column_config.NumberColumn("mean reward", format=fmt.REWARD_FORMAT,
-                                                                         width=95),
-                            "ci_low": st.column_config.NumberColumn("95% CI low", format=fmt.REWARD_FORMAT, width=85),
-                            "ci_high": st.column_config.NumberColumn("95% CI high", format=fmt.REWARD_FORMAT, width=85),
+                            "mean_reward": st.column_config.NumberColumn(
+                                "mean reward", format=fmt.REWARD_FORMAT, width=95,
+                                help="Mean reward over the run's graded predictions (ungraded ones are left out)"),
+                            "ci_low": st.column_config.NumberColumn(
+                                "95% CI low", format=fmt.REWARD_FORMAT, width=85,
+                                help="Lower end of the mean reward's 95% bootstrap confidence interval"),
+                            "ci_high": st.column_config.NumberColumn(
+                                "95% CI high", format=fmt.REWARD_FORMAT, width=85,
+                                help="Upper end of the mean reward's 95% bootstrap confidence interval"),
                             "n": st.column_config.NumberColumn("n", format="localized", width=60),
                             "n_graded": st.column_config.NumberColumn("graded", format="localized", width=65),
                             "created_at": st.column_config.TextColumn("created"),
