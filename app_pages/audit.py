@@ -43,6 +43,7 @@ from ui.admin import admin_unlocked, held_back, unlock_form, visible_run_names
 from ui.breakdown import render_breakdown
 from ui.chat import render_conversation
 from ui.db import require_store
+from ui.formats import table
 from ui.safe import code_span, escape_markdown, show_text
 from ui.secrets import grader_config
 
@@ -308,7 +309,7 @@ def agreement_section(shown: Shown) -> None:
         c1, c2 = st.columns(2)
         c1.metric("Mean keyword score", fmt(figures.mean_keyword))
         c2.metric("Items", f"{figures.n_items:,}")
-        st.dataframe(by_kind, hide_index=True, width="stretch")
+        st.dataframe(table(by_kind), hide_index=True, width="stretch")
         return
     c = st.columns(6)
     c[0].metric("Scored by both", f"{figures.n:,}")
@@ -342,9 +343,9 @@ def agreement_section(shown: Shown) -> None:
     show(sweep_chart(figures), key="audit_sweep")
     t1, t2 = st.tabs(["By split", "By candidate length"])
     with t1:
-        st.dataframe(group_table(figures.by_split), hide_index=True, width="stretch", key="audit_by_split")
+        st.dataframe(table(group_table(figures.by_split)), hide_index=True, width="stretch", key="audit_by_split")
     with t2:
-        st.dataframe(group_table(figures.by_length), hide_index=True, width="stretch", key="audit_by_length")
+        st.dataframe(table(group_table(figures.by_length)), hide_index=True, width="stretch", key="audit_by_length")
         bars = go.Figure([
             go.Bar(name="mean keyword", x=[g.group for g in figures.by_length], y=[g.agreement.mean_a for g in figures.by_length]),
             go.Bar(name="mean LLM", x=[g.group for g in figures.by_length], y=[g.agreement.mean_b for g in figures.by_length]),
@@ -354,7 +355,7 @@ def agreement_section(shown: Shown) -> None:
         st.caption("Is the keyword grader biased by length? Compare the two means in each bucket, over the items "
                    "both graders scored.")
     st.markdown("**By kind of candidate**")
-    st.dataframe(group_table(figures.by_kind), hide_index=True, width="stretch", key="audit_by_kind")
+    st.dataframe(table(group_table(figures.by_kind)), hide_index=True, width="stretch", key="audit_by_kind")
 
 
 # ---- humans -------------------------------------------------------------------------------------------------
@@ -365,11 +366,11 @@ def human_section(shown: Shown) -> None:
     if not figures.n_human:
         st.caption("No human judgement yet: choose the “Judge blind” view above.")
         return
-    st.dataframe(pd.DataFrame([{
+    st.dataframe(table(pd.DataFrame([{
         "pair": f"human vs {h.b}", "items": h.n, "pearson": h.pearson, "spearman": h.spearman,
         "mean |difference|": h.mae, f"kappa at {threshold:.2f}": h.kappa, "mean human": h.mean_a,
         f"mean {h.b}": h.mean_b,
-    } for h in figures.human]), hide_index=True, width="stretch", key="audit_human_table")
+    } for h in figures.human])), hide_index=True, width="stretch", key="audit_human_table")
     st.caption(f"{figures.n_human:,} item{'s' if figures.n_human != 1 else ''} judged; an item judged by several "
                "people counts with their mean. Judge more with the “Judge blind” view above.")
 
@@ -426,7 +427,7 @@ def disagreement_section(shown: Shown) -> None:
         st.caption("No LLM scores yet: items listed by keyword score, lowest first.")
     if not listed:
         return
-    st.dataframe(frame(listed), hide_index=True, width="stretch", height=min(420, 40 + 35 * len(listed)),
+    st.dataframe(table(frame(listed)), hide_index=True, width="stretch", height=min(420, 40 + 35 * len(listed)),
                  key="audit_disagreements")
     labels = {r.item_id: r for r in listed}
     pick = st.selectbox(

@@ -16,7 +16,7 @@ from nemo_core.runs.taxonomy import CATEGORIES, FAILURE_CATEGORIES
 from ui.admin import held_back, visible_run_names
 from ui.db import require_store
 from ui.failure_filters import ALL, FailureFilters
-from ui.formats import plural
+from ui.formats import plural, table
 from ui.runs_data import classified_or_offer, ensure_current, failure_count, failure_page, runs_signature, tool_names
 from ui.safe import escape_markdown
 from ui.url_state import pick_from_url, write_to_url
@@ -102,7 +102,7 @@ df = pd.DataFrame([{
     "predicted tool": r["predicted_tool"], "missing": r["n_missing"], "extra": r["n_extra"],
     "wrong value": r["n_wrong_value"], "wrong type": r["n_wrong_type"], "reason": r["reason"] or r["error"],
 } for r in rows])
-st.dataframe(df, hide_index=True, width="stretch", key="failures_table",
+st.dataframe(table(df), hide_index=True, width="stretch", key="failures_table",
              column_config={"open": st.column_config.LinkColumn("open", display_text="open ↗"),
                             "reward": st.column_config.NumberColumn("reward", format="%.3f")})
 

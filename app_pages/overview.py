@@ -11,7 +11,7 @@ import streamlit as st
 from nemo_core.data.extract import FLAGS
 from ui.charts import SPLIT_COLOURS, categorical_x, show
 from ui.db import require_store, signature
-from ui.formats import NONE, when
+from ui.formats import NONE, table, when
 from ui.overview_data import overview
 
 store = require_store()
@@ -33,12 +33,12 @@ if total == 0:
     st.info("This database holds no decision points yet: ingest data with `python -m nemo_core ingest FILE`.")
 
 st.subheader("Decision points by split and action type")
-table = []
+split_rows = []
 for split, by_type in counts.items():
     n = sum(by_type.values())
-    table.append({"split": split, **by_type, "total": n,
-                  "function_call share": f"{by_type.get('function_call', 0) / n:.1%}" if n else NONE})
-st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+    split_rows.append({"split": split, **by_type, "total": n,
+                       "function_call share": f"{by_type.get('function_call', 0) / n:.1%}" if n else NONE})
+st.dataframe(table(pd.DataFrame(split_rows)), hide_index=True, width="stretch")
 
 left, right = st.columns(2)
 with left:
@@ -94,11 +94,11 @@ for ingest in ingests:
              f"{n_stored:,} decision points stored, {report.get('rows_rejected', 0):,} rows rejected")
     with st.expander(label, expanded=len(ingests) == 1):
         files = report.get("files") or [{"path": f} for f in ingest["files"]]
-        st.dataframe(pd.DataFrame(files), hide_index=True, width="stretch")
+        st.dataframe(table(pd.DataFrame(files)), hide_index=True, width="stretch")
         notes = report.get("notes") or {}
         if notes:
             st.caption("Data quirks met and normalised:")
-            st.dataframe(pd.DataFrame([{"note": k, "count": v} for k, v in sorted(notes.items())]),
+            st.dataframe(table(pd.DataFrame([{"note": k, "count": v} for k, v in sorted(notes.items())])),
                          hide_index=True, width="stretch")
         if report.get("error"):
             st.error("The ingest stopped on an error:")
@@ -106,7 +106,7 @@ for ingest in ingests:
 
 st.subheader(f"Rejected rows ({data['n_rejected']:,})")
 if data["rejected"]:
-    st.dataframe(pd.DataFrame(data["rejected"]), hide_index=True, width="stretch")
+    st.dataframe(table(pd.DataFrame(data["rejected"])), hide_index=True, width="stretch")
     if data["n_rejected"] > len(data["rejected"]):
         st.caption(f"The first {len(data['rejected']):,} are shown.")
 else:

@@ -129,6 +129,7 @@ def test_failures_page_filters_and_links(open_page, two_runs):
     by_label(at.multiselect, "Categories").set_value(["correct"]).run()
     table = at.dataframe[0].value
     assert set(table["category"]) == {"correct"} and len(table) == 2
+    assert set(table["sub-kind"]) == {"—"}  # a correct prediction has no sub-kind: one mark, not "None"
     links = [p for p in at.get("page_link")]
     assert links, "a link to the decision point page"
     by_label(at.multiselect, "Categories").set_value(["wrong_action_type"]).run()

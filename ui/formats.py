@@ -9,6 +9,11 @@ Pages call these instead of writing their own f-strings, so 0.7449 / 0.35 / 0.61
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pandas.io.formats.style import Styler
 
 NONE = "—"
 REWARD_FORMAT = "%.3f"  # for st.column_config.NumberColumn(format=...)
@@ -54,3 +59,25 @@ def when(iso: str | None) -> str:
 def seconds(value: float | None) -> str:
     """A duration: `17.4 s`."""
     return NONE if value is None else f"{value:.1f} s"
+
+
+def table(frame: pd.DataFrame) -> Styler:
+    """A table for `st.dataframe` in the one format: decimals with 3 places, whole numbers with thousands
+    separators, a missing text as "—". Streamlit draws every null as a grey "None" whatever the style says, so
+    missing values in text columns (and columns with no value at all) are written as "—" in a copy; a number
+    column keeps its numbers (sorting and downloads work on values) and Streamlit's grey mark for a missing one."""
+    import pandas as pd
+
+    frame = frame.copy()
+    for column in frame.columns:
+        values = frame[column]
+        if not pd.api.types.is_numeric_dtype(values) and values.isna().any():
+            frame[column] = values.astype(object).where(values.notna(), NONE)
+    floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+    whole = [c for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])]
+    styler = frame.style
+    if floats:
+        styler = styler.format("{:.3f}", subset=floats, na_rep=NONE)
+    if whole:
+        styler = styler.format("{:,}", subset=whole, na_rep=NONE)
+    return styler
