@@ -87,7 +87,7 @@ def link(dp_id: str) -> str:
 df = pd.DataFrame([{"open": link(r["dp_id"]), "A − B": r["difference"], "reward A": r["reward_a"],
                     "reward B": r["reward_b"], "decision point": r["dp_id"], "action type": r["action_type"],
                     "reason A": r["reason_a"], "reason B": r["reason_b"]} for r in rows])
-st.dataframe(df, hide_index=True, width="stretch", key="compare_table",
+st.dataframe(fmt.table(df), hide_index=True, width="stretch", key="compare_table",
              column_config={"open": st.column_config.LinkColumn("open", display_text="both ↗", width=70),
                             "A − B": st.column_config.NumberColumn(
                                 format="%+.3f", width=70, help="Run A's reward minus run B's at this decision point"),

@@ -57,7 +57,7 @@ def upload_section() -> None:
         c2.metric("Good lines", f"{check.n_good:,}")
         c3.metric("Bad lines", f"{check.n_bad:,}")
         if check.bad:
-            st.dataframe(pd.DataFrame(check.bad), hide_index=True, width="stretch", height=min(400, 40 + 35 * len(check.bad)))
+            st.dataframe(fmt.table(pd.DataFrame(check.bad)), hide_index=True, width="stretch", height=min(400, 40 + 35 * len(check.bad)))
         if not check.n_good:
             st.error("No line of this file can be graded: fix the lines listed above.")
             return
@@ -118,7 +118,7 @@ if "source" in df.columns:  # a model's or a baseline's run reads no file: one "
     df["source"] = [v or fmt.NONE for v in df["source"]]
 shown = ["run", "mean_reward", "ci_low", "ci_high", "n", "n_graded", *sorted(c for c in df.columns if c.count(":") == 1),
          "kind", "model", "grader", "status", "created_at", "source"]
-st.dataframe(df[[c for c in shown if c in df.columns]], hide_index=True, width="stretch",
+st.dataframe(fmt.table(df[[c for c in shown if c in df.columns]]), hide_index=True, width="stretch",
              column_config={"run": st.column_config.TextColumn("run", width=150),
                             "mean_reward": st.column_config.NumberColumn(
                                 "mean reward", format=fmt.REWARD_FORMAT, width=95,
@@ -166,7 +166,7 @@ def show_details(run: Run) -> int:
         for name, ci in by.items():
             groups.append({"by": title, "group": name, "n": ci["n"], "mean reward": ci["mean"], "95% CI low": ci["ci_low"],
                            "95% CI high": ci["ci_high"], "not graded": ci["n_ungraded"]})
-    st.dataframe(pd.DataFrame(groups), hide_index=True, width="stretch",
+    st.dataframe(fmt.table(pd.DataFrame(groups)), hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(c, format=fmt.REWARD_FORMAT)
                                 for c in ("mean reward", "95% CI low", "95% CI high")})
     l1, l2 = st.columns(2)
@@ -205,7 +205,7 @@ def show_details(run: Run) -> int:
         st.subheader("Expected vs predicted tool")
         conf = details["confusion"][:20]
         if conf:
-            st.dataframe(pd.DataFrame(conf), hide_index=True, width="stretch")
+            st.dataframe(fmt.table(pd.DataFrame(conf)), hide_index=True, width="stretch")
             st.caption("The most frequent wrong or hallucinated tool choices (top 20).")
         else:
             st.caption("No wrong or hallucinated tool in this run.")

@@ -247,7 +247,7 @@ def _attempts(store: Any, dp: Any) -> None:
         "#": a.id, "time": fmt.when(a.created_at), "who": a.who, "kind": a.kind,
         "answer": a.summary(), "reward": a.reward, "reason": a.reason or (a.extra.get("error") or ""),
     } for a in attempts])
-    st.dataframe(frame, hide_index=True, width="stretch", key=f"try::attempts_table::{dp.id}",
+    st.dataframe(fmt.table(frame), hide_index=True, width="stretch", key=f"try::attempts_table::{dp.id}",
                  column_config={"reward": st.column_config.NumberColumn(format=fmt.REWARD_FORMAT)})
     by_id = {a.id: a for a in attempts}
 
