@@ -26,6 +26,7 @@ from nemo_core.runs.taxonomy import CATEGORIES
 
 from .admin import held_back, unlock_form, visible_run_names
 from .breakdown import render_breakdown
+from .formats import NONE
 from .safe import code_span, escape_markdown, show_text, show_value
 
 
@@ -74,7 +75,7 @@ def render_prediction(store: Store, run_name: str, dp_id: str, revealed: bool, l
         show_breakdown = bool(p.get("breakdown")) and revealed
         if not show_breakdown:  # otherwise the breakdown shows the reward
             st.metric("Reward", _fmt(p.get("reward")))
-        st.markdown(f"**Category:** {code_span(category or '–')}")
+        st.markdown(f"**Category:** {code_span(category or NONE)}")
         if category:
             detail = CATEGORIES.get(category, "")
             if tax.get("sub_kind"):
