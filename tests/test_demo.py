@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import shutil
 from pathlib import Path
 
 import pytest
 
 from nemo_core.base.config import DEMO_DIR
-from nemo_core.data.demo import BROKEN_LINES, ensure_demo_db, write_demo_files
+from nemo_core.data.demo import BROKEN_LINES, FILES_META_KEY, _meta, ensure_demo_db, files_fingerprint, write_demo_files
 from nemo_core.data.extract import FLAGS
 from nemo_core.data.store import Store
 
@@ -145,35 +146,55 @@ def test_the_broken_lines_are_rejected_with_their_line_numbers(demo_store):
 
 
 def test_the_demo_database_is_left_as_a_single_file(tmp_path):
-    import sqlite3
-
     db = ensure_demo_db(tmp_path / "demo.db")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.db"]  # no -wal, -shm or temporary file
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
 
-def test_ensure_demo_db_rebuilds_only_when_the_files_are_newer(tmp_path):
+def test_ensure_demo_db_rebuilds_only_when_the_files_change_and_keeps_the_old_one(tmp_path):
     src = tmp_path / "src"
     shutil.copytree(DEMO_DIR, src)
     db = tmp_path / "demo.db"
     ensure_demo_db(db, src)
-    first = db.stat().st_mtime_ns
-    os.utime(db, ns=(first + 10**9, first + 10**9))  # the database is newer than the files: kept as is
+    with sqlite3.connect(db) as conn:  # the user's own work in the demo database
+        conn.execute("INSERT INTO meta (key, value) VALUES ('user_work', 'a run of mine')")
     stamp = db.stat().st_mtime_ns
+    # a checkout gives the files a newer time but the same bytes: kept as is (it was rebuilt before)
+    for f in src.glob("*.jsonl"):
+        os.utime(f, ns=(stamp + 10**9, stamp + 10**9))
     ensure_demo_db(db, src)
-    assert db.stat().st_mtime_ns == stamp
-    # a demo file changes: rebuilt, and the new row is in
+    assert db.stat().st_mtime_ns == stamp and _meta(db, "user_work") == "a run of mine"
+    # a demo file changes: rebuilt, the new row is in, and the database it replaced is kept beside it
     extra = src / "tool_calling_demo.jsonl"
     row = json.loads(extra.read_text(encoding="utf-8").splitlines()[0])
     row["uuid"] = "added-later"
     with open(extra, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(row) + "\n")
-    os.utime(extra, ns=(stamp + 10**9, stamp + 10**9))
     ensure_demo_db(db, src)
     with Store.open(db) as store:
         assert store.conversation_row("tool_calling", "added-later") is not None
+    assert _meta(db, "user_work") is None
+    kept = list(tmp_path.glob("demo.replaced-*.db"))
+    assert len(kept) == 1 and _meta(kept[0], "user_work") == "a run of mine"
     assert not list(tmp_path.glob(".demo-*"))  # no temporary file left behind
+
+
+def test_a_demo_database_from_before_the_fingerprint_is_judged_by_time(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(DEMO_DIR, src)
+    db = tmp_path / "demo.db"
+    ensure_demo_db(db, src)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM meta WHERE key = ?", (FILES_META_KEY,))
+    first = db.stat().st_mtime_ns
+    os.utime(db, ns=(first + 10**9, first + 10**9))  # newer than the files: kept
+    ensure_demo_db(db, src)
+    assert db.stat().st_mtime_ns == first + 10**9
+    for f in src.glob("*.jsonl"):  # files newer than it: rebuilt (with the fingerprint from now on)
+        os.utime(f, ns=(first + 2 * 10**9, first + 2 * 10**9))
+    ensure_demo_db(db, src)
+    assert _meta(db, FILES_META_KEY) == files_fingerprint(sorted(src.glob("*.jsonl")))
 
 
 def test_ensure_demo_db_accepts_a_string_path(tmp_path):

@@ -14,7 +14,9 @@ older version of it) is built again. `people/demo_content.py` is the content the
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import random
 import tempfile
@@ -30,7 +32,11 @@ from .ingest import ingest
 from .store import Store
 
 SEED = 20251126
+logger = logging.getLogger(__name__)
+
 CONTENT_META_KEY = "demo_content"
+FILES_META_KEY = "demo_files_sha256"  # what the database was built from: a checkout that only touches the files
+                                      # (git pull, a copy) must not rebuild it and lose the user's runs
 
 
 @dataclass(frozen=True)
@@ -262,21 +268,63 @@ def _schema_version(path: Path) -> int | None:
         return None
 
 
+def files_fingerprint(files: list[Path]) -> str:
+    """SHA-256 over the demo files' names and bytes: the demo database is stale when this changes, not when a
+    checkout gives the same files a newer time."""
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode("utf-8") + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _is_current(path: Path, files: list[Path], fingerprint: str, content: DemoContent | None) -> bool:
+    """Built from these files' content (a database from before the fingerprint: newer than the files), at this
+    schema and with `content` at its version when given."""
+    built_from = _meta(path, FILES_META_KEY)
+    if built_from is not None:
+        same_files = built_from == fingerprint
+    else:
+        same_files = path.stat().st_mtime >= max((f.stat().st_mtime for f in files), default=0)
+    return (same_files and _schema_version(path) == SCHEMA_VERSION
+            and (content is None or _meta(path, CONTENT_META_KEY) == content.version))
+
+
+def _keep_aside(path: Path) -> Path:
+    """Copy the database about to be replaced beside it (`demo.replaced-<UTC time>.db`), through SQLite's backup
+    so a write-ahead log's pages come along: runs, campaigns and answers a user added to the demo database
+    survive a rebuild."""
+    import sqlite3
+    from datetime import datetime, timezone
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    kept = path.with_name(f"{path.stem}.replaced-{stamp}{path.suffix}")
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        target = sqlite3.connect(kept)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    logger.warning("the demo database is rebuilt; the one it replaces is kept as %s", kept)
+    return kept
+
+
 def ensure_demo_db(path: Path = DEMO_DB, src: Path = DEMO_DIR, *, rebuild: bool = False,
                    content: DemoContent | None = None) -> Path:
-    """Build the demo database from `data/demo/` unless it is already there (and newer than the files, and
-    holding `content` at its version when `content` is given; without it, any demo database will do).
+    """Build the demo database from `data/demo/` unless it is already there, built from the same files (by
+    content) and holding `content` at its version when `content` is given (without it, any demo database of
+    those files will do). A database that is replaced is first copied aside (`_keep_aside`).
 
     Built in a temporary file and moved into place, so two processes starting at once never see half
     a database.
     """
     path, src = Path(path), Path(src)
     files = demo_files(src)
-    if path.exists() and not rebuild:
-        newest = max((f.stat().st_mtime for f in files), default=0)
-        if (path.stat().st_mtime >= newest and _schema_version(path) == SCHEMA_VERSION
-                and (content is None or _meta(path, CONTENT_META_KEY) == content.version)):
-            return path
+    fingerprint = files_fingerprint(files)
+    if path.exists() and not rebuild and _is_current(path, files, fingerprint, content):
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".demo-", suffix=".db", dir=path.parent)
     os.close(fd)
@@ -288,10 +336,13 @@ def ensure_demo_db(path: Path = DEMO_DB, src: Path = DEMO_DIR, *, rebuild: bool 
             if content is not None:
                 content.add(store)
                 store.set_meta(CONTENT_META_KEY, content.version)
+            store.set_meta(FILES_META_KEY, fingerprint)
             store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             store.conn.execute("PRAGMA journal_mode = DELETE")
         finally:
             store.close()
+        if path.exists():
+            _keep_aside(path)
     except BaseException:  # nothing half-built is left beside the database (the old one, if any, stays)
         for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
             Path(leftover).unlink(missing_ok=True)
