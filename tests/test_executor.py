@@ -86,3 +86,22 @@ def test_an_error_in_the_loop_cancels_what_has_not_started():
 def test_a_negative_worker_count_is_refused():
     with pytest.raises(ValueError, match="workers"):
         Executor(-1)
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_both_orders_keep_at_most_the_window_in_flight(ordered):
+    gauge = Gauge()
+    with Executor(4, window=2) as ex:
+        out = list(ex.map(gauge.work, range(15), ordered=ordered))
+    assert sorted(out) == [i * 10 for i in range(15)]
+    assert gauge.peak <= 2 and gauge.calls == 15
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_a_stop_wanted_after_the_last_item_was_sent_is_not_a_stop(ordered):
+    taken: list[int] = []
+    with Executor(2, window=5, should_stop=lambda: len(taken) >= 1) as ex:
+        for result in ex.map(lambda i: i, range(3), ordered=ordered):
+            taken.append(result)
+    assert sorted(taken) == [0, 1, 2]
+    assert not ex.stopped  # every item was sent before the stop was wanted: the map finished

@@ -26,7 +26,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
@@ -100,8 +100,12 @@ class Executor:
             self._report(total)
             yield result
 
-    def _ordered(self, work: Callable[[T], R], items: Iterable[T], total: int | None) -> Iterator[R]:
-        in_flight: deque = deque()
+    def _refill(self, work: Callable[[T], R], items: Iterable[T], in_flight: Collection[Any],
+                add: Callable[[Any], None]) -> Iterator[None]:
+        """The window both threaded orders share: send items (through `add`) until `window` are in flight, then
+        yield so the caller takes one or more back; ends once nothing is in flight and nothing more will be sent.
+        Once `items` has run out, `should_stop` is no longer asked, so a stop wanted after the last item was sent
+        does not mark a map that finished as stopped."""
         source = iter(items)
         exhausted = False
         while True:
@@ -110,9 +114,14 @@ class Executor:
                 if item is _END:
                     exhausted = True
                     break
-                in_flight.append(self._submit(work, item))
+                add(self._submit(work, item))
             if not in_flight:
                 return
+            yield
+
+    def _ordered(self, work: Callable[[T], R], items: Iterable[T], total: int | None) -> Iterator[R]:
+        in_flight: deque = deque()
+        for _ in self._refill(work, items, in_flight, in_flight.append):
             result = self._result(in_flight.popleft())
             self.done += 1
             self._report(total)
@@ -123,18 +132,9 @@ class Executor:
             yield from self._ordered(work, items, total)
             return
         in_flight: set[Future] = set()
-        source = iter(items)
-        exhausted = False
-        while True:
-            while not exhausted and len(in_flight) < self.window and not self._want_stop():
-                item = next(source, _END)
-                if item is _END:
-                    exhausted = True
-                    break
-                in_flight.add(self._submit(work, item))
-            if not in_flight:
-                return
-            finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+        for _ in self._refill(work, items, in_flight, in_flight.add):
+            finished, _still_running = wait(in_flight, return_when=FIRST_COMPLETED)
+            in_flight -= finished
             for future in finished:
                 result = future.result()
                 self.done += 1
