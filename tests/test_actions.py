@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nemo_core.grading.actions import Action, ActionError, parse_action
+from nemo_core.grading.actions import Action, ActionError, decode_action, parse_action
 
 
 @pytest.mark.parametrize(
@@ -103,3 +103,15 @@ def test_to_json_is_canonical_and_round_trips():
     assert message.to_json() == {"type": "message", "content": "hi"}
     for action in (call, message):
         assert parse_action(action.to_json()).to_json() == action.to_json()
+
+
+def test_decode_action_is_the_shared_first_step_of_reading_an_action():
+    """`decode_action` is what `parse_action` and the answer formats' `parse_answer` both start with."""
+    action = Action.message("hi")
+    assert decode_action(action) is action
+    assert decode_action('{"type": "message", "content": "hi"}') == {"type": "message", "content": "hi"}
+    assert decode_action('"just a string"') == "just a string"  # the caller says a JSON string is not an action
+    shaped = {"role": "assistant"}
+    assert decode_action(shaped) is shaped and decode_action([1]) == [1]
+    with pytest.raises(ActionError, match="^the action is a string that is not JSON$"):
+        decode_action("{not json")

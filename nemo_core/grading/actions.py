@@ -102,15 +102,23 @@ def _content(value: Any, where: str) -> str:
     raise ActionError(f"{where}: 'content' must be a string (it is a JSON {json_kind(value)})")
 
 
-def parse_action(obj: Any) -> Action:
-    """Any accepted form -> `Action`; `ActionError` (saying what was expected) otherwise."""
-    if isinstance(obj, Action):
-        return obj
+def decode_action(obj: Any) -> Any:
+    """The first step of reading any submitted action, shared by `parse_action` and the answer formats'
+    `parse_answer`: an `Action` passes through as it is, a string is decoded as JSON (`ActionError` when it is
+    not JSON), anything else is returned unchanged for the caller to read."""
     if isinstance(obj, str):
         try:
-            obj = json.loads(obj)
+            return json.loads(obj)
         except ValueError:
             raise ActionError("the action is a string that is not JSON") from None
+    return obj
+
+
+def parse_action(obj: Any) -> Action:
+    """Any accepted form -> `Action`; `ActionError` (saying what was expected) otherwise."""
+    obj = decode_action(obj)
+    if isinstance(obj, Action):
+        return obj
     if not isinstance(obj, dict):
         raise ActionError(f"the action is a JSON {json_kind(obj)}, not an object")
     kind = obj.get("type")

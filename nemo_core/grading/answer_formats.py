@@ -32,10 +32,9 @@ an API error or an empty reply, not as a malformed action. An answer in none of 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from .actions import Action, ActionError, parse_action
+from .actions import Action, ActionError, decode_action, parse_action
 from ..data.records import json_kind
 
 ACCEPTED_SHAPES = (
@@ -262,15 +261,11 @@ def _dict_answer(obj: dict) -> Action:
 def parse_answer(raw: Any) -> Action:
     """Any accepted shape (see the module docstring) -> `Action`; `AnswerFailed` for a failed request,
     `ActionError` for an answer that cannot be read."""
+    raw = decode_action(raw)
     if isinstance(raw, Action):
         return raw
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise ActionError("the action is a string that is not JSON") from None
-        if isinstance(raw, str):
-            raise ActionError(f"the action is a JSON string, not an object; accepted: {ACCEPTED_SHAPES}")
+    if isinstance(raw, str):  # only a JSON string decodes to one
+        raise ActionError(f"the action is a JSON string, not an object; accepted: {ACCEPTED_SHAPES}")
     if isinstance(raw, list):
         if raw and all(isinstance(i, dict) and i.get("type") in _RESPONSES_ITEMS for i in raw):
             return _responses(raw, "Responses API output")
