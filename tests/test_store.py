@@ -243,3 +243,20 @@ def test_a_readonly_store_reads_and_refuses_writes(shapes_store):
         assert ro.get("tool_calling/tc-parallel/2").n_messages == 8
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             ro.set_meta("x", "y")
+
+
+def test_named_row_finds_a_run_campaign_or_audit_set_by_id_or_name_and_raises_the_callers_error(tmp_path):
+    from nemo_core.runs.run import create_run
+
+    store = Store.open(tmp_path / "named.db")
+    run_id = create_run(store, "alpha", kind="grade", grader="keyword", rule_version="1")
+    assert store.named_row("runs", run_id, LookupError("unused"))["name"] == "alpha"
+    assert store.named_row("runs", "alpha", LookupError("unused"))["id"] == run_id
+    missing = LookupError("no run 'beta'")
+    with pytest.raises(LookupError) as info:
+        store.named_row("runs", "beta", missing)
+    assert info.value is missing  # the caller's own error, message and all
+    with pytest.raises(LookupError):
+        store.named_row("runs", run_id + 1, LookupError("no run"))  # an id is looked up as an id, not a name
+    with pytest.raises(ValueError, match="not a named table"):
+        store.named_row("decision_points", "x", LookupError("unused"))

@@ -47,6 +47,7 @@ from .schema import DP_INDEXES, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 10_000
 IN_CHUNK = 900  # values per `IN (...)` list: under the 999 bound variables older SQLite builds allow
+NAMED_TABLES = frozenset({"runs", "campaigns", "audit_sets"})  # rows people name: `Store.named_row`
 _LOG = logging.getLogger(__name__)
 
 
@@ -304,6 +305,18 @@ class Store:
                 chunk = values[start : start + IN_CHUNK]
                 rows += self.conn.execute(sql.format(marks=",".join("?" * len(chunk))), (*params, *chunk)).fetchall()
         return rows
+
+    def named_row(self, table: str, which: int | str, missing: Exception) -> dict[str, Any]:
+        """The row of a table people name (runs, campaigns, audit sets) by its id (an int) or its name (a str);
+        raises `missing`, the caller's own not-found error, when there is none. One lookup for all three, so
+        an id and a name are read the same way everywhere."""
+        if table not in NAMED_TABLES:
+            raise ValueError(f"{table!r} is not a named table ({', '.join(sorted(NAMED_TABLES))})")
+        column = "id" if isinstance(which, int) else "name"
+        rows = self.query(f"SELECT * FROM {table} WHERE {column} = ?", (which,))
+        if not rows:
+            raise missing
+        return rows[0]
 
     def meta(self, key: str) -> str | None:
         return self.scalar("SELECT value FROM meta WHERE key = ?", (key,))

@@ -265,11 +265,8 @@ def create_campaign(store: Store, name: str, *, selection: DecisionPointFilter |
 
 def get_campaign(store: Store, campaign: int | str) -> Campaign:
     """A campaign by id or name."""
-    column = "id" if isinstance(campaign, int) else "name"
-    rows = store.query(f"SELECT * FROM campaigns WHERE {column} = ?", (campaign,))
-    if not rows:
-        raise CampaignError(f"no campaign {campaign!r}", "create one on the Campaigns page")
-    return Campaign.from_row(rows[0])
+    return Campaign.from_row(store.named_row("campaigns", campaign, CampaignError(
+        f"no campaign {campaign!r}", "create one on the Campaigns page")))
 
 
 def list_campaigns(store: Store, *, status: str | None = None) -> list[Campaign]:

@@ -349,11 +349,8 @@ def count_predictions(store: Store, run_id: int) -> int:
 
 
 def get_run(store: Store, run: int | str) -> Run:
-    column = "id" if isinstance(run, int) else "name"
-    rows = store.query(f"SELECT * FROM runs WHERE {column} = ?", (run,))
-    if not rows:
-        raise RunError(f"no run {run!r}", "list the runs on the Runs page, or grade a file first")
-    return Run.from_row(rows[0])
+    return Run.from_row(store.named_row("runs", run, RunError(
+        f"no run {run!r}", "list the runs on the Runs page, or grade a file first")))
 
 
 def list_runs(store: Store, kind: str | None = None) -> list[Run]:

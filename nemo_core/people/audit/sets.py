@@ -96,11 +96,8 @@ def list_audit_sets(store: Store) -> list[AuditSet]:
 
 
 def get_audit_set(store: Store, which: int | str) -> AuditSet:
-    column = "id" if isinstance(which, int) else "name"
-    rows = store.query(f"SELECT * FROM audit_sets WHERE {column} = ?", (which,))
-    if not rows:
-        raise AuditError(f"no audit set {which!r}", "build one: python -m nemo_core audit --calibration (or --run NAME)")
-    return AuditSet.from_row(rows[0])
+    return AuditSet.from_row(store.named_row("audit_sets", which, AuditError(
+        f"no audit set {which!r}", "build one: python -m nemo_core audit --calibration (or --run NAME)")))
 
 
 def delete_audit_set(store: Store, set_id: int) -> None:
