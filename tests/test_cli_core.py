@@ -233,3 +233,18 @@ def test_read_commands_fall_back_to_the_demo_database_and_ingest_writes_data_nem
     code, out, err = run(capsys, "stats", "--json")
     assert json.loads(out)["database"] == str(tmp_path / "nemo.db") and json.loads(out)["conversations"] == 8
     assert err == ""
+
+
+def test_progress_bar_is_none_when_quiet_and_closed_however_the_block_ends(capsys):
+    from nemo_core.cli.options import progress_bar
+
+    with progress_bar(3, unit="dp", desc="export jsonl", quiet=True) as bar:
+        assert bar is None
+    assert capsys.readouterr().err == ""
+    with pytest.raises(KeyboardInterrupt):
+        with progress_bar(3, unit="dp", desc="export jsonl", quiet=False) as bar:
+            bar.update(2)
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the work
+    assert bar.disable  # tqdm's mark of a closed bar
+    err = capsys.readouterr().err
+    assert "export jsonl" in err and "2/3" in err

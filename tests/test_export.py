@@ -253,3 +253,19 @@ def test_csv_fields_are_written_as_the_csv_module_writes_them():
     assert ours == text.getvalue().encode()
     (row,) = csv.reader(io.StringIO(ours.decode(), newline=""))
     assert row[1:4] == ["a,b", 'say "hi"', "two\nlines"] and row[13] == '{"a":[1,2],"b":"x,y"}'
+
+
+def test_ctrl_c_during_an_export_is_exit_130_with_the_bar_closed(demo_db, tmp_path, capsys, monkeypatch):
+    """Ctrl-C inside the conversion (simulated: the export is interrupted after its first decision point)."""
+    import nemo_core.runs.export as export_module
+
+    def interrupted(store, selection, fmt, out, *, on_progress=None, **_):
+        on_progress(1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_module, "export", interrupted)
+    out = tmp_path / "x.jsonl"
+    assert main(["export", "--db", str(demo_db), "--format", "jsonl", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted: nothing written to {out}" in err
+    assert "export jsonl" in err and not out.exists()

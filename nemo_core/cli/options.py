@@ -1,12 +1,15 @@
-"""What the CLI's commands share: the help formatter, the `--db` option and the database it names, and
-checks of option values made before any work. Below `main.py` (which imports every command), so a command
+"""What the CLI's commands share: the help formatter, the `--db` option and the database it names,
+checks of option values made before any work, and the progress bar. Below `main.py` (which imports every command), so a command
 never imports the module that imports it."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..base.errors import OptionError, StoreError
 
@@ -83,3 +86,20 @@ def resolve_db(path: Path | None, *, write: bool = False) -> Path:
         return DEFAULT_DB
     print("note: no data/nemo.db yet, using the bundled demo database (data/demo.db)", file=sys.stderr)
     return ensure_full_demo_db()
+
+
+@contextmanager
+def progress_bar(total: int, *, unit: str, desc: str, quiet: bool) -> Iterator[Any]:
+    """A command's tqdm progress bar on stderr, or None with `--quiet`; closed however the block ends (Ctrl-C
+    included), so the bar's line is finished. A command that prints its own message on Ctrl-C before the bar
+    closes catches `KeyboardInterrupt` inside the block, one that prints it after catches it outside."""
+    if quiet:
+        yield None
+        return
+    from tqdm import tqdm  # only when a bar is shown: it is not needed for --quiet
+
+    bar = tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()

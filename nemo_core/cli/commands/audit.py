@@ -118,29 +118,20 @@ def run(args) -> int:
 
 def _grade(store, set_id: int, grader, args, n_to_grade: int):
     """The LLM grading with a progress bar; None when stopped with Ctrl-C (what was scored is kept)."""
+    from ..options import progress_bar
     from ...people.audit.grading import grade_audit_set
 
-    err = sys.stderr
-    bar = None
-    if not args.quiet and n_to_grade:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n_to_grade, unit="item", desc="audit", dynamic_ncols=True, file=err)
-
-    def progress(done: int, total: int | None) -> None:
-        if bar is not None:
-            bar.update(done - bar.n)
-
     try:
-        return grade_audit_set(store, set_id, grader, concurrency=args.concurrency, on_progress=progress)
-    except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
-        print("stopped: the items scored so far are kept; run the same command again to resume", file=err)
+        with progress_bar(n_to_grade, unit="item", desc="audit", quiet=args.quiet or not n_to_grade) as bar:
+
+            def progress(done: int, total: int | None) -> None:
+                if bar is not None:
+                    bar.update(done - bar.n)
+
+            return grade_audit_set(store, set_id, grader, concurrency=args.concurrency, on_progress=progress)
+    except KeyboardInterrupt:  # the bar is closed by now, so the message starts a line of its own
+        print("stopped: the items scored so far are kept; run the same command again to resume", file=sys.stderr)
         return None
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def _json(figures, set_name: str, model: str) -> dict:

@@ -76,7 +76,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..options import check_output_path, check_workers, resolve_db
+    from ..options import check_output_path, check_workers, progress_bar, resolve_db
     from ...data.dp_stream import Selection, count
     from ...base.errors import OptionError
     from ...runs.export import check_format, export
@@ -102,20 +102,13 @@ def run(args) -> int:
             print("error: no decision point matches this selection (fix: check the filters and "
                   "`python -m nemo_core stats`)", file=sys.stderr)
             return 1
-        bar = None
-        if not args.quiet:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="dp", desc=f"export {args.fmt}", dynamic_ncols=True)
-        try:
-            result = export(store, selection, args.fmt, args.out, submit_message_tool=args.submit_message_tool,
-                            workers=args.workers, on_progress=bar.update if bar is not None else None)
-        except KeyboardInterrupt:
-            print(f"interrupted: nothing written to {args.out}", file=sys.stderr)
-            return 130
-        finally:
-            if bar is not None:
-                bar.close()
+        with progress_bar(total, unit="dp", desc=f"export {args.fmt}", quiet=args.quiet) as bar:
+            try:
+                result = export(store, selection, args.fmt, args.out, submit_message_tool=args.submit_message_tool,
+                                workers=args.workers, on_progress=bar.update if bar is not None else None)
+            except KeyboardInterrupt:
+                print(f"interrupted: nothing written to {args.out}", file=sys.stderr)
+                return 130
     finally:
         store.close()
     print(result.summary())

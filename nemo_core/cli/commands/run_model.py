@@ -162,7 +162,7 @@ def run(args) -> int:
 
 def _write_batch(args, runner) -> int:
     """`--write-batch`: the selection's requests as Batch API input files (`batch_requests.py`)."""
-    from ..options import check_output_path, resolve_db
+    from ..options import check_output_path, progress_bar, resolve_db
     from ...data.dp_stream import Selection, count
     from ...data.filters import DecisionPointFilter
     from ...data.store import Store
@@ -180,17 +180,9 @@ def _write_batch(args, runner) -> int:
             print("error: no decision point matches this selection (fix: check --split / --action-type and "
                   "`python -m nemo_core stats`)", file=sys.stderr)
             return 1
-        bar = None
-        if not args.quiet:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="request", desc="write batch", dynamic_ncols=True)
-        try:
+        with progress_bar(total, unit="request", desc="write batch", quiet=args.quiet) as bar:
             files = write_batch(store, runner, selection, args.write_batch, limit=limit,
                                 on_progress=bar.update if bar is not None else None)
-        finally:
-            if bar is not None:
-                bar.close()
     finally:
         store.close()
     print(f"{files.n_requests:,} requests for {args.model} written ({files.bytes / 1e6:,.1f} MB) to "
