@@ -86,3 +86,18 @@ def test_campaign_errors_are_one_line(demo_db, capsys):
     assert "unknown split" in capsys.readouterr().err
     assert main(["campaign", "list", "--db", str(demo_db)]) == 0
     assert "no campaign yet" in capsys.readouterr().out
+
+
+def test_every_action_takes_db_and_all_but_list_name_a_campaign():
+    from nemo_core.cli.commands import campaign as command
+    from nemo_core.cli.main import build_parser
+
+    parser = build_parser()
+    runs = {"create": command.run_create, "list": command.run_list, "results": command.run_results,
+            "export": command.run_export, "delete": command.run_delete}
+    for action, run in runs.items():
+        extra = ["--size", "5"] if action == "create" else []
+        named = [] if action == "list" else ["pilot"]
+        args = parser.parse_args(["campaign", action, *named, *extra, "--db", "x.db"])
+        assert args.run is run and str(args.db) == "x.db"
+        assert getattr(args, "name", None) == (None if action == "list" else "pilot")

@@ -32,8 +32,15 @@ def register(sub) -> None:
                        formatter_class=HelpFormatter)
     actions = p.add_subparsers(dest="campaign_action", metavar="ACTION", required=True)
 
-    c = actions.add_parser("create", help="draw a campaign's sample", formatter_class=HelpFormatter)
-    c.add_argument("name")
+    def action(name: str, help: str, run, *, names_a_campaign: bool = True):
+        """One action's parser: its help, the campaign NAME it acts on (all but `list`), what it runs."""
+        parser = actions.add_parser(name, help=help, formatter_class=HelpFormatter)
+        if names_a_campaign:
+            parser.add_argument("name")
+        parser.set_defaults(run=run)
+        return parser
+
+    c = action("create", "draw a campaign's sample", run_create)
     c.add_argument("--size", type=int, required=True, help="how many decision points to draw")
     c.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
     c.add_argument("--stratify", action="store_true", help="stratify by split x action type (proportional)")
@@ -47,33 +54,22 @@ def register(sub) -> None:
     c.add_argument("--instructions", default="", help="text shown to annotators")
     c.add_argument("--reveal", action="store_true", help="show annotators their grade after each answer")
     c.add_argument("--grader", default="auto", choices=["auto", "keyword"], help="grader of message answers")
-    add_db_option(c)
-    c.set_defaults(run=run_create)
 
-    ls = actions.add_parser("list", help="campaigns and their progress", formatter_class=HelpFormatter)
-    add_db_option(ls)
-    ls.set_defaults(run=run_list)
+    action("list", "campaigns and their progress", run_list, names_a_campaign=False)
 
-    r = actions.add_parser("results", help="the human baseline of a campaign", formatter_class=HelpFormatter)
-    r.add_argument("name")
+    r = action("results", "the human baseline of a campaign", run_results)
     r.add_argument("--json", action="store_true", help="print JSON")
-    add_db_option(r)
-    r.set_defaults(run=run_results)
 
-    e = actions.add_parser("export", help="a campaign's answers as CSV or grade-input JSONL",
-                           formatter_class=HelpFormatter)
-    e.add_argument("name")
+    e = action("export", "a campaign's answers as CSV or grade-input JSONL", run_export)
     e.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     e.add_argument("--annotator", help="only this annotator's answers (a JSONL that grades as one run)")
     e.add_argument("--out", help="write here instead of stdout")
-    add_db_option(e)
-    e.set_defaults(run=run_export)
 
-    d = actions.add_parser("delete", help="delete a campaign and its answers", formatter_class=HelpFormatter)
-    d.add_argument("name")
+    d = action("delete", "delete a campaign and its answers", run_delete)
     d.add_argument("--yes", action="store_true", help="really delete (without it, say what would be deleted)")
-    add_db_option(d)
-    d.set_defaults(run=run_delete)
+
+    for parser in actions.choices.values():  # every action reads the database; --db last in each one's help
+        add_db_option(parser)
 
 
 def _open(args):
