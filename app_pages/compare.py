@@ -5,8 +5,6 @@ on the decision point page, beside the expected action: `decision_point?id=...&r
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import pandas as pd
 import streamlit as st
 
@@ -17,8 +15,7 @@ from ui.runs_data import classified_or_offer, comparison, ensure_current, runs_s
 from ui.url_state import pick_from_url
 from ui import formats as fmt
 from ui.charts import difference_plot, show
-
-DECISION_PAGE = "app_pages/decision_point.py"
+from ui.decision_links import decision_point_url, open_one
 
 store = require_store()
 path = str(store.path.resolve())
@@ -77,14 +74,10 @@ rows = c["biggest"]
 if not rows:
     st.caption("The two runs score every shared decision point the same.")
     st.stop()
-
-
-def link(dp_id: str) -> str:
-    return "decision_point?" + urlencode({"id": dp_id, "run": name_a, "vs": name_b})
-
+both = {"run": name_a, "vs": name_b}
 
 # A − B and both rewards first: they are what the table is for and must fit a 1280-px window
-df = pd.DataFrame([{"open": link(r["dp_id"]), "A − B": r["difference"], "reward A": r["reward_a"],
+df = pd.DataFrame([{"open": decision_point_url(r["dp_id"], both), "A − B": r["difference"], "reward A": r["reward_a"],
                     "reward B": r["reward_b"], "decision point": r["dp_id"], "action type": r["action_type"],
                     "reason A": r["reason_a"], "reason B": r["reason_b"]} for r in rows])
 st.dataframe(fmt.table(df), hide_index=True, width="stretch", key="compare_table",
@@ -95,6 +88,5 @@ st.dataframe(fmt.table(df), hide_index=True, width="stretch", key="compare_table
                             "reward B": st.column_config.NumberColumn(format=fmt.REWARD_FORMAT, width=80),
                             "decision point": st.column_config.TextColumn(width=230),
                             "action type": st.column_config.TextColumn(width=100)})
-choice = st.selectbox("Open a decision point with both predictions", [r["dp_id"] for r in rows], key="compare_open")
-st.page_link(DECISION_PAGE, label="Open both predictions beside the expected action", icon="🧩",
-             query_params={"id": choice, "run": name_a, "vs": name_b})
+open_one([r["dp_id"] for r in rows], both, choose="Open a decision point with both predictions",
+         label="Open both predictions beside the expected action", key="compare_open")

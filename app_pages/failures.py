@@ -5,8 +5,6 @@ expected action and its breakdown (`decision_point?id=...&run=...`).
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import pandas as pd
 import streamlit as st
 
@@ -15,13 +13,13 @@ from nemo_core.runs.run import get_run, run_names
 from nemo_core.runs.taxonomy import CATEGORIES, FAILURE_CATEGORIES
 from ui.admin import held_back, visible_run_names
 from ui.db import require_store
+from ui.decision_links import decision_point_url, open_one
 from ui.failure_filters import ALL, FailureFilters
 from ui.formats import plural, table
 from ui.runs_data import classified_or_offer, ensure_current, failure_count, failure_page, runs_signature, tool_names
 from ui.safe import escape_markdown
 from ui.url_state import pick_from_url, write_to_url
 
-DECISION_PAGE = "app_pages/decision_point.py"
 PAGE_SIZE = 50
 
 store = require_store()
@@ -90,14 +88,11 @@ rows = page["rows"]
 if not rows:
     st.info("No prediction matches these filters.")
     st.stop()
-
-
-def link(dp_id: str) -> str:
-    return "decision_point?" + urlencode({"id": dp_id, "run": run.name})
-
+this_run = {"run": run.name}
 
 df = pd.DataFrame([{
-    "open": link(r["dp_id"]), "decision point": r["dp_id"], "category": r["category"], "sub-kind": r["sub_kind"],
+    "open": decision_point_url(r["dp_id"], this_run), "decision point": r["dp_id"], "category": r["category"],
+    "sub-kind": r["sub_kind"],
     "reward": r["reward"], "split": r["split"], "action type": r["action_type"], "expected tool": r["expected_tool"],
     "predicted tool": r["predicted_tool"], "missing": r["n_missing"], "extra": r["n_extra"],
     "wrong value": r["n_wrong_value"], "wrong type": r["n_wrong_type"], "reason": r["reason"] or r["error"],
@@ -106,7 +101,5 @@ st.dataframe(table(df), hide_index=True, width="stretch", key="failures_table",
              column_config={"open": st.column_config.LinkColumn("open", display_text="open ↗"),
                             "reward": st.column_config.NumberColumn("reward", format="%.3f")})
 
-choice = st.selectbox("Open a decision point with this run's prediction", [r["dp_id"] for r in rows],
-                      key="failures_open")
-st.page_link(DECISION_PAGE, label="Open the prediction beside the expected action", icon="🧩",
-             query_params={"id": choice, "run": run.name})
+open_one([r["dp_id"] for r in rows], this_run, choose="Open a decision point with this run's prediction",
+         label="Open the prediction beside the expected action", key="failures_open")

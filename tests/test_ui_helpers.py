@@ -207,3 +207,11 @@ def test_no_variance_note_says_why_the_agreement_figures_are_empty():
     assert no_variance_note([Row(keyword=0.3, llm=None), Row(keyword=0.4, llm=0.5)]) is None  # one pair only
     both = no_variance_note([Row(keyword=0.0, llm=0.7), Row(keyword=0.0, llm=0.7)])
     assert "every keyword score is 0.00 and every LLM score is 0.70" in both
+
+
+def test_decision_point_url_carries_the_id_then_the_runs_url_encoded():
+    from ui.decision_links import decision_point_url
+
+    assert decision_point_url("tool_calling/u-1/3", {"run": "alpha"}) == "decision_point?id=tool_calling%2Fu-1%2F3&run=alpha"
+    assert decision_point_url("interactive_agent/u/0", {"run": "a b", "vs": "c&d"}) == \
+        "decision_point?id=interactive_agent%2Fu%2F0&run=a+b&vs=c%26d"
