@@ -13,8 +13,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 from browser_helpers import serve_app
+
+# a rerun can still be drawing when a check starts (a loaded machine is slower than wait_idle's first 300 ms):
+# every expect(...) waits up to 20 s for what it checks, not Playwright's default 5 s
+expect.set_options(timeout=20_000)
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"

@@ -7,6 +7,7 @@ and the "?" help buttons are out of the tab order. Screenshots: artifacts/screen
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from browser_helpers import screenshot, wait_idle
 
@@ -70,7 +71,7 @@ def test_three_items_with_the_keyboard_alone(page, app_url, outside_requests):
         if i == 0:
             # the latest turn is in view beside the form, and no "?" help button is in the tab order
             last_turn = page.locator(".st-key-annotate_conversation [data-testid=stChatMessage]").last
-            assert last_turn.is_visible()
+            expect(last_turn).to_be_visible()
             box, view = last_turn.bounding_box(), page.viewport_size
             assert box["y"] < view["height"] and box["y"] + box["height"] > 0
             helps = page.evaluate("() => [...document.querySelectorAll('.st-key-annotate_answer "
@@ -93,6 +94,6 @@ def test_three_items_with_the_keyboard_alone(page, app_url, outside_requests):
     page.reload()
     wait_idle(page)
     page.wait_for_selector('[data-testid="stProgress"]', timeout=30_000)
-    assert page.get_by_text("Annotating as").is_visible()
+    expect(page.get_by_text("Annotating as")).to_be_visible()
     screenshot(page, "annotate_keyboard_after_reload")
     assert outside_requests == []

@@ -29,8 +29,8 @@ pytestmark = pytest.mark.browser
 def test_audit_without_a_key(page, app_url, outside_requests):
     page.goto(app_url + "/audit")
     wait_idle(page)
-    assert page.get_by_text("No OpenAI key is configured").is_visible()
-    assert page.get_by_text("secrets.toml").first.is_visible()
+    expect(page.get_by_text("No OpenAI key is configured")).to_be_visible()
+    expect(page.get_by_text("secrets.toml").first).to_be_visible()
     if page.get_by_text("No audit set yet").count():
         screenshot(page, "audit_no_key_empty")
         page.get_by_label("Decision points (at most)").fill("3")
@@ -48,7 +48,7 @@ def test_audit_without_a_key(page, app_url, outside_requests):
     page.get_by_label("Your name or initials").fill("browser-ann")
     page.get_by_label("Your name or initials").press("Enter")
     wait_idle(page)
-    assert page.get_by_text("Reference reply").last.is_visible()
+    expect(page.get_by_text("Reference reply").last).to_be_visible()
     assert page.get_by_text("You said").count() == 0  # blind: nothing revealed yet
     page.get_by_role("button", name="Submit my judgement").click()
     wait_idle(page)
@@ -86,7 +86,7 @@ def test_audit_with_a_key_grades_after_confirmation(page, keyed_app, outside_req
     page.goto(url + "/audit?set=calibration")
     wait_idle(page)
     assert page.get_by_text("No OpenAI key is configured").count() == 0
-    assert page.get_by_text("about 12 API calls").first.is_visible()
+    expect(page.get_by_text("about 12 API calls").first).to_be_visible()
     grade = page.get_by_role("button", name="Grade now")
     assert grade.is_disabled()
     screenshot(page, "audit_estimate")
@@ -102,7 +102,7 @@ def test_audit_with_a_key_grades_after_confirmation(page, keyed_app, outside_req
     metrics = dict(zip(page.get_by_test_id("stMetricLabel").all_inner_texts(),
                        page.get_by_test_id("stMetricValue").all_inner_texts()))
     assert metrics.get("Scored by both") == "12"
-    assert page.get_by_text("Keyword overlap:").first.is_visible()  # the first disagreement, both graders
+    expect(page.get_by_text("Keyword overlap:").first).to_be_visible()  # the first disagreement, both graders
     opened = page.get_by_test_id("stSelectbox").filter(has_text="Open an item")
     value = opened.get_by_role("combobox").input_value()
     assert re.match(r"\|Δ\| 0\.\d\d · keyword", value), value  # the largest disagreement is opened first

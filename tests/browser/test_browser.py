@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from browser_helpers import choose, screenshot, wait_idle
 
@@ -23,7 +24,7 @@ def test_overview(page, app_url, outside_requests):
     page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=20_000)
     metrics = page.get_by_test_id("stMetricValue").all_inner_texts()
     assert "180" in metrics  # decision points in the demo database
-    assert page.get_by_text("Rejected rows (4)").is_visible()
+    expect(page.get_by_text("Rejected rows (4)")).to_be_visible()
     links = page.get_by_test_id("stSidebarNavLink").all_inner_texts()
     titles = {link.strip().splitlines()[-1].strip() for link in links}  # the icon comes first
     assert {"Overview", "Browse", "Decision point"} <= titles, links
@@ -35,20 +36,20 @@ def test_browse_filter_then_open_a_decision_point(page, app_url, outside_request
     page.goto(app_url + "/browse")
     wait_idle(page)
     page.wait_for_selector('[data-testid="stDataFrame"] canvas', timeout=20_000)
-    assert page.get_by_text("180 decision points match").is_visible()
+    expect(page.get_by_text("180 decision points match")).to_be_visible()
 
     choose(page, "Split", "interactive_agent")
     page.get_by_role("button", name="Apply filters").click()
     wait_idle(page)
     page.wait_for_selector('[data-testid="stDataFrame"] canvas')
     assert "split=interactive_agent" in page.url
-    assert page.get_by_text("68 decision points match").is_visible()
+    expect(page.get_by_text("68 decision points match")).to_be_visible()
     screenshot(page, "browse_filtered")
 
     # the URL alone restores the view
     page.reload()
     wait_idle(page)
-    assert page.get_by_text("68 decision points match").is_visible()
+    expect(page.get_by_text("68 decision points match")).to_be_visible()
 
     page.get_by_role("link", name="Open decision point").click()
     wait_idle(page)
@@ -67,14 +68,14 @@ def test_decision_point_reveal(page, app_url, outside_requests):
     page.goto(app_url + "/decision_point?id=tool_calling/demo-parallel-calls/2")
     wait_idle(page)
     page.wait_for_selector('[data-testid="stChatMessage"]', timeout=20_000)
-    assert page.get_by_text("Hidden. Toggle to see").is_visible()
+    expect(page.get_by_text("Hidden. Toggle to see")).to_be_visible()
     assert page.get_by_text("Action type:").count() == 0
     screenshot(page, "decision_point_hidden")
 
     page.get_by_text("Reveal the expected action").click()
     wait_idle(page)
-    assert page.get_by_text("Action type:").is_visible()
-    assert page.get_by_text("A parallel turn: 3 calls").is_visible()
+    expect(page.get_by_text("Action type:")).to_be_visible()
+    expect(page.get_by_text("A parallel turn: 3 calls")).to_be_visible()
     page.get_by_text("Request JSON").click()
     page.wait_for_selector('[data-testid="stCode"]')
     screenshot(page, "decision_point_revealed")

@@ -93,7 +93,7 @@ def test_tool_filter_enter_picks_the_matching_tool(page, app_url, outside_reques
     page.get_by_role("button", name="Apply filters").click()
     wait_idle(page)
     assert url_filters(page) == {"tool": "get_forecast"}
-    assert page.get_by_text("3 decision points match").is_visible()
+    expect(page.get_by_text("3 decision points match")).to_be_visible()
     screenshot(page, "browse_tool_enter")
     assert outside_requests == []
 
@@ -101,9 +101,9 @@ def test_tool_filter_enter_picks_the_matching_tool(page, app_url, outside_reques
 def test_unknown_tool_gives_a_hint(page, app_url, outside_requests):
     page.goto(f"{app_url}/browse?tool=forecast&split=tool_calling")
     wait_idle(page)
-    assert page.get_by_text("No decision point matches this filter.").is_visible()
-    assert page.get_by_text("No decision point expects a tool named").is_visible()
-    assert page.get_by_text("Loosen one part of the filter").is_visible()
+    expect(page.get_by_text("No decision point matches this filter.")).to_be_visible()
+    expect(page.get_by_text("No decision point expects a tool named")).to_be_visible()
+    expect(page.get_by_text("Loosen one part of the filter")).to_be_visible()
     screenshot(page, "browse_unknown_tool_hint")
     page.get_by_role("button", name="Use get_forecast (3)").click()
     page.wait_for_url("**tool=get_forecast**", timeout=20_000)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from playwright.sync_api import expect
 
 from browser_helpers import screenshot, serve_app, wait_idle
 from fake_openai import FakeOpenAI, authorization, echo_authorization
@@ -45,7 +46,7 @@ def test_the_server_key_stays_home_and_echoes_are_redacted(page, demo_db_master,
             page.wait_for_selector('[data-testid="stChatMessage"]', timeout=SLOW)
             page.get_by_role("tab", name="A model's answer").click()
             ask(page, other.base_url, "")  # a typed URL and no key: asked with none
-            assert page.get_by_text("is not the one the server's key is configured for").is_visible()
+            expect(page.get_by_text("is not the one the server's key is configured for")).to_be_visible()
             page.get_by_text("echo-model's answer").scroll_into_view_if_needed()
             screenshot(page, "keys_typed_url_without_key")
             ask(page, other.base_url, TYPED_KEY)  # a typed key, echoed back

@@ -12,6 +12,7 @@ import json
 import sqlite3
 
 import pytest
+from playwright.sync_api import expect
 
 from browser_helpers import screenshot, wait_idle
 
@@ -79,8 +80,8 @@ def test_upload_taxonomy_failure_compare_delete(page, app_url, outside_requests,
     page.get_by_role("button", name="Grade the 4 good lines").click()
     wait_idle(page)
     page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=30_000)
-    assert page.get_by_text("Stored run 'browser-alpha'").is_visible()
-    assert page.get_by_text("Failure taxonomy").is_visible()
+    expect(page.get_by_text("Stored run 'browser-alpha'")).to_be_visible()
+    expect(page.get_by_text("Failure taxonomy")).to_be_visible()
     assert page.get_by_test_id("stPlotlyChart").count() == 2  # taxonomy bars and reward histogram
     screenshot(page, "runs_page")
 
@@ -89,14 +90,14 @@ def test_upload_taxonomy_failure_compare_delete(page, app_url, outside_requests,
     wait_idle(page)
     page.wait_for_selector('[data-testid="stDataFrame"] canvas', timeout=20_000)
     assert "/failures" in page.url and "run=browser-alpha" in page.url
-    assert page.get_by_text("2 predictions match").is_visible()
+    expect(page.get_by_text("2 predictions match")).to_be_visible()
     screenshot(page, "runs_failures")
     page.get_by_text("Open the prediction beside the expected action").click()
     wait_idle(page)
     page.wait_for_selector('[data-testid="stChatMessage"]', timeout=20_000)
     assert "/decision_point" in page.url and "run=browser-alpha" in page.url
-    assert page.get_by_role("heading", name="Expected action and prediction", exact=True).is_visible()
-    assert page.get_by_text("Category:").first.is_visible()
+    expect(page.get_by_role("heading", name="Expected action and prediction", exact=True)).to_be_visible()
+    expect(page.get_by_text("Category:").first).to_be_visible()
     assert "Reward" in page.get_by_test_id("stMain").get_by_test_id("stMetricLabel").all_inner_texts()
     screenshot(page, "runs_failure_decision_point")
 
@@ -114,7 +115,7 @@ def test_upload_taxonomy_failure_compare_delete(page, app_url, outside_requests,
     wait_idle(page)
     page.wait_for_selector('[data-testid="stChatMessage"]', timeout=20_000)
     assert "vs=browser-beta" in page.url
-    assert page.get_by_text("Run B").first.is_visible()
+    expect(page.get_by_text("Run B").first).to_be_visible()
     # expected, A and B side by side: their boxes start at one height, left to right, all within 1280 px
     tops = [page.get_by_text(text, exact=True).first.bounding_box() for text in ("Action type:", "Run A", "Run B")]
     assert max(b["y"] for b in tops) - min(b["y"] for b in tops) < 10, tops

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from browser_helpers import choose, screenshot, wait_idle
 from fake_openai import FakeOpenAI, Reply
@@ -38,7 +39,7 @@ def test_fill_the_form_submit_and_see_the_breakdown(page, app_url, outside_reque
     page.wait_for_selector('[data-testid="stDataFrame"] canvas', timeout=SLOW)
     values = page.get_by_test_id("stMetricValue").all_inner_texts()
     assert "0.800" in values and "0.600" in values and "✅ 1" in values, values
-    assert page.get_by_text("Your last answer (saved as attempt #1)").is_visible()
+    expect(page.get_by_text("Your last answer (saved as attempt #1)")).to_be_visible()
     assert page.get_by_text("Attempts at this decision point (1)").count() == 1
     page.get_by_text("Your last answer").scroll_into_view_if_needed()
     screenshot(page, "try_panel_breakdown")
@@ -68,7 +69,7 @@ def test_ask_a_model_on_a_local_server(page, app_url, outside_requests):
     values = page.get_by_test_id("stMetricValue").all_inner_texts()
     assert "100" in values and "required" in values, values  # prompt tokens, tool_choice
     assert "0.800" in values, values  # 3 of 5 keys match (currency differs, memo missing): 0.5 + 0.5 * 0.6
-    assert page.get_by_text("fake-model's answer").is_visible()
+    expect(page.get_by_text("fake-model's answer")).to_be_visible()
     page.get_by_text("fake-model's answer").scroll_into_view_if_needed()
     screenshot(page, "try_panel_model_answer")
     assert outside_requests == []
