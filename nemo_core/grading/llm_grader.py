@@ -216,6 +216,15 @@ class LLMGrader:
         self._remember(dp_id, candidate, result)
         return result
 
+    def _wait_to_retry(self, transient: int, retry_after: str | None, problem: str, attempts: int) -> None:
+        """After the `transient`-th passing failure (rate limit, server error, timeout, no connection): wait the
+        endpoint's backoff (or the server's Retry-After) before the next try, or give up when the tries are spent."""
+        if transient >= self.config.max_attempts:
+            raise LLMGradeFailed(f"{problem} after {attempts} attempts") from None
+        delay = self.endpoint.delay(transient, retry_after)
+        log.info("llm grader: %s, retrying in %.1f s", problem, delay)
+        time.sleep(delay)
+
     def _ask(self, messages: list[dict[str, str]]) -> LLMResult:
         import openai
 
@@ -231,24 +240,16 @@ class LLMGrader:
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 last_problem = f"HTTP {status} from the grader API"
-                if status == 429 or status >= 500:
-                    transient += 1
-                    if transient < cfg.max_attempts:
-                        delay = self.endpoint.delay(transient, exc.response.headers.get("retry-after"))
-                        log.info("llm grader: %s, retrying in %.1f s", last_problem, delay)
-                        time.sleep(delay)
-                        continue
-                    raise LLMGradeFailed(f"{last_problem} after {attempts} attempts") from None
-                raise LLMGradeFailed(f"{last_problem} ({type(exc).__name__}); not retried") from None
+                if not (status == 429 or status >= 500):
+                    raise LLMGradeFailed(f"{last_problem} ({type(exc).__name__}); not retried") from None
+                transient += 1
+                self._wait_to_retry(transient, exc.response.headers.get("retry-after"), last_problem, attempts)
+                continue
             except (openai.APITimeoutError, openai.APIConnectionError) as exc:
                 transient += 1
                 last_problem = "the grader API timed out" if isinstance(exc, openai.APITimeoutError) else "cannot reach the grader API"
-                if transient < cfg.max_attempts:
-                    delay = self.endpoint.delay(transient, None)
-                    log.info("llm grader: %s, retrying in %.1f s", last_problem, delay)
-                    time.sleep(delay)
-                    continue
-                raise LLMGradeFailed(f"{last_problem} after {attempts} attempts") from None
+                self._wait_to_retry(transient, None, last_problem, attempts)
+                continue
             except openai.OpenAIError as exc:
                 raise LLMGradeFailed(f"grader API error ({type(exc).__name__})") from None
             except ValueError:  # an HTTP 200 whose body is not JSON (a proxy's error page, say)
