@@ -43,11 +43,11 @@ from ui.admin import admin_unlocked, held_back, unlock_form, visible_run_names
 from ui.breakdown import render_breakdown
 from ui.chat import render_conversation
 from ui.db import require_store
+from ui.decision_links import DECISION_PAGE
 from ui.formats import table
 from ui.safe import code_span, escape_markdown, show_text
 from ui.secrets import grader_config
 
-DECISION_PAGE = "app_pages/decision_point.py"
 SET_PARAM = "set"
 RATER_KEY = "audit_rater"
 REVEAL_KEY = "audit_revealed"

@@ -16,6 +16,7 @@ from nemo_core.data.extract import FLAGS
 from nemo_core.data.filters import SORTS, BadFilter, DecisionPointFilter
 from nemo_core.runs.export import FORMATS
 from ui.db import require_store, signature
+from ui.decision_links import DECISION_PAGE
 from ui.downloads import download_section
 from ui.formats import plural
 from ui.listing import PAGE_SIZE, ListState, expected_label, loosened, n_pages, similar_tools
@@ -23,7 +24,6 @@ from ui.overview_data import filtered_count, tool_options
 from ui.safe import escape_markdown, inert_label
 
 ANY = "(any)"
-DECISION_PAGE = "app_pages/decision_point.py"
 
 store = require_store()
 path = str(store.path.resolve())
