@@ -5,6 +5,7 @@ Page icons are emoji: a `:material/...:` icon would make the browser fetch a fav
 
 import streamlit as st
 
+from ui.admin import admin_controls
 from ui.mode import annotate_mode
 
 st.set_page_config(page_title="Nemotron-Agentic Workbench", page_icon="🧭", layout="wide")
@@ -28,4 +29,6 @@ if annotate_mode():
     # error shows no detail (a traceback names the server's files).
     pages = [st.Page("app_pages/annotate.py", title="Annotate", icon="✍️", url_path="annotate", default=True)]
     st.set_option("client.showErrorDetails", "none")
+else:
+    admin_controls()  # the admin unlock's cookie and Lock button, on every page (nothing is guarded in annotate mode)
 st.navigation(pages).run()

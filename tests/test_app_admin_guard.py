@@ -172,3 +172,142 @@ def test_without_a_passphrase_nothing_is_hidden(run_page, db, monkeypatch):
     monkeypatch.delenv("NEMO_ADMIN_PASSWORD")
     at = run_page("app_pages/runs.py", run=db.human_run)
     assert leaked(at) and not [t for t in at.text_input if t.label == "Admin passphrase"]
+
+
+# ---- the remembered unlock (issue 19: the passphrase was asked again after every reload) ---------------------------
+# AppTest has no browser, so `ui.admin._sent_cookie` (st.context.cookies) is replaced by the cookie a browser would
+# send; tests/browser/test_admin_cookie_browser.py does the same with a real cookie in Chromium.
+GUARDED_PAGES = [
+    ("app_pages/runs.py", {"run": "HUMAN"}),
+    ("app_pages/failures.py", {"run": "HUMAN"}),
+    ("app_pages/compare.py", {"a": "HUMAN", "b": H.RUN_NAME}),
+    ("app_pages/campaigns.py", {"campaign": "1"}),
+    ("app_pages/audit.py", {"set": "CAMPAIGN_SET"}),
+    ("app_pages/decision_point.py", {"id": "CAMPAIGN_DP", "run": "HUMAN"}),
+]
+
+
+@pytest.fixture
+def browser_cookie(monkeypatch):
+    """Set the unlock cookie the next sessions are opened with (None: no cookie)."""
+    import ui.admin
+
+    sent: dict[str, str | None] = {"value": None}
+    monkeypatch.setattr(ui.admin, "_sent_cookie", lambda: sent["value"])
+
+    def set_cookie(value: str | None) -> None:
+        sent["value"] = value
+
+    return set_cookie
+
+
+def cookie_scripts(at: AppTest) -> list[str]:
+    return [h.proto.body for h in at.get("html") if "document.cookie" in h.proto.body]
+
+
+def lock_buttons(at: AppTest) -> list:
+    return [b for b in at.button if b.label == "Lock"]
+
+
+@pytest.mark.parametrize("page_file, query", GUARDED_PAGES)
+def test_a_valid_cookie_unlocks_every_guarded_page(run_page, db, campaign_dp, browser_cookie, page_file, query):
+    from nemo_core.people.unlock import make_token
+
+    values = {"HUMAN": db.human_run, "CAMPAIGN_SET": db.campaign_set, "CAMPAIGN_DP": campaign_dp}
+    query = {k: values.get(v, v) for k, v in query.items()}
+    browser_cookie(make_token(PASSPHRASE))
+    at = run_page(page_file, **query)
+    assert leaked(at), "a reload with the cookie shows what the passphrase guards"
+    assert not [t for t in at.text_input if t.label == "Admin passphrase"]
+    assert lock_buttons(at) and "Admin unlocked in this browser until" in " ".join(c.value for c in at.sidebar.caption)
+
+
+@pytest.mark.parametrize("kind", ["expired", "other passphrase", "forged", "tampered expiry", "malformed",
+                                  "old digest"])
+@pytest.mark.parametrize("page_file, query", GUARDED_PAGES)
+def test_a_bad_cookie_unlocks_nothing(run_page, db, campaign_dp, browser_cookie, page_file, query, kind):
+    import hashlib
+    import time
+
+    from nemo_core.people.unlock import make_token
+
+    good = make_token(PASSPHRASE)
+    _, expiry, sig = good.split(".")
+    cookie = {
+        "expired": make_token(PASSPHRASE, now=time.time() - 13 * 3600),
+        "other passphrase": make_token("wrong horse"),
+        "forged": f"v1.{expiry}.{'ab' * 32}",
+        "tampered expiry": f"v1.{int(expiry) + 86400}.{sig}",
+        "malformed": "v1.<script>alert(1)</script>",
+        # what the session used to keep, a fixed digest of the passphrase, must not work as a cookie
+        "old digest": hashlib.sha256(("nemo-admin:" + PASSPHRASE).encode()).hexdigest(),
+    }[kind]
+    browser_cookie(cookie)
+    values = {"HUMAN": db.human_run, "CAMPAIGN_SET": db.campaign_set, "CAMPAIGN_DP": campaign_dp}
+    at = run_page(page_file, **{k: values.get(v, v) for k, v in query.items()})
+    assert leaked(at) == []
+    assert [t for t in at.text_input if t.label == "Admin passphrase"]
+    assert not lock_buttons(at)
+
+
+def test_unlocking_sets_a_signed_cookie_and_lock_clears_it(run_page, db, browser_cookie):
+    from nemo_core.people.unlock import LIFETIME_SECONDS, verify
+
+    at = unlock(run_page("app_pages/campaigns.py", campaign="1"))
+    token = at.session_state["admin::unlocked"]
+    assert verify(PASSPHRASE, token) and PASSPHRASE not in token
+    [script] = cookie_scripts(at)
+    assert f"nemo_admin={token}; Path=/; " in script and "SameSite=Strict" in script and PASSPHRASE not in script
+    max_age = int(script.split("Max-Age=")[1].split(";")[0])
+    assert LIFETIME_SECONDS - 60 <= max_age <= LIFETIME_SECONDS
+    assert leaked(at) and lock_buttons(at)
+    at.run()
+    assert cookie_scripts(at) == [], "the cookie is written once, not on every rerun"
+
+    lock_buttons(at)[0].click().run()
+    assert not at.exception
+    [script] = cookie_scripts(at)
+    assert "nemo_admin=; Path=/; Max-Age=0; SameSite=Strict" in script
+    assert leaked(at) == [] and not lock_buttons(at)
+    assert [t for t in at.text_input if t.label == "Admin passphrase"]
+
+
+def test_lock_ignores_the_cookie_the_session_was_opened_with(run_page, db, browser_cookie):
+    """Streamlit keeps showing a session the cookies of the request that opened it: after Lock (which clears
+    the cookie in the browser) the session must not unlock itself again from that stale copy."""
+    from nemo_core.people.unlock import make_token
+
+    browser_cookie(make_token(PASSPHRASE))
+    at = run_page("app_pages/runs.py", run=db.human_run)
+    assert leaked(at)
+    lock_buttons(at)[0].click().run()
+    assert leaked(at) == []
+    at.run()
+    assert leaked(at) == [] and not lock_buttons(at)
+    unlock(at)  # and the passphrase unlocks it again
+    assert leaked(at) and lock_buttons(at)
+
+
+def test_a_new_passphrase_voids_the_cookie(run_page, db, browser_cookie, monkeypatch):
+    from nemo_core.people.unlock import make_token
+
+    browser_cookie(make_token(PASSPHRASE))
+    monkeypatch.setenv("NEMO_ADMIN_PASSWORD", "a new one")
+    at = run_page("app_pages/campaigns.py", campaign="1")
+    assert leaked(at) == [] and [t for t in at.text_input if t.label == "Admin passphrase"]
+
+
+def test_no_lock_button_without_a_passphrase(run_page, db, browser_cookie, monkeypatch):
+    monkeypatch.delenv("NEMO_ADMIN_PASSWORD")
+    at = run_page("app_pages/runs.py")
+    assert not lock_buttons(at) and cookie_scripts(at) == []
+
+
+@pytest.mark.parametrize("token", ["v1.1';alert(1);'.00", "v1.123." + "a" * 63, "", "x" * 70])
+def test_the_cookie_script_embeds_nothing_but_a_checked_token(token):
+    from ui.admin import cookie_script
+
+    with pytest.raises(ValueError):
+        cookie_script("set", token)
+    with pytest.raises(ValueError):
+        cookie_script("delete everything", "")

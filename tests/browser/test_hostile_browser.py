@@ -225,7 +225,8 @@ def test_no_page_shows_names_or_answers_without_the_passphrase(page, guarded_url
     assert tokens_in(page, frames) == []
 
     # given the passphrase, the same browser session sees them (so the check above looks in the right place);
-    # the session lives as long as the page is not reloaded, so move on through the sidebar
+    # move on through the sidebar, in the same session (a reload stays unlocked too, through the unlock cookie:
+    # test_admin_cookie_browser.py)
     page.get_by_label("Admin passphrase").first.fill("correct horse")
     page.get_by_role("button", name="Unlock").first.click()
     wait_idle(page)
