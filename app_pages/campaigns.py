@@ -26,7 +26,7 @@ from nemo_core.grading.llm_grader import LLMGrader
 from nemo_core.runs.run import list_runs
 from ui.charts import show
 from ui.admin import admin_unlocked, unlock_form
-from ui.db import get_store, require_store
+from ui.db import get_store, require_store, signature
 from ui.formats import plural
 from ui.safe import escape_markdown, inert_label
 from ui.secrets import grader_config
@@ -60,26 +60,63 @@ def ci_text(ci) -> str:
 
 
 # ---- create ----------------------------------------------------------------------------------------------
+@st.cache_data(show_spinner="Counting the matching decision points…", max_entries=64)
+def cached_sizes(path: str, sig: str, query: tuple) -> dict[str, int]:
+    """`campaigns.selection_sizes` of a filter (given as its sorted query items), per database signature: a
+    second or two at full scale, so each filter is counted once."""
+    return C.selection_sizes(get_store(path), DecisionPointFilter.from_query(dict(query)))
+
+
+def selection_filter() -> DecisionPointFilter | None:
+    """The selection's widgets, outside the create form so that the count below follows every change, and the
+    filter they describe (None after saying why it is not one)."""
+    st.markdown("**Selection** (the Browse filters)")
+    c1, c2, c3 = st.columns(3)
+    split = c1.selectbox("Split", [ANY, *SPLITS], key="campaigns::split")
+    action_type = c2.selectbox("Action type", [ANY, *ACTION_TYPES], key="campaigns::action_type")
+    tool = c3.text_input("Expected tool (exact)", key="campaigns::tool")
+    c4, c5 = st.columns(2)
+    text = c4.text_input("Conversation contains (words)", key="campaigns::text")
+    flags = c5.multiselect("Only with flags", list(FLAGS), key="campaigns::flags")
+    exclude = st.multiselect("Without flags", list(FLAGS), default=["ungradeable"], key="campaigns::exclude",
+                             help="Ungradeable references cannot score a human answer: left out by default.")
+    b1, b2, b3, b4 = st.columns(4)
+    min_tools = b1.number_input("Min tools offered", min_value=0, value=None, step=1, key="campaigns::min_tools")
+    max_tools = b2.number_input("Max tools offered", min_value=0, value=None, step=1, key="campaigns::max_tools")
+    min_turn = b3.number_input("Min message index", min_value=0, value=None, step=1, key="campaigns::min_turn")
+    max_turn = b4.number_input("Max message index", min_value=0, value=None, step=1, key="campaigns::max_turn")
+    try:
+        return DecisionPointFilter(split=None if split == ANY else split,
+                                   action_type=None if action_type == ANY else action_type,
+                                   tool=tool.strip() or None, text=text.strip() or None, flags=tuple(flags),
+                                   exclude_flags=tuple(exclude), min_tools=min_tools, max_tools=max_tools,
+                                   min_turn=min_turn, max_turn=max_turn).validate()
+    except NemoError as exc:
+        st.error(escape_markdown(exc.one_line()))
+        return None
+
+
+def matching_preview(flt: DecisionPointFilter) -> None:
+    """How many decision points the selection matches, by stratum: the population the campaign will be drawn
+    from (the same pools as `draw_sample`, so it equals the "drawn from N matching" said after Create)."""
+    sizes = cached_sizes(str(store.path), signature(store), tuple(sorted(flt.to_query().items())))
+    total = sum(sizes.values())
+    if total == 0:
+        st.warning("**0 decision points match** this selection: widen it (a campaign needs at least one).")
+        return
+    st.info(f"**{plural(total, 'decision point')} {'matches' if total == 1 else 'match'}** this selection, the "
+            "population the sample is drawn from (a larger sample size takes all of them): "
+            + " · ".join(f"{key} {n:,}" for key, n in sizes.items()) + ".")
+
+
 def create_form() -> None:
+    flt = selection_filter()
+    if flt is not None:
+        matching_preview(flt)
     with st.form("campaigns::create"):
         # the example goes in the help, not as a placeholder: a grey example read as a filled-in name
         name = st.text_input("Name", key="campaigns::new_name",
                              help="A short name for the campaign, for example baseline-2025-11.")
-        st.markdown("**Selection** (the Browse filters)")
-        c1, c2, c3 = st.columns(3)
-        split = c1.selectbox("Split", [ANY, *SPLITS], key="campaigns::split")
-        action_type = c2.selectbox("Action type", [ANY, *ACTION_TYPES], key="campaigns::action_type")
-        tool = c3.text_input("Expected tool (exact)", key="campaigns::tool")
-        c4, c5 = st.columns(2)
-        text = c4.text_input("Conversation contains (words)", key="campaigns::text")
-        flags = c5.multiselect("Only with flags", list(FLAGS), key="campaigns::flags")
-        exclude = st.multiselect("Without flags", list(FLAGS), default=["ungradeable"], key="campaigns::exclude",
-                                 help="Ungradeable references cannot score a human answer: left out by default.")
-        b1, b2, b3, b4 = st.columns(4)
-        min_tools = b1.number_input("Min tools offered", min_value=0, value=None, step=1, key="campaigns::min_tools")
-        max_tools = b2.number_input("Max tools offered", min_value=0, value=None, step=1, key="campaigns::max_tools")
-        min_turn = b3.number_input("Min message index", min_value=0, value=None, step=1, key="campaigns::min_turn")
-        max_turn = b4.number_input("Max message index", min_value=0, value=None, step=1, key="campaigns::max_turn")
         st.markdown("**Sample and overlap**")
         c6, c7, c8 = st.columns(3)
         size = c6.number_input("Sample size", min_value=1, value=50, step=10, key="campaigns::size")
@@ -99,14 +136,9 @@ def create_form() -> None:
         reveal = st.checkbox("Show annotators the grade of each answer after they submit it", value=False,
                              key="campaigns::reveal")
         create = st.form_submit_button("Create campaign", type="primary")
-    if not create:
+    if not create or flt is None:
         return
     try:
-        flt = DecisionPointFilter(split=None if split == ANY else split,
-                                  action_type=None if action_type == ANY else action_type,
-                                  tool=tool.strip() or None, text=text.strip() or None, flags=tuple(flags),
-                                  exclude_flags=tuple(exclude), min_tools=min_tools, max_tools=max_tools,
-                                  min_turn=min_turn, max_turn=max_turn).validate()
         camp = C.create_campaign(store, name, selection=flt, sample_size=int(size), seed=int(seed),
                                  stratify=stratify, overlap=int(overlap), shared_share=shared / 100,
                                  instructions=instructions, reveal_after_submit=reveal, grader=grader)

@@ -5,12 +5,14 @@ never sees the expected action (nor someone else's answer) before submitting."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from nemo_core.people import campaigns as C
+from nemo_core.data.filters import DecisionPointFilter
 from nemo_core.data.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -144,6 +146,57 @@ def test_create_campaign_two_annotators_answer_and_skip_results_appear(app, stor
     metrics = {m.label: m.value for m in admin.metric}
     assert {"Humans", "Run", "Run − humans"} <= set(metrics)
     assert "On 1 of the" in all_text(admin)
+
+
+def matching_preview(at: AppTest) -> int:
+    """The create form's count of matching decision points (issue 19: shown before Create)."""
+    found = [m for m in (re.search(r"\*\*([\d,]+) decision points? match", el.value) for el in [*at.info, *at.warning])
+             if m]
+    assert len(found) == 1, [el.value for el in [*at.info, *at.warning]]
+    return int(found[0].group(1).replace(",", ""))
+
+
+@pytest.mark.parametrize("settings, expected_query", [
+    ({}, {"exclude_flags": "ungradeable"}),
+    ({"split": "interactive_agent", "action_type": "message"},
+     {"split": "interactive_agent", "action_type": "message", "exclude_flags": "ungradeable"}),
+    ({"min_tools": 4, "max_turn": 6, "text": "order"},
+     {"min_tools": "4", "max_turn": "6", "text": "order", "exclude_flags": "ungradeable"}),
+])
+def test_the_count_before_create_is_the_population_after(app, store, settings, expected_query):
+    """Issue 19: the filters sat in the form, so nothing said how many decision points matched until the
+    campaign existed. The count follows the filters live, and equals the "drawn from N matching" of Create."""
+    admin = app(CAMPAIGNS)
+    before = matching_preview(admin)
+    assert before == store.count(DecisionPointFilter(exclude_flags=("ungradeable",)))
+    for key, value in settings.items():
+        widget = {"split": admin.selectbox, "action_type": admin.selectbox, "text": admin.text_input,
+                  "min_tools": admin.number_input, "max_turn": admin.number_input}[key](key=f"campaigns::{key}")
+        (widget.input(value) if key == "text" else widget.set_value(value)).run()
+        ok(admin)
+    shown = matching_preview(admin)  # no Create pressed yet
+    assert not C.list_campaigns(store)
+    assert shown == store.count(DecisionPointFilter.from_query(expected_query)) > 0
+    if settings:
+        assert shown < before, "the count follows the filters before Create"
+    admin.text_input(key="campaigns::new_name").input("preview")
+    admin.number_input(key="campaigns::size").set_value(3)
+    ok(button(admin, "Create campaign").click().run())
+    camp = C.get_campaign(store, "preview")
+    assert camp.selection == expected_query
+    assert camp.n_population == shown
+    assert f"Created with 3 items drawn from {shown:,} matching decision points" in all_text(admin)
+
+
+def test_a_selection_that_matches_nothing_says_so_before_create(app, store):
+    admin = app(CAMPAIGNS)
+    admin.text_input(key="campaigns::tool").input("no_such_tool").run()
+    assert matching_preview(ok(admin)) == 0
+    assert any("widen it" in w.value for w in admin.warning)
+    admin.text_input(key="campaigns::new_name").input("empty")
+    ok(button(admin, "Create campaign").click().run())
+    assert any("no decision point matches this selection" in e.value for e in admin.error)
+    assert not C.list_campaigns(store)
 
 
 def test_reveal_after_submit_shows_the_breakdown(app, store):

@@ -91,6 +91,23 @@ def test_sample_respects_the_selection(demo_store):
         C.create_campaign(demo_store, "none", selection={"tool": "no_such_tool"}, sample_size=3)
 
 
+@pytest.mark.parametrize("query", [
+    {}, {"exclude_flags": "ungradeable"}, {"split": "interactive_agent", "action_type": "message"},
+    {"action_type": "function_call", "min_tools": "3", "exclude_flags": "ungradeable"}, {"tool": "no_such_tool"},
+])
+def test_selection_sizes_are_the_population_a_campaign_draws_from(demo_store, query):
+    """Issue 19: the Campaigns page shows how many decision points match before Create; that figure is the
+    population the campaign is then drawn from, stratum by stratum."""
+    flt = DecisionPointFilter.from_query(query)
+    sizes = C.selection_sizes(demo_store, flt)
+    sample = C.draw_sample(demo_store, flt, 5, seed=3, stratify=True)
+    assert sizes == {k: v["population"] for k, v in sample.allocation.items()}
+    assert sum(sizes.values()) == sample.population == demo_store.count(flt)
+    if sample.population:
+        camp = C.create_campaign(demo_store, "sizes", selection=flt, sample_size=5, seed=3)
+        assert camp.n_population == sum(sizes.values())
+
+
 # ---- handing out ----------------------------------------------------------------------------------------
 def test_overlap_and_shared_items_are_respected(demo_store):
     camp = C.create_campaign(demo_store, "ov", sample_size=12, seed=2, overlap=2, shared_share=0.25)

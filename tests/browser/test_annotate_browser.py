@@ -25,17 +25,31 @@ def open_create_form(page, app_url: str) -> None:
         page.get_by_text("Create a campaign").click()
 
 
+def matching(page) -> int:
+    """The create form's count of matching decision points."""
+    box = page.get_by_text(re.compile(r"decision points? match"))
+    expect(box).to_be_visible(timeout=20_000)
+    return int(re.match(r"([\d,]+) decision", box.inner_text()).group(1).replace(",", ""))
+
+
 def test_one_annotation(page, app_url, outside_requests):
     open_create_form(page, app_url)
+    everything = matching(page)
     page.get_by_label("Name", exact=True).fill("browser-pilot")
     choose(page, "Action type", "function_call")
+    # issue 19: the count follows the filters before Create (it was only said after)
+    expect(page.get_by_text(re.compile(r"decision points? match"))).not_to_have_text(
+        re.compile(rf"^{everything:,} decision"), timeout=20_000)
+    n_matching = matching(page)
+    assert 0 < n_matching < everything
     page.get_by_label("Sample size").fill("4")
     page.get_by_label("Instructions shown to annotators").fill("Call the tool the assistant needs next.")
     page.get_by_text("Show annotators the grade of each answer").click()
     screenshot(page, "annotate_0_create_form")
+    assert page.get_by_label("Name", exact=True).input_value() == "browser-pilot"  # kept across the rerun
     page.get_by_role("button", name="Create campaign").click()
     wait_idle(page)
-    created = page.get_by_text(re.compile(r"Created with 4 items drawn from \d+ matching"))
+    created = page.get_by_text(re.compile(rf"Created with 4 items drawn from {n_matching:,} matching"))
     expect(created).to_be_visible(timeout=20_000)
     screenshot(page, "annotate_1_campaign_created")
 
@@ -105,4 +119,28 @@ def test_delete_a_campaign(page, app_url, outside_requests):
     wait_idle(page)
     expect(page.get_by_role("heading", name="Campaigns")).to_be_visible(timeout=20_000)
     assert "browser-doomed" not in page.content()  # gone from the picker (or no campaign is left)
+    assert outside_requests == []
+
+
+def test_the_count_follows_the_filters_in_the_expander(page, shipped_app_url, outside_requests):
+    """With campaigns already there the create form sits in an expander: changing a filter reruns the page,
+    and the expander stays open with the new count (issue 19)."""
+    page.goto(shipped_app_url + "/campaigns")
+    wait_idle(page)
+    assert page.get_by_text("No campaign yet").count() == 0
+    page.get_by_text("Create a campaign").click()
+    everything = matching(page)
+    choose(page, "Split", "interactive_agent")
+    expect(page.get_by_text(re.compile(r"decision points? match"))).not_to_have_text(
+        re.compile(rf"^{everything:,} decision"), timeout=20_000)
+    fewer = matching(page)
+    assert 0 < fewer < everything
+    page.get_by_label("Min tools offered").fill("5")
+    page.get_by_label("Min tools offered").press("Enter")
+    wait_idle(page)
+    expect(page.get_by_text(re.compile(r"decision points? match"))).not_to_have_text(
+        re.compile(rf"^{fewer:,} decision"), timeout=20_000)
+    assert matching(page) < fewer
+    expect(page.get_by_role("button", name="Create campaign")).to_be_visible()
+    screenshot(page, "campaigns_count_in_expander")
     assert outside_requests == []
