@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import sqlite3
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -451,3 +452,42 @@ def test_a_database_made_by_older_code_browses_as_sql_read_only_and_after_migrat
         if not readonly:
             assert raw.execute("SELECT count(*) FROM browse_index").fetchone()[0] == 1
         raw.close()
+
+
+def test_a_large_ingest_builds_the_index_in_a_fresh_interpreter(demo_db_master, tmp_path):
+    """From FRESH_PROCESS_ROWS decision points the index is built by a new interpreter (the ingest's own process
+    would pass its 500 MB peak target at full scale): stored as the in-process build stores it, the ingest's
+    process holds none, and the pages it serves are the same."""
+    from nemo_core.cli.commands.ingest import store_browse_index
+
+    db = tmp_path / "demo.db"
+    db.write_bytes(demo_db_master.read_bytes())
+    with sqlite3.connect(db) as raw:
+        raw.execute("DELETE FROM browse_index")
+    with Store.open(db) as store:
+        store_browse_index(store, fresh_process_rows=1)  # any database is "large" here
+        assert store._browse is None  # built elsewhere, not in this process
+        stored = store.scalar("SELECT n_rows FROM browse_index")
+        assert stored == store.scalar("SELECT count(*) FROM decision_points") > 0
+        loaded = store.browse_index()  # loaded from the table, not built again
+    raw = sqlite3.connect(db)
+    try:
+        rebuilt = browse_index.build(raw, threading.Lock())
+    finally:
+        raw.close()
+    assert loaded.n_rows == rebuilt.n_rows and np.array_equal(loaded.rowid, rebuilt.rowid)
+    assert all(np.array_equal(loaded.orders[k], rebuilt.orders[k]) for k in rebuilt.orders)
+
+
+def test_an_index_the_fresh_interpreter_could_not_build_is_a_warning(demo_db_master, tmp_path, monkeypatch, capsys):
+    from nemo_core.cli.commands import ingest as ingest_command
+
+    db = tmp_path / "demo.db"
+    db.write_bytes(demo_db_master.read_bytes())
+    with sqlite3.connect(db) as raw:
+        raw.execute("DELETE FROM browse_index")
+    monkeypatch.setattr(ingest_command.sys, "executable", "/bin/false")
+    with Store.open(db) as store:
+        ingest_command.store_browse_index(store, fresh_process_rows=1)
+        assert store.scalar("SELECT count(*) FROM browse_index") == 0
+    assert "Browse's index was not built (exit 1); Browse builds it on its first visit" in capsys.readouterr().err
