@@ -118,8 +118,7 @@ if run_name:
     # conversation (in the right-hand column they stacked in a third of the width)
     st.subheader("Expected action and prediction")
     revealed = reveal_toggle(dp, default=True)
-    compare_with_expected(store, dp, revealed, run_name, (query.get("vs") or "").strip(),
-                          draw_expected=lambda: render_expected(dp, revealed))
+    compare_with_expected(store, dp, revealed, run_name, (query.get("vs") or "").strip())
 
 left, right = st.columns([3, 2], gap="large")
 

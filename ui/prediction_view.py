@@ -14,7 +14,6 @@ usable blind); it is drawn by the one breakdown component, `ui.breakdown`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -26,6 +25,7 @@ from nemo_core.runs.taxonomy import CATEGORIES
 
 from .admin import held_back, unlock_form, visible_run_names
 from .breakdown import render_breakdown
+from .expected_view import render_expected
 from .formats import NONE
 from .safe import code_span, escape_markdown, show_text, show_value
 
@@ -112,13 +112,12 @@ def render_run_picker(store: Store, dp: Any) -> None:
         st.rerun()
 
 
-def compare_with_expected(store: Store, dp: Any, revealed: bool, run_name: str, vs_name: str,
-                          draw_expected: Callable[[], None]) -> None:
+def compare_with_expected(store: Store, dp: Any, revealed: bool, run_name: str, vs_name: str) -> None:
     """The expected action and run A's (and run B's) prediction side by side across the page, each in its own
     column wide enough for its breakdown's key table, then the button that closes them."""
     columns = st.columns(3 if vs_name else 2, gap="medium")
     with columns[0]:
-        draw_expected()
+        render_expected(dp, revealed)
     with columns[1]:
         render_prediction(store, run_name, dp.id, revealed, label="Run A" if vs_name else "Run")
     if vs_name:
