@@ -89,16 +89,11 @@ def empty_store(tmp_path):
 def open_page(demo_db, monkeypatch):
     """`open_page(page, **query)` runs the app (app.py, so its navigation) on `page` with those URL query
     parameters against a private copy of the demo database, and fails on any exception."""
-    from streamlit.testing.v1 import AppTest
+    from app_runner import run_app_page
 
     monkeypatch.setenv("NEMO_DB", str(demo_db))
 
-    def run(page_file: str, /, **query: str) -> AppTest:
-        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=30)
-        for key, value in query.items():
-            at.query_params[key] = value
-        at.switch_page(page_file).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
+    def run(page_file: str, /, **query: str):
+        return run_app_page(page_file, query)
 
     return run

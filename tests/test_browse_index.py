@@ -17,6 +17,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app_runner import run_app_page
 from nemo_core.data import browse_index
 from nemo_core.data.compression import compress
 from nemo_core.data.extract import FLAGS
@@ -362,18 +363,8 @@ def test_the_ingest_command_builds_and_stores_the_index(tmp_path):
 
 
 # ---- the pages: a shared link opens the same page; previous / next follow the list --------------------
-REPO = Path(__file__).resolve().parent.parent
-
-
 def run_page(page: str, query: dict[str, str]):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return run_app_page(page, query, timeout=60)
 
 
 @pytest.mark.parametrize("query", [

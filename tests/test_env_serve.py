@@ -23,7 +23,8 @@ from nemo_core.runs.analysis import count_failures  # noqa: E402
 from nemo_core.data.store import Store  # noqa: E402
 
 from env_client import all_tasks, episode, load, run_all, run_sync  # noqa: E402
-from env_server import EnvServer, REPO  # noqa: E402
+from app_runner import run_app_page  # noqa: E402
+from env_server import EnvServer  # noqa: E402
 from test_env_parity import variants  # noqa: E402
 
 RUNS, FAILURES, COMPARE = "app_pages/runs.py", "app_pages/failures.py", "app_pages/compare.py"
@@ -49,15 +50,8 @@ def wait_for(predicate, timeout: float = 15.0, step: float = 0.1):
 
 
 def app_page(db, monkeypatch, page: str, **query: str):
-    from streamlit.testing.v1 import AppTest
-
     monkeypatch.setenv("NEMO_DB", str(db))
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=30)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return run_app_page(page, query)
 
 
 def test_200_concurrent_sessions_are_graded_and_recorded_while_pages_watch(demo_db, monkeypatch):
