@@ -13,7 +13,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from browser_helpers import screenshot, serve_app, wait_idle
+from browser_helpers import screenshot, serve_app, type_in, wait_idle
 
 pytestmark = pytest.mark.browser
 PASSPHRASE = "correct horse"
@@ -49,7 +49,7 @@ def test_unlock_survives_a_reload_and_lock_ends_it(page, context, locked_url, ou
     wait_idle(page)
     expect_locked(page)
     assert unlock_cookie(context) is None
-    page.get_by_label("Admin passphrase").fill(PASSPHRASE)
+    type_in(page, page.get_by_label("Admin passphrase"), PASSPHRASE)
     page.get_by_role("button", name="Unlock").click()
     wait_idle(page)
     expect_unlocked(page)
@@ -83,7 +83,7 @@ def test_a_forged_cookie_unlocks_nothing(page, context, locked_url, outside_requ
     # a real token of this server, to tamper with (made in this browser, then taken apart)
     page.goto(locked_url + "/campaigns")
     wait_idle(page)
-    page.get_by_label("Admin passphrase").fill(PASSPHRASE)
+    type_in(page, page.get_by_label("Admin passphrase"), PASSPHRASE)
     page.get_by_role("button", name="Unlock").click()
     wait_idle(page)
     page.wait_for_function("() => document.cookie.includes('nemo_admin=v1.')", timeout=20_000)

@@ -12,7 +12,7 @@ import pytest
 
 from playwright.sync_api import expect
 
-from browser_helpers import choose, screenshot, wait_idle
+from browser_helpers import choose, screenshot, type_in, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -43,13 +43,13 @@ def count_after_change(page, before: int) -> int:
 def test_one_annotation(page, app_url, outside_requests):
     open_create_form(page, app_url)
     everything = matching(page)
-    page.get_by_label("Name", exact=True).fill("browser-pilot")
+    type_in(page, page.get_by_label("Name", exact=True), "browser-pilot")
     choose(page, "Action type", "function_call")
     # issue 19: the count follows the filters before Create (it was only said after)
     n_matching = count_after_change(page, everything)
     assert 0 < n_matching < everything
-    page.get_by_label("Sample size").fill("4")
-    page.get_by_label("Instructions shown to annotators").fill("Call the tool the assistant needs next.")
+    type_in(page, page.get_by_label("Sample size"), "4")
+    type_in(page, page.get_by_label("Instructions shown to annotators"), "Call the tool the assistant needs next.")
     page.get_by_text("Show annotators the grade of each answer").click()
     screenshot(page, "annotate_0_create_form")
     assert page.get_by_label("Name", exact=True).input_value() == "browser-pilot"  # kept across the rerun
@@ -61,7 +61,7 @@ def test_one_annotation(page, app_url, outside_requests):
 
     page.goto(app_url + "/annotate")
     wait_idle(page)
-    page.get_by_role("textbox", name="Your name").fill("browser-ann")
+    type_in(page, page.get_by_role("textbox", name="Your name"), "browser-ann")
     page.get_by_role("button", name="Start annotating").click()
     wait_idle(page)
     choose(page, "Campaign", "browser-pilot")
@@ -76,10 +76,10 @@ def test_one_annotation(page, app_url, outside_requests):
     assert not re.search(r"(synth|demo)-[0-9a-z]+-", html)
     screenshot(page, "annotate_2_item_blind")
 
-    page.get_by_label("Note (optional)").fill("answered from the browser test")
+    type_in(page, page.get_by_label("Note (optional)"), "answered from the browser test")
     page.get_by_text("Raw JSON arguments").click()
     wait_idle(page)
-    page.get_by_role("textbox", name="Arguments (JSON)").fill('{"anything": 1}')
+    type_in(page, page.get_by_role("textbox", name="Arguments (JSON)"), '{"anything": 1}')
     page.get_by_role("button", name="Submit this call").click()
     wait_idle(page)
     expect(page.get_by_text("how your previous answer was graded")).to_be_visible(timeout=20_000)
@@ -102,8 +102,8 @@ def test_one_annotation(page, app_url, outside_requests):
 def test_delete_a_campaign(page, app_url, outside_requests):
     """The Manage tab deletes a campaign only once the confirmation box is ticked."""
     open_create_form(page, app_url)
-    page.get_by_label("Name", exact=True).fill("browser-doomed")
-    page.get_by_label("Sample size").fill("3")
+    type_in(page, page.get_by_label("Name", exact=True), "browser-doomed")
+    type_in(page, page.get_by_label("Sample size"), "3")
     page.get_by_role("button", name="Create campaign").click()
     wait_idle(page)
     expect(page.get_by_text(re.compile(r"Created with 3 items"))).to_be_visible(timeout=20_000)

@@ -17,7 +17,7 @@ import pytest
 
 from playwright.sync_api import expect
 
-from browser_helpers import screenshot, serve_app, wait_idle
+from browser_helpers import screenshot, serve_app, type_in, wait_idle
 from fake_openai import FakeOpenAI
 from nemo_core.people.audit.build import build_audit_set
 from nemo_core.people.audit.grading import estimate
@@ -33,7 +33,7 @@ def test_audit_without_a_key(page, app_url, outside_requests):
     expect(page.get_by_text("secrets.toml").first).to_be_visible()
     if page.get_by_text("No audit set yet").count():
         screenshot(page, "audit_no_key_empty")
-        page.get_by_label("Decision points (at most)").fill("3")
+        type_in(page, page.get_by_label("Decision points (at most)"), "3")
         page.get_by_role("button", name="Build the audit set").click()
         wait_idle(page)
         screenshot(page, "audit_after_build")

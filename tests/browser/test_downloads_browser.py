@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from browser_helpers import choose, screenshot, wait_idle
+from browser_helpers import choose, screenshot, type_in, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -106,7 +106,7 @@ def test_runs_page_grades_a_batch_output_upload_and_downloads_the_run(page, app_
     screenshot(page, "downloads_runs_batch_upload")
     values = page.get_by_test_id("stMain").get_by_test_id("stMetricValue").all_inner_texts()
     assert values[:3] == ["5", "3", "2"]  # lines, good, bad: the failed requests, before anything is stored
-    page.get_by_label("Run name").fill("browser-batch")
+    type_in(page, page.get_by_label("Run name"), "browser-batch")
     page.get_by_role("button", name="Grade the 3 good lines").click()
     wait_idle(page)
     page.get_by_text("Stored run 'browser-batch'").wait_for(timeout=30_000)

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import expect
 
 import hostile_data as H
-from browser_helpers import screenshot, serve_app, wait_idle
+from browser_helpers import screenshot, serve_app, type_in, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -141,7 +141,7 @@ def test_campaign_tabs_and_annotating_with_hostile_names(page, hostile_url, host
     assert "ZeldaAnn ![p](http://203.0.113.9/p.png)" in visible_text(page)  # a progress text, as text
 
     visit(page, hostile_url + "/annotate")
-    page.get_by_role("textbox", name="Your name").fill(H.short_hostile("Newcomer"))
+    type_in(page, page.get_by_role("textbox", name="Your name"), H.short_hostile("Newcomer"))
     page.get_by_role("button", name="Start annotating").click()
     wait_idle(page)
     expect(page.get_by_text("Annotating as")).to_be_visible(timeout=20_000)
@@ -161,7 +161,7 @@ def test_an_upload_named_like_an_image_fetches_nothing(page, hostile_url, tmp_pa
     page.locator('input[type="file"]').set_input_files(str(preds))
     wait_idle(page)
     name = "![p](http://203.0.113.9/typed.png) www.evil-typed.example"
-    page.get_by_label("Run name").fill(name)
+    type_in(page, page.get_by_label("Run name"), name)
     page.get_by_role("button", name="Grade the").click()
     wait_idle(page)
     expect(page.get_by_text("Stored run")).to_be_visible(timeout=20_000)
@@ -227,7 +227,7 @@ def test_no_page_shows_names_or_answers_without_the_passphrase(page, guarded_url
     # given the passphrase, the same browser session sees them (so the check above looks in the right place);
     # move on through the sidebar, in the same session (a reload stays unlocked too, through the unlock cookie:
     # test_admin_cookie_browser.py)
-    page.get_by_label("Admin passphrase").first.fill("correct horse")
+    type_in(page, page.get_by_label("Admin passphrase").first, "correct horse")
     page.get_by_role("button", name="Unlock").first.click()
     wait_idle(page)
     expect(page.get_by_role("button", name="Build the audit set")).to_be_visible(timeout=20_000)

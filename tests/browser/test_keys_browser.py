@@ -9,7 +9,7 @@ import shutil
 import pytest
 from playwright.sync_api import expect
 
-from browser_helpers import screenshot, serve_app, wait_idle
+from browser_helpers import screenshot, serve_app, type_in, wait_idle
 from fake_openai import FakeOpenAI, authorization, echo_authorization
 
 pytestmark = pytest.mark.browser
@@ -21,8 +21,8 @@ TYPED_KEY = "sk-browser-typed-key-44dd55ee66ff"
 
 
 def ask(page, base_url: str, typed_key: str) -> None:
-    page.get_by_label("Base URL", exact=True).fill(base_url)
-    page.get_by_label("API key for this base URL (optional)", exact=True).fill(typed_key)
+    type_in(page, page.get_by_label("Base URL", exact=True), base_url)
+    type_in(page, page.get_by_label("API key for this base URL (optional)", exact=True), typed_key)
     page.get_by_label("Model", exact=True).fill("echo-model")
     page.get_by_label("Model", exact=True).press("Tab")
     page.get_by_role("button", name="Ask the model").click()

@@ -14,7 +14,7 @@ import sqlite3
 import pytest
 from playwright.sync_api import expect
 
-from browser_helpers import screenshot, wait_idle
+from browser_helpers import screenshot, type_in, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -56,7 +56,7 @@ def upload(page, app_url, path, name):
     page.get_by_text("Upload predictions").click()
     page.locator('input[type="file"]').set_input_files(str(path))
     wait_idle(page)
-    page.get_by_label("Run name").fill(name)
+    type_in(page, page.get_by_label("Run name"), name)
     page.get_by_role("button", name="Grade the").click()
     wait_idle(page)
     page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=30_000)
@@ -76,7 +76,7 @@ def test_upload_taxonomy_failure_compare_delete(page, app_url, outside_requests,
     assert values[:3] == ["5", "4", "1"]  # lines, good, bad
     page.wait_for_selector('[data-testid="stDataFrame"] canvas')
     screenshot(page, "runs_upload_checked")
-    page.get_by_label("Run name").fill("browser-alpha")
+    type_in(page, page.get_by_label("Run name"), "browser-alpha")
     page.get_by_role("button", name="Grade the 4 good lines").click()
     wait_idle(page)
     page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=30_000)

@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from browser_helpers import choose, screenshot, wait_idle
+from browser_helpers import choose, screenshot, type_in, wait_idle
 from fake_openai import FakeOpenAI, Reply
 
 pytestmark = pytest.mark.browser
@@ -29,8 +29,8 @@ def test_fill_the_form_submit_and_see_the_breakdown(page, app_url, outside_reque
     wait_idle(page, timeout=SLOW)
     # the name's rerun may still redraw the panel and close a dropdown opened too early: choose() retries
     choose(page, re.compile(r"^Tool"), "transfer_funds", timeout=SLOW)
-    page.get_by_label("from_account *", exact=True).fill("CHK-009")
-    page.get_by_label("to_account *", exact=True).fill("SAV-00A")
+    type_in(page, page.get_by_label("from_account *", exact=True), "CHK-009")
+    type_in(page, page.get_by_label("to_account *", exact=True), "SAV-00A")
     page.get_by_label("amount *", exact=True).fill("250")
     page.get_by_label("amount *", exact=True).press("Tab")
     screenshot(page, "try_panel_form_filled")
@@ -55,7 +55,7 @@ def test_ask_a_model_on_a_local_server(page, app_url, outside_requests):
         wait_idle(page, timeout=SLOW)
         page.wait_for_selector('[data-testid="stChatMessage"]', timeout=SLOW)
         page.get_by_role("tab", name="A model's answer").click()
-        page.get_by_label("Base URL", exact=True).fill(server.base_url)
+        type_in(page, page.get_by_label("Base URL", exact=True), server.base_url)
         page.get_by_label("Model", exact=True).fill("fake-model")
         page.get_by_label("Model", exact=True).press("Tab")
         page.get_by_role("button", name="Ask the model").click()
