@@ -83,9 +83,8 @@ def run(args) -> int:
                                "configured", "set OPENAI_API_KEY (and OPENAI_BASE_URL for another endpoint), "
                                "or add --dry-run to build the set and see the estimate")
     seed = DEFAULT_SEED if args.seed is None else args.seed
-    store = Store.open(resolve_db(args.db))
     err = sys.stderr
-    try:
+    with Store.open(resolve_db(args.db)) as store:
         source = "calibration" if args.calibration else "campaign" if args.campaign else "run"
         built = build_audit_set(store, source, run=args.run_name, campaign=args.campaign, name=args.set_name,
                                 limit=args.limit, seed=seed, split=args.split)
@@ -107,8 +106,6 @@ def run(args) -> int:
         for problem in result.errors[:5]:
             print(f"  LLM grader failed: {problem}", file=err)
         figures = agreement(audit_rows(store, audit_set.id), threshold=0.5)
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(_json(figures, audit_set.name, config.model), indent=2))
         return 0 if figures.n else 1

@@ -91,8 +91,7 @@ def run(args) -> int:
     flt = filter_from_args(args)
     path = resolve_db(args.db)
     # a plain export only reads; a run export may first bring the run's taxonomy up to date (a write)
-    store = Store.open(path, readonly=args.run_name is None)
-    try:
+    with Store.open(path, readonly=args.run_name is None) as store:
         run_id = _run_id(store, args.run_name)
         selection = Selection(flt, sample=args.sample, seed=args.seed if args.sample is not None else None,
                               run_id=run_id)
@@ -109,8 +108,6 @@ def run(args) -> int:
             except KeyboardInterrupt:
                 print(f"interrupted: nothing written to {args.out}", file=sys.stderr)
                 return 130
-    finally:
-        store.close()
     print(result.summary())
     return 0
 

@@ -47,11 +47,8 @@ def run(args) -> int:
     from ...data.store import Store
     from ...runs.taxonomy import CATEGORIES
 
-    store = Store.open(resolve_db(args.db))
-    try:
+    with Store.open(resolve_db(args.db)) as store:
         data = report(store, args.run_name)
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(data, indent=2))
         return 0

@@ -106,8 +106,7 @@ def run(args) -> int:
     if args.write_batch is not None:
         return _write_batch(args, runner_for(config, request, check=False))
     seed = args.seed if args.seed is not None else 0
-    store = Store.open(resolve_db(args.db))
-    try:
+    with Store.open(resolve_db(args.db)) as store:
         flt = DecisionPointFilter(split=args.split, action_type=args.action_type)
         ids = select_ids(store, flt, limit=args.limit, sample_seed=args.sample_seed)
         if not ids:
@@ -140,8 +139,6 @@ def run(args) -> int:
             print(f"interrupted: answers so far are stored; resume with --run {name}", file=sys.stderr)
             return 130
         summary = summarise_run(store, result.run_id)
-    finally:
-        store.close()
     verb = "resumed" if result.resumed else "stored"
     print(f"run {result.run_name!r} (id {result.run_id}) {verb} in {store.path}: model {args.model}, grader {chosen}")
     print(f"selected: {result.n_selected:,}  already done: {result.n_skipped:,}  asked now: {result.n_answered:,}  "
@@ -173,8 +170,7 @@ def _write_batch(args, runner) -> int:
     sampled = args.sample_seed is not None and args.limit is not None
     selection = Selection(flt, sample=args.limit if sampled else None, seed=args.sample_seed if sampled else None)
     limit = None if sampled or args.sample_seed is not None else args.limit
-    store = Store.open(resolve_db(args.db), readonly=True)
-    try:
+    with Store.open(resolve_db(args.db), readonly=True) as store:
         total = count(store, selection) if limit is None else min(limit, count(store, selection))
         if total == 0:
             print("error: no decision point matches this selection (fix: check --split / --action-type and "
@@ -183,8 +179,6 @@ def _write_batch(args, runner) -> int:
         with progress_bar(total, unit="request", desc="write batch", quiet=args.quiet) as bar:
             files = write_batch(store, runner, selection, args.write_batch, limit=limit,
                                 on_progress=bar.update if bar is not None else None)
-    finally:
-        store.close()
     print(f"{files.n_requests:,} requests for {args.model} written ({files.bytes / 1e6:,.1f} MB) to "
           + ", ".join(str(p) for p in files.paths))
     print("next: upload each file to the OpenAI Batch API (purpose \"batch\", endpoint /v1/chat/completions), "

@@ -24,11 +24,8 @@ def run(args) -> int:
     from ...data.records import content_text, parse_tool_calls
     from ...data.store import Store
 
-    store = Store.open(resolve_db(args.db))
-    try:
+    with Store.open(resolve_db(args.db)) as store:
         dp = store.get(args.id)
-    finally:
-        store.close()
     if args.json:
         print(dumps_text(dp.to_json()))  # valid JSON: a NaN a dataset row holds prints as null
         return 0

@@ -23,11 +23,8 @@ def run(args) -> int:
     from ...data.extract import FLAGS
     from ...data.store import Store
 
-    store = Store.open(resolve_db(args.db))
-    try:
+    with Store.open(resolve_db(args.db)) as store:
         stats = store.stats()
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(stats, indent=2))
         return 0

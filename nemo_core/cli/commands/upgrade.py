@@ -29,15 +29,12 @@ def run(args) -> int:
     from ...data.grading_view import fill_views, missing_views
     from ...data.store import Store
 
-    store = Store.open(resolve_db(args.db, write=True), create=False)
-    try:
+    with Store.open(resolve_db(args.db, write=True), create=False) as store:
         missing = missing_views(store)
         if not missing:
             print(f"{store.path}: up to date (every conversation has its grading view)")
             return 0
         with tqdm(total=missing, unit="conv", desc="grading views", disable=args.quiet, dynamic_ncols=True) as bar:
             written = fill_views(store, bar.update)
-    finally:
-        store.close()
     print(f"{store.path}: wrote {written:,} grading views")
     return 0
