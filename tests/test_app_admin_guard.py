@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_runner import run_app_page
 import hostile_data as H
 from nemo_core.people.audit.sets import get_audit_set, list_audit_sets
 from nemo_core.people.guarded import audit_set_is_guarded, people_run_names
@@ -25,8 +25,6 @@ from nemo_core.runs.analysis import delete_run_with_analysis
 from nemo_core.runs.run import get_run
 from nemo_core.data.store import Store
 
-REPO = Path(__file__).resolve().parent.parent
-APP = str(REPO / "app.py")
 PASSPHRASE = "correct horse"
 
 
@@ -51,12 +49,7 @@ def run_page(db, monkeypatch):
     monkeypatch.setenv("NEMO_ADMIN_PASSWORD", PASSPHRASE)
 
     def run(page: str, /, **query: str) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=60)
-        for key, value in query.items():
-            at.query_params[key] = value
-        at.switch_page(page).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
+        return run_app_page(page, query, timeout=60)
 
     return run
 

@@ -5,11 +5,11 @@ grading, the agreement figures)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_runner import run_app_page
 from fake_openai import fake_openai  # noqa: F401  (fixture)
 from nemo_core.people.audit.scores import audit_rows
 from nemo_core.people.audit.build import build_audit_set
@@ -17,8 +17,6 @@ from nemo_core.people.audit.sets import get_audit_set
 from nemo_core.data.store import Store
 from test_audit_flow import judge
 
-REPO = Path(__file__).resolve().parent.parent
-APP = str(REPO / "app.py")
 PAGE = "app_pages/audit.py"
 
 
@@ -33,12 +31,7 @@ def open_page(demo_db, monkeypatch):
     monkeypatch.setenv("NEMO_DB", str(demo_db))
 
     def run(**query: str) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=60)
-        for key, value in query.items():
-            at.query_params[key] = value
-        at.switch_page(PAGE).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
+        return run_app_page(PAGE, query, timeout=60)
 
     return run
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_runner import run_app_page
 from nemo_core.people import campaigns as C
 from nemo_core.data.filters import DecisionPointFilter
 from nemo_core.data.store import Store
@@ -29,10 +30,7 @@ def app(demo_db, monkeypatch):
     monkeypatch.delenv("NEMO_ADMIN_PASSWORD", raising=False)
 
     def open_page(page: str) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=30)
-        at.switch_page(page).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
+        return run_app_page(page)
 
     return open_page
 

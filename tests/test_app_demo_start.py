@@ -4,15 +4,11 @@ states (issue 18)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_runner import run_app_page
 from nemo_core.people import demo_content as D
-
-REPO = Path(__file__).resolve().parent.parent
-APP = str(REPO / "app.py")
 
 
 @pytest.fixture
@@ -28,9 +24,7 @@ def fresh_start(tmp_path, monkeypatch):
     monkeypatch.setattr(D, "ensure_full_demo_db", lambda *a, **k: real(built))
 
     def open_page(page: str) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=60)
-        at.switch_page(page).run()
-        assert not at.exception, [e.value for e in at.exception]
+        at = run_app_page(page, timeout=60)
         assert built.exists()
         return at
 

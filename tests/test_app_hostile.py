@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_runner import run_app_page
 import hostile_data as H
 from markdown_scan import live_markdown, problems
 from ui.safe import break_autolinks, code_span, escape_markdown, inert_label
-
-REPO = Path(__file__).resolve().parent.parent
-APP = str(REPO / "app.py")
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +35,7 @@ def run_page(hostile_db, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
     def run(page: str, /, session: dict | None = None, **query: str) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=60)
-        for key, value in query.items():
-            at.query_params[key] = value
-        for key, value in (session or {}).items():
-            at.session_state[key] = value
-        at.switch_page(page).run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
+        return run_app_page(page, query, timeout=60, session=session)
 
     return run
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_runner import run_app_page
 from fake_openai import FakeOpenAI, authorization, echo_authorization
 from nemo_core.people.attempts import list_attempts
 from nemo_core.data.store import Store
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 CALL_DP = "interactive_agent/synth-b81d1299-b213-6003-cf00484b/12"  # transfer_funds
 SERVER_KEY = "sk-server-env-key-0a1b2c3d4e5f"
 SECRET_KEY = "sk-server-secret-key-9z8y7x6w"
@@ -42,13 +42,7 @@ def page(demo_db, monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
     def open_page(secrets: dict[str, str] | None = None) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=30)
-        for name, value in (secrets or {}).items():
-            at.secrets[name] = value
-        at.query_params["id"] = CALL_DP
-        at.switch_page("app_pages/decision_point.py").run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
+        return run_app_page("app_pages/decision_point.py", {"id": CALL_DP}, secrets=secrets)
 
     return open_page
 

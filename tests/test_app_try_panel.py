@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_runner import run_app_page
 from fake_openai import Reply, fake_openai  # noqa: F401  (fixture)
 from nemo_core.people.attempts import list_attempts
 from nemo_core.data.store import Store
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 CALL_DP = "interactive_agent/synth-b81d1299-b213-6003-cf00484b/12"  # transfer_funds, 5 arguments
 MESSAGE_DP = "interactive_agent/synth-b81d1299-b213-6003-cf00484b/4"
 TYPED_KEY = "sk-typed-in-the-page-9f8e7d"
@@ -26,11 +26,7 @@ def open_dp(demo_db, monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
     def run(dp_id: str) -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=30)
-        at.query_params["id"] = dp_id
-        at.switch_page("app_pages/decision_point.py").run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
+        return run_app_page("app_pages/decision_point.py", {"id": dp_id})
 
     return run
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import gc
 import threading
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
+from app_runner import run_app_page
 from nemo_core.data.store import Store
 from nemo_core.data.tuning import tuned
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 def settings(store: Store) -> tuple:
@@ -60,8 +57,7 @@ def test_an_upload_in_the_app_leaves_the_collector_and_the_connection_as_they_we
 
     monkeypatch.setenv("NEMO_DB", str(demo_db))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("app_pages/runs.py").run()
+    at = run_app_page("app_pages/runs.py", timeout=60)
     store = get_store(demo_db)  # the app's own connection (one per database per process)
     before = settings(store)
     assert before[0]
