@@ -234,3 +234,15 @@ def test_campaign_answers_as_a_source(demo_store, server):
     assert (plan.n_to_grade, plan.n_cached, plan.n_calls) == (2, 1, 1)
     result = grade_audit_set(demo_store, built.audit_set.id, grader, concurrency=1)
     assert (result.n_graded, result.n_cached, result.n_requests) == (2, 1, 1)
+
+
+def test_a_campaign_answer_that_is_a_call_is_left_out_and_counted(demo_store):
+    """A person who answered a message item with a tool call has no reply to audit: left out, said why."""
+    insert_campaign(demo_store, "c2", n_items=2)
+    call = json.dumps({"type": "function_call", "name": "lookup", "arguments": {}})
+    with demo_store.transaction() as conn:
+        conn.execute("UPDATE campaign_answers SET action = ? WHERE annotator = 'bob' AND id = "
+                     "(SELECT min(id) FROM campaign_answers WHERE annotator = 'bob')", (call,))
+    built = build_audit_set(demo_store, "campaign", campaign="c2")
+    assert built.skipped == {"not a message reply": 1}
+    assert built.n_items == 3  # two decision points × two people, less bob's call

@@ -73,15 +73,9 @@ def _build_from_run(store: Store, run: str | int | None, *, name: str | None, li
     skipped: dict[str, int] = {}
     eligible = []
     for row in rows:
-        action = orjson.loads(row["action"]) if row["action"] else None
-        if row["submitted_type"] != "message" or not isinstance(action, dict) or action.get("type") != "message":
-            skipped["not a message reply (a call, or no valid action)"] = skipped.get(
-                "not a message reply (a call, or no valid action)", 0) + 1
-            continue
-        if row["flag_empty_expected"]:
-            skipped["empty reference"] = skipped.get("empty reference", 0) + 1
-            continue
-        eligible.append((order_key(seed, row["dp_id"], "prediction"), row["dp_id"], action.get("content") or ""))
+        reply = _reply_to_audit(row, skipped, "not a message reply (a call, or no valid action)")
+        if reply is not None:
+            eligible.append((order_key(seed, row["dp_id"], "prediction"), row["dp_id"], reply))
     eligible.sort()
     if limit is not None:
         eligible = eligible[:limit]
@@ -94,6 +88,21 @@ def _build_from_run(store: Store, run: str | int | None, *, name: str | None, li
             _item_row(audit_set.id, seed, dp_id, targets[dp_id].split, "prediction", candidate,
                       targets[dp_id].expected_content or "") for _, dp_id, candidate in chunk])
     return BuildResult(audit_set, added, _count_items(store, audit_set.id), skipped)
+
+
+def _reply_to_audit(row: dict[str, Any], skipped: dict[str, int], not_a_reply: str) -> str | None:
+    """The text of a stored answer worth auditing: a message reply (by its own type and, for a prediction, the
+    type it was submitted as) to a decision point whose reference is not empty. None otherwise, counted in
+    `skipped` under the reason a user is shown."""
+    action = orjson.loads(row["action"]) if row["action"] else None
+    if row.get("submitted_type", "message") != "message" or not isinstance(action, dict) \
+            or action.get("type") != "message":
+        skipped[not_a_reply] = skipped.get(not_a_reply, 0) + 1
+        return None
+    if row["flag_empty_expected"]:
+        skipped["empty reference"] = skipped.get("empty reference", 0) + 1
+        return None
+    return action.get("content") or ""
 
 
 def campaigns_available(store: Store) -> list[dict[str, Any]]:
@@ -128,18 +137,13 @@ def _build_from_campaign(store: Store, campaign: str | int | None, *, name: str 
     skipped: dict[str, int] = {}
     eligible = []
     for row in store.query(sql, params):
-        action = orjson.loads(row["action"]) if row["action"] else None
-        if not isinstance(action, dict) or action.get("type") != "message":
-            skipped["not a message reply"] = skipped.get("not a message reply", 0) + 1
-            continue
-        if row["flag_empty_expected"]:
-            skipped["empty reference"] = skipped.get("empty reference", 0) + 1
-            continue
-        eligible.append((order_key(seed, row["dp_id"]), row["dp_id"], row["annotator"], action.get("content") or ""))
+        reply = _reply_to_audit(row, skipped, "not a message reply")
+        if reply is not None:
+            eligible.append((order_key(seed, row["dp_id"]), row["dp_id"], row["annotator"], reply))
     eligible.sort()
     if limit is not None:
-        keep = list(dict.fromkeys(dp_id for _, dp_id, _, _ in eligible))[:limit]
-        eligible = [e for e in eligible if e[1] in set(keep)]
+        keep = set(list(dict.fromkeys(dp_id for _, dp_id, _, _ in eligible))[:limit])
+        eligible = [e for e in eligible if e[1] in keep]
     targets = TargetLoader(store).load([e[1] for e in eligible])
     items = [_item_row(audit_set.id, seed, dp_id, targets[dp_id].split, "human", candidate,
                        targets[dp_id].expected_content or "", variant=annotator)
