@@ -50,6 +50,18 @@ def type_in(page, field, text: str, timeout: float = 20_000) -> None:
     wait_idle(page, timeout=timeout)
 
 
+def upload_predictions(page, path, timeout: float = 30_000) -> None:
+    """On the Runs page: open "Upload predictions", choose `path`, and wait until the page has read the file
+    (its line counts show) and is idle. The upload's rerun can start later than `wait_idle`'s first look on a
+    loaded machine; a form filled and submitted before that rerun ends can lose its submit."""
+    from playwright.sync_api import expect
+
+    page.get_by_text("Upload predictions").click()
+    page.locator('input[type="file"]').set_input_files(str(path))
+    expect(page.get_by_test_id("stMetricLabel").filter(has_text="Good lines")).to_be_visible(timeout=timeout)
+    wait_idle(page, timeout=timeout)
+
+
 def screenshot(page, name: str) -> Path:
     """The whole page: Streamlit scrolls inside its main section, so grow the viewport to its height
     (up to 6000 px) for the shot, then put it back."""

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from browser_helpers import choose, screenshot, type_in, wait_idle
+from browser_helpers import choose, screenshot, type_in, upload_predictions, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -99,9 +99,7 @@ def test_runs_page_grades_a_batch_output_upload_and_downloads_the_run(page, app_
     page.set_viewport_size({"width": 1400, "height": 900})
     page.goto(app_url + "/runs")
     wait_idle(page)
-    page.get_by_text("Upload predictions").click()
-    page.locator('input[type="file"]').set_input_files(str(tmp_path / "batch_output.jsonl"))
-    wait_idle(page)
+    upload_predictions(page, str(tmp_path / "batch_output.jsonl"))
     page.wait_for_selector('[data-testid="stMain"] [data-testid="stDataFrame"] canvas', timeout=30_000)
     screenshot(page, "downloads_runs_batch_upload")
     values = page.get_by_test_id("stMain").get_by_test_id("stMetricValue").all_inner_texts()

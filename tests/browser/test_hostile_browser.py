@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import expect
 
 import hostile_data as H
-from browser_helpers import screenshot, serve_app, type_in, wait_idle
+from browser_helpers import screenshot, serve_app, type_in, upload_predictions, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -157,9 +157,7 @@ def test_an_upload_named_like_an_image_fetches_nothing(page, hostile_url, tmp_pa
     preds = tmp_path / "p.jsonl"
     preds.write_text('{"id": "' + H.MESSAGE_DP + '", "action": {"type": "message", "content": "hi"}}\n')
     visit(page, hostile_url + "/runs")
-    page.get_by_text("Upload predictions").click()
-    page.locator('input[type="file"]').set_input_files(str(preds))
-    wait_idle(page)
+    upload_predictions(page, str(preds))
     name = "![p](http://203.0.113.9/typed.png) www.evil-typed.example"
     type_in(page, page.get_by_label("Run name"), name)
     page.get_by_role("button", name="Grade the").click()

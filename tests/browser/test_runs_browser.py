@@ -14,7 +14,7 @@ import sqlite3
 import pytest
 from playwright.sync_api import expect
 
-from browser_helpers import screenshot, type_in, wait_idle
+from browser_helpers import screenshot, type_in, upload_predictions, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -53,9 +53,7 @@ def prediction_files(demo_db_master, tmp_path):
 def upload(page, app_url, path, name):
     page.goto(app_url + "/runs")
     wait_idle(page)
-    page.get_by_text("Upload predictions").click()
-    page.locator('input[type="file"]').set_input_files(str(path))
-    wait_idle(page)
+    upload_predictions(page, str(path))
     type_in(page, page.get_by_label("Run name"), name)
     page.get_by_role("button", name="Grade the").click()
     wait_idle(page)
@@ -69,9 +67,7 @@ def test_upload_taxonomy_failure_compare_delete(page, app_url, outside_requests,
     # ---- upload: the bad line is listed with its number before anything is stored ---------------------
     page.goto(app_url + "/runs")
     wait_idle(page)
-    page.get_by_text("Upload predictions").click()
-    page.locator('input[type="file"]').set_input_files(str(alpha))
-    wait_idle(page)
+    upload_predictions(page, str(alpha))
     values = page.get_by_test_id("stMain").get_by_test_id("stMetricValue").all_inner_texts()
     assert values[:3] == ["5", "4", "1"]  # lines, good, bad
     page.wait_for_selector('[data-testid="stDataFrame"] canvas')
