@@ -43,8 +43,8 @@ def choose(page, selectbox, option, attempts: int = 5, timeout: float = 20_000) 
 def type_in(page, field, text: str, timeout: float = 20_000) -> None:
     """Fill `field` (a locator) and leave it with Tab, then wait for the rerun. Streamlit sends a text or number
     input's value when the field loses focus; filled and then left by a click on a button, the value's rerun and
-    the click race, and on a loaded machine the click can be lost (seen in CI: a run never stored). Tab sends
-    the value on its own first. Inside a form Tab only moves the focus."""
+    the click's can overlap. Tab sends the value on its own first. Inside a form Tab only moves the focus (the
+    CI failure that led here was in a form: see `upload_predictions` for its likelier cause)."""
     field.fill(text)
     field.press("Tab")
     wait_idle(page, timeout=timeout)
