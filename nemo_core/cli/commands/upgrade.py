@@ -23,9 +23,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
-    from ..options import resolve_db
+    from ..options import progress_bar, resolve_db
     from ...data.grading_view import fill_views, missing_views
     from ...data.store import Store
 
@@ -34,7 +32,7 @@ def run(args) -> int:
         if not missing:
             print(f"{store.path}: up to date (every conversation has its grading view)")
             return 0
-        with tqdm(total=missing, unit="conv", desc="grading views", disable=args.quiet, dynamic_ncols=True) as bar:
-            written = fill_views(store, bar.update)
+        with progress_bar(missing, unit="conv", desc="grading views", quiet=args.quiet) as bar:
+            written = fill_views(store, bar.update if bar is not None else None)
     print(f"{store.path}: wrote {written:,} grading views")
     return 0
